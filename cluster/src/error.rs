@@ -1,0 +1,45 @@
+//! The cluster crate's one error type; every message names what failed and, where there is one, the fix.
+
+use std::path::{Path, PathBuf};
+
+/// What can go wrong starting or running a local control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("generating certificates: {0}")]
+    Pki(String),
+    #[error(
+        "upstream {name} not found at {path}: run `make upstream` (or `hack/upstream/build.sh {name}`) to build it"
+    )]
+    MissingUpstreamBinary { name: String, path: PathBuf },
+    #[error("cannot start {name}: {source}")]
+    Spawn { name: String, source: std::io::Error },
+    #[error("{name} exited ({status}) while starting; last lines of {log}:\n{tail}")]
+    Exited {
+        name: String,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("{name} was not ready after {seconds}s; see {log}")]
+    NotReady { name: String, seconds: u64, log: PathBuf },
+    #[error("port {port} on 127.0.0.1 is in use (choose another port, or stop what uses it)")]
+    PortInUse { port: u16 },
+    #[error("a ferrokube control plane is already running (pid {pid}, state in {dir}): stop it with Ctrl-C first")]
+    AlreadyRunning { pid: u32, dir: PathBuf },
+    #[error("talking to the apiserver: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Client(#[from] component_base::client::ClientError),
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

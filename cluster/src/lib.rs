@@ -1,0 +1,16 @@
+//! The `ferrokube` CLI's library: local control planes (real upstream etcd and kube-apiserver) for tests and
+//! `ferrokube up`, their PKI and kubeconfigs, and the process supervision that keeps nothing running after us.
+
+pub mod cleanup;
+pub mod control_plane;
+mod error;
+pub mod kubeconfig;
+pub mod pki;
+pub mod process;
+mod sys;
+pub mod testing;
+pub mod upstream;
+
+pub use control_plane::{ControlPlane, ControlPlaneConfig};
+pub use error::Error;
+pub use pki::Identity;

@@ -1,0 +1,57 @@
+//! `ferrokube`: runs local clusters made of upstream etcd and kube-apiserver and ferrokube's components.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use component_base::version;
+
+mod up;
+
+#[derive(Parser)]
+#[command(name = "ferrokube", version = version::long_version(), about = "Local Kubernetes clusters run by ferrokube's components")]
+struct Cli {
+    #[command(flatten)]
+    logging: component_base::flags::LoggingFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a local control plane (etcd and kube-apiserver) and run it until Ctrl-C.
+    Up(up::UpArgs),
+    /// Print ferrokube's version and the upstream versions it targets.
+    Version,
+}
+
+/// `$FERROKUBE_HOME`, else `~/.ferrokube`: where `up` writes the kubeconfig.
+fn ferrokube_home() -> PathBuf {
+    std::env::var_os("FERROKUBE_HOME").map_or_else(
+        || std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from).join(".ferrokube"),
+        PathBuf::from,
+    )
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = component_base::flags::parse();
+    component_base::logging::init(cli.logging.verbosity);
+    let result = match cli.command {
+        Command::Version => {
+            println!("ferrokube {}", version::FERROKUBE_VERSION);
+            println!("kubernetes {}", version::KUBERNETES_VERSION);
+            println!("etcd {}", version::ETCD_VERSION);
+            Ok(())
+        }
+        Command::Up(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(up::run(args, ferrokube_home()))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrokube: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

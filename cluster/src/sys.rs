@@ -1,0 +1,31 @@
+//! The few libc calls the process supervision needs; the only unsafe code in the crate, each call a plain
+//! system call with no memory to get wrong.
+#![allow(unsafe_code)]
+
+/// Sends `signal` to process `pid`; false if it does not exist (or is not ours).
+pub fn kill(pid: u32, signal: i32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) takes plain integers.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
+/// In a forked child before exec: ask the kernel to SIGKILL us when the thread that forked us dies, so a
+/// crashed or killed parent leaves nothing running.
+pub fn set_parent_death_signal() -> std::io::Result<()> {
+    // SAFETY: prctl(2) with PR_SET_PDEATHSIG takes plain integers; async-signal-safe, so fine after fork.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Registers `handler` to run when the process exits through exit(3), as the test harness's main does.
+pub fn at_exit(handler: extern "C" fn()) {
+    // SAFETY: atexit(3) stores a function pointer with 'static lifetime.
+    unsafe {
+        libc::atexit(handler);
+    }
+}

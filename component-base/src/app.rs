@@ -1,0 +1,118 @@
+//! The start-up and run loop every control-plane component shares: flags, logging, signals, the serving
+//! endpoints, a checked connection to the apiserver, and leader election around the component's work.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use clap::Args;
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{self, ClientError};
+use crate::flags::{ClientFlags, LeaderElectionFlags, LoggingFlags, ServingFlags};
+use crate::leaderelection::{self, LeaderElectionConfig, LeaderElector};
+use crate::serving::{Readiness, Server, ServingError};
+use crate::{logging, shutdown};
+
+/// Flags shared by kube-scheduler and kube-controller-manager.
+#[derive(Args, Clone, Debug)]
+pub struct ControlPlaneFlags {
+    #[command(flatten)]
+    pub client: ClientFlags,
+    #[command(flatten)]
+    pub serving: ServingFlags,
+    #[command(flatten)]
+    pub leader_election: LeaderElectionFlags,
+    #[command(flatten)]
+    pub logging: LoggingFlags,
+}
+
+/// What differs between components in the shared start-up: upstream's name and defaults.
+#[derive(Clone, Copy, Debug)]
+pub struct ComponentDefaults {
+    /// Upstream's component name; also the default Lease name.
+    pub name: &'static str,
+    /// Default `--kube-api-qps`.
+    pub qps: f32,
+    /// Default `--kube-api-burst`.
+    pub burst: u32,
+    /// Default `--secure-port`.
+    pub port: u16,
+}
+
+/// Why a component could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Serving(#[from] ServingError),
+    #[error(transparent)]
+    LeaderElection(#[from] leaderelection::Error),
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// What the component's work gets: a client, its readiness checks, and a token cancelled when it must stop
+/// (shutdown, or lost leadership).
+pub struct ComponentContext {
+    /// A client with the component's rate limit.
+    pub client: Client,
+    /// Checks reported by `/readyz`.
+    pub readiness: Readiness,
+    /// Cancelled when the work must stop.
+    pub stop: CancellationToken,
+}
+
+/// Runs a control-plane component: everything before and around `work`, which runs while this replica
+/// leads (or at once with `--leader-elect=false`).
+pub async fn run<F, Fut>(defaults: ComponentDefaults, flags: &ControlPlaneFlags, work: F) -> Result<(), AppError>
+where
+    F: FnOnce(ComponentContext) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    logging::init(flags.logging.verbosity);
+    let shutdown = shutdown::on_signal().map_err(AppError::Signals)?;
+    let port = flags.serving.secure_port.unwrap_or(defaults.port);
+    // Bind before connecting so a port in use is reported at once, not after the apiserver answers.
+    let server = match port {
+        0 => None,
+        port => Some(Server::bind(SocketAddr::new(flags.serving.bind_address, port)).await?),
+    };
+    let client = client::connect(&flags.client.options(defaults.qps, defaults.burst)).await?;
+    let readiness = Readiness::default();
+    let serving = server.map(|server| tokio::spawn(server.serve(readiness.clone(), shutdown.clone())));
+    tracing::info!(component = defaults.name, version = crate::version::long_version(), "started");
+
+    let context = |stop| ComponentContext {
+        client: client.clone(),
+        readiness: readiness.clone(),
+        stop,
+    };
+    let result = if flags.leader_election.leader_elect {
+        let config = LeaderElectionConfig::from_flags(&flags.leader_election, defaults.name, identity());
+        let elector = LeaderElector::new(client.clone(), config)?;
+        elector
+            .run(shutdown.clone(), |leading| work(context(leading)))
+            .await
+            .map_err(AppError::from)
+    } else {
+        work(context(shutdown.clone())).await;
+        Ok(())
+    };
+    shutdown.cancel();
+    if let Some(serving) = serving {
+        match serving.await {
+            Ok(Err(e)) => tracing::warn!("{e}"),
+            Err(e) => tracing::warn!("serving task failed: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
+    result
+}
+
+/// Upstream's leader-election identity: the host name, then a random suffix so replicas on one host differ.
+pub fn identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
+    format!("{}_{:016x}", host.trim(), rand::random::<u64>())
+}

@@ -1,0 +1,180 @@
+//! Client construction as client-go does it: kubeconfig loading, and a client-side token bucket in front of
+//! every request so `--kube-api-qps`/`--kube-api-burst` mean what they mean upstream.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use kube::client::ClientBuilder;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use tokio::time::Sleep;
+use tower::{Layer, Service};
+
+use crate::ratelimit::TokenBucket;
+
+/// Why a client could not be made or could not reach the apiserver; each message names the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot read kubeconfig {path}: {source} (pass --kubeconfig with the path of a readable kubeconfig)"
+    )]
+    ReadKubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("kubeconfig {path} is not usable: {source}")]
+    BadKubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no kubeconfig found: {0} (pass --kubeconfig, or run inside a cluster)")]
+    Infer(kube::config::InferConfigError),
+    #[error("cannot build a client for {url}: {source}")]
+    Build { url: String, source: kube::Error },
+    #[error(
+        "cannot reach the apiserver at {url}: {reason} (is it running, and does --kubeconfig point at it?)"
+    )]
+    Unreachable { url: String, reason: String },
+}
+
+/// What a component needs to talk to the apiserver.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Path of the kubeconfig; `None` infers it (in-cluster, then `$KUBECONFIG`, then `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// Sustained requests per second; zero or less means unlimited, as in client-go.
+    pub qps: f32,
+    /// Requests allowed at once before the qps limit applies.
+    pub burst: u32,
+}
+
+/// Loads the kubeconfig named by `options` into a kube `Config`.
+pub async fn load_config(kubeconfig: Option<&Path>) -> Result<Config, ClientError> {
+    let Some(path) = kubeconfig else {
+        return Config::infer().await.map_err(ClientError::Infer);
+    };
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|source| ClientError::ReadKubeconfig {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|source| ClientError::BadKubeconfig {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Builds a client from `options` with the client-side rate limit in front of it. It does not contact the
+/// apiserver; see [`connect`] for that.
+pub async fn build_client(options: &ClientOptions) -> Result<Client, ClientError> {
+    let config = load_config(options.kubeconfig.as_deref()).await?;
+    client_from_config(config, options.qps, options.burst)
+}
+
+/// Wraps `config` in a client whose requests pass through a `qps`/`burst` token bucket.
+pub fn client_from_config(config: Config, qps: f32, burst: u32) -> Result<Client, ClientError> {
+    let url = config.cluster_url.to_string();
+    let builder =
+        ClientBuilder::try_from(config).map_err(|source| ClientError::Build { url, source })?;
+    Ok(builder.with_layer(&RateLimitLayer::new(qps, burst)).build())
+}
+
+/// Builds a client and checks that the apiserver answers, so a wrong kubeconfig or a stopped apiserver is
+/// reported at start-up in one line instead of as endless retries.
+pub async fn connect(options: &ClientOptions) -> Result<Client, ClientError> {
+    let config = load_config(options.kubeconfig.as_deref()).await?;
+    let url = config.cluster_url.to_string();
+    let client = client_from_config(config, options.qps, options.burst)?;
+    let probe = tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await;
+    match probe {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(e)) => Err(ClientError::Unreachable {
+            url,
+            reason: one_line(&e),
+        }),
+        Err(_) => Err(ClientError::Unreachable {
+            url,
+            reason: "no answer within 10s".into(),
+        }),
+    }
+}
+
+/// The innermost cause of an error, which is the part that tells a user what went wrong.
+fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// A tower layer that makes every request wait for a token, as client-go's rate-limited REST client does.
+#[derive(Clone, Debug)]
+pub struct RateLimitLayer {
+    bucket: Arc<TokenBucket>,
+}
+
+impl RateLimitLayer {
+    /// A layer allowing `qps` requests per second with bursts of `burst`.
+    pub fn new(qps: f32, burst: u32) -> Self {
+        Self {
+            bucket: Arc::new(TokenBucket::new(qps, burst)),
+        }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimited<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimited {
+            inner,
+            bucket: self.bucket.clone(),
+            wait: None,
+            reserved: false,
+        }
+    }
+}
+
+/// The service made by [`RateLimitLayer`]. kube drives it from a single buffer worker, so waiting in
+/// `poll_ready` holds back every later request too: exactly a client-wide limit.
+pub struct RateLimited<S> {
+    inner: S,
+    bucket: Arc<TokenBucket>,
+    wait: Option<Pin<Box<Sleep>>>,
+    reserved: bool,
+}
+
+impl<S, R> Service<R> for RateLimited<S>
+where
+    S: Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if !self.reserved {
+            self.reserved = true;
+            let wait = self.bucket.reserve();
+            if !wait.is_zero() {
+                self.wait = Some(Box::pin(tokio::time::sleep(wait)));
+            }
+        }
+        if let Some(wait) = self.wait.as_mut() {
+            ready!(wait.as_mut().poll(cx));
+            self.wait = None;
+        }
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.reserved = false;
+        self.inner.call(request)
+    }
+}

@@ -1,0 +1,72 @@
+//! Events (events.k8s.io/v1) as upstream components record them: reported by the component and its
+//! instance, with repeats of the same event folded into one object's series (kube-runtime's recorder does
+//! the folding, as client-go's events broadcaster does).
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+/// Records events for one component; cheap to clone.
+#[derive(Clone)]
+pub struct EventRecorder {
+    recorder: Recorder,
+}
+
+impl EventRecorder {
+    /// A recorder reporting as `controller` (upstream's reportingController, e.g. `default-scheduler`) from
+    /// `instance` (upstream's reportingInstance, e.g. `default-scheduler-<hostname>`).
+    pub fn new(client: Client, controller: &str, instance: &str) -> Self {
+        let reporter = Reporter {
+            controller: controller.to_string(),
+            instance: Some(instance.to_string()),
+        };
+        Self {
+            recorder: Recorder::new(client, reporter),
+        }
+    }
+
+    /// Records a Normal event about `regarding`. Failures are logged, not returned: like upstream, an event
+    /// that cannot be written never stops the work it describes.
+    pub async fn normal(
+        &self,
+        regarding: &ObjectReference,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        self.publish(regarding, EventType::Normal, reason, action, note)
+            .await;
+    }
+
+    /// Records a Warning event about `regarding`; failures are logged as for [`EventRecorder::normal`].
+    pub async fn warning(
+        &self,
+        regarding: &ObjectReference,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        self.publish(regarding, EventType::Warning, reason, action, note)
+            .await;
+    }
+
+    async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, regarding).await {
+            tracing::warn!(reason, object = ?regarding.name, error = %e, "could not record event");
+        }
+    }
+}

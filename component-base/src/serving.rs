@@ -1,0 +1,179 @@
+//! The one HTTP server each binary runs: `/metrics` in Prometheus text format, and the health endpoints
+//! `/healthz`, `/livez` and `/readyz` with upstream's plain-text answers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus::{Encoder, TextEncoder};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServingError {
+    #[error(
+        "cannot listen on {addr}: {source} (choose another --secure-port or --bind-address, or stop what uses it)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving on {addr} failed: {source}")]
+    Serve {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Named readiness checks; `/readyz` answers 200 only when every registered check passes.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness {
+    checks: Arc<Mutex<BTreeMap<String, bool>>>,
+}
+
+impl Readiness {
+    /// Records whether check `name` passes, registering it on first use.
+    pub fn set(&self, name: &str, ready: bool) {
+        self.lock().insert(name.to_string(), ready);
+    }
+
+    /// Each check with its state, in name order.
+    pub fn checks(&self) -> Vec<(String, bool)> {
+        self.lock()
+            .iter()
+            .map(|(name, ok)| (name.clone(), *ok))
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, bool>> {
+        self.checks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A bound, not yet serving, server: binding first makes a port in use a start-up error.
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds `addr`.
+    pub async fn bind(addr: SocketAddr) -> Result<Self, ServingError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServingError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServingError::Bind { addr, source })?;
+        Ok(Self { listener, addr })
+    }
+
+    /// The address actually bound (useful when binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` is cancelled.
+    pub async fn serve(
+        self,
+        readiness: Readiness,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServingError> {
+        let router = Router::new()
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(alive))
+            .route("/livez", get(alive))
+            .route("/readyz", get(ready))
+            .with_state(readiness);
+        let addr = self.addr;
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .map_err(|source| ServingError::Serve { addr, source })
+    }
+}
+
+async fn metrics() -> impl IntoResponse {
+    let encoder = TextEncoder::new();
+    let mut body = Vec::new();
+    match encoder.encode(&prometheus::gather(), &mut body) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoder.format_type().to_string())],
+            body,
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain".to_string())],
+            e.to_string().into_bytes(),
+        ),
+    }
+}
+
+async fn alive() -> &'static str {
+    "ok"
+}
+
+async fn ready(State(readiness): State<Readiness>) -> (StatusCode, String) {
+    let checks = readiness.checks();
+    if checks.iter().all(|(_, ok)| *ok) {
+        return (StatusCode::OK, "ok".into());
+    }
+    // Upstream lists each check as [+] or [-] when one fails.
+    let mut body: String = checks
+        .iter()
+        .map(|(name, ok)| {
+            if *ok {
+                format!("[+]{name} ok\n")
+            } else {
+                format!("[-]{name} failed\n")
+            }
+        })
+        .collect();
+    body.push_str("readyz check failed\n");
+    (StatusCode::INTERNAL_SERVER_ERROR, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readyz_fails_until_every_check_passes() {
+        let readiness = Readiness::default();
+        readiness.set("informer-sync", false);
+        readiness.set("apiserver", true);
+        let (status, body) = ready(State(readiness.clone())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            "[+]apiserver ok\n[-]informer-sync failed\nreadyz check failed\n"
+        );
+        readiness.set("informer-sync", true);
+        assert_eq!(
+            ready(State(readiness)).await,
+            (StatusCode::OK, "ok".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn binding_a_port_in_use_names_the_address_and_the_fix() {
+        let first = Server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let error = Server::bind(first.local_addr())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.starts_with(&format!("cannot listen on {}", first.local_addr())),
+            "{error}"
+        );
+        assert!(error.contains("--secure-port"), "{error}");
+    }
+}
