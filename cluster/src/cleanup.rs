@@ -84,12 +84,14 @@ pub fn install_signal_handlers() {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
             Ok(mut signals) => {
-                let spawned = std::thread::Builder::new().name("ferrokube-signals".into()).spawn(move || {
-                    if let Some(signal) = signals.forever().next() {
-                        clean_all();
-                        std::process::exit(128 + signal);
-                    }
-                });
+                let spawned = std::thread::Builder::new()
+                    .name("ferrokube-signals".into())
+                    .spawn(move || {
+                        if let Some(signal) = signals.forever().next() {
+                            clean_all();
+                            std::process::exit(128 + signal);
+                        }
+                    });
                 if let Err(e) = spawned {
                     tracing::warn!("cannot start the signal thread: {e}");
                 }

@@ -73,7 +73,12 @@ impl ControlPlane {
 
         let etcd = ManagedProcess::spawn(
             "etcd",
-            etcd_command(&etcd_bin, &dir.path().join("etcd"), etcd_port, etcd_peer_port),
+            etcd_command(
+                &etcd_bin,
+                &dir.path().join("etcd"),
+                etcd_port,
+                etcd_peer_port,
+            ),
             &dir.path().join("etcd.log"),
         )?;
         let registration = cleanup::register(vec![etcd.pid()], Some(dir.path().to_path_buf()));
@@ -83,7 +88,10 @@ impl ControlPlane {
             &dir.path().join("kube-apiserver.log"),
         )?;
         drop(registration);
-        let registration = cleanup::register(vec![apiserver.pid(), etcd.pid()], Some(dir.path().to_path_buf()));
+        let registration = cleanup::register(
+            vec![apiserver.pid(), etcd.pid()],
+            Some(dir.path().to_path_buf()),
+        );
 
         let mut control_plane = Self {
             apiserver,
@@ -106,8 +114,10 @@ impl ControlPlane {
             self.etcd.check_running()?;
             self.apiserver.check_running()?;
             // Asking before the port is open only makes the client log connection errors.
-            if std::net::TcpStream::connect(&self.address).is_ok() {
-                let request = http::Request::get("/readyz").body(Vec::new()).map_err(kube::Error::HttpError)?;
+            if std::net::TcpStream::connect(self.address).is_ok() {
+                let request = http::Request::get("/readyz")
+                    .body(Vec::new())
+                    .map_err(kube::Error::HttpError)?;
                 if matches!(client.request_text(request).await.as_deref(), Ok("ok")) {
                     return Ok(());
                 }
@@ -155,9 +165,9 @@ impl ControlPlane {
 
     /// A client acting as `identity`, without client-side rate limiting.
     pub async fn client(&self, identity: &Identity) -> Result<Client, Error> {
-        let path = self.kubeconfig(identity).ok_or_else(|| {
-            Error::Pki(format!("no credentials were made for {}", identity.user))
-        })?;
+        let path = self
+            .kubeconfig(identity)
+            .ok_or_else(|| Error::Pki(format!("no credentials were made for {}", identity.user)))?;
         let config = component_base::client::load_config(Some(path)).await?;
         Ok(component_base::client::client_from_config(config, 0.0, 0)?)
     }
@@ -173,7 +183,12 @@ impl ControlPlane {
     }
 }
 
-fn write_kubeconfigs(dir: &Path, url: &str, pki: &Pki, identities: &[Identity]) -> Result<Vec<(Identity, PathBuf)>, Error> {
+fn write_kubeconfigs(
+    dir: &Path,
+    url: &str,
+    pki: &Pki,
+    identities: &[Identity],
+) -> Result<Vec<(Identity, PathBuf)>, Error> {
     identities
         .iter()
         .map(|identity| {
@@ -181,7 +196,10 @@ fn write_kubeconfigs(dir: &Path, url: &str, pki: &Pki, identities: &[Identity]) 
                 .client(identity)
                 .ok_or_else(|| Error::Pki(format!("no certificate for {}", identity.user)))?;
             let path = dir.join(format!("{}.kubeconfig", identity.file_stem()));
-            kubeconfig::write(&path, &kubeconfig::render(url, &pki.ca.cert_pem, &identity.user, cert))?;
+            kubeconfig::write(
+                &path,
+                &kubeconfig::render(url, &pki.ca.cert_pem, &identity.user, cert),
+            )?;
             Ok((identity.clone(), path))
         })
         .collect()
@@ -218,20 +236,38 @@ fn apiserver_command(bin: &Path, pki: &PkiPaths, port: u16, etcd_port: u16) -> C
         format!("--client-ca-file={}", path(&pki.ca_cert)),
         format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"),
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-        format!("--service-account-key-file={}", path(&pki.service_account_public_key)),
-        format!("--service-account-signing-key-file={}", path(&pki.service_account_key)),
+        format!(
+            "--service-account-key-file={}",
+            path(&pki.service_account_public_key)
+        ),
+        format!(
+            "--service-account-signing-key-file={}",
+            path(&pki.service_account_key)
+        ),
         "--authorization-mode=Node,RBAC".into(),
         // The defaults (ServiceAccount among them) stay on; NodeRestriction is what kubeadm adds.
         "--enable-admission-plugins=NodeRestriction".into(),
         "--allow-privileged=true".into(),
-        format!("--requestheader-client-ca-file={}", path(&pki.front_proxy_ca_cert)),
+        format!(
+            "--requestheader-client-ca-file={}",
+            path(&pki.front_proxy_ca_cert)
+        ),
         "--requestheader-allowed-names=front-proxy-client".into(),
         "--requestheader-username-headers=X-Remote-User".into(),
         "--requestheader-group-headers=X-Remote-Group".into(),
         "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
-        format!("--proxy-client-cert-file={}", path(&pki.front_proxy_client_cert)),
-        format!("--proxy-client-key-file={}", path(&pki.front_proxy_client_key)),
-        format!("--kubelet-client-certificate={}", path(&pki.kubelet_client_cert)),
+        format!(
+            "--proxy-client-cert-file={}",
+            path(&pki.front_proxy_client_cert)
+        ),
+        format!(
+            "--proxy-client-key-file={}",
+            path(&pki.front_proxy_client_key)
+        ),
+        format!(
+            "--kubelet-client-certificate={}",
+            path(&pki.kubelet_client_cert)
+        ),
         format!("--kubelet-client-key={}", path(&pki.kubelet_client_key)),
         "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
     ]);
@@ -240,7 +276,8 @@ fn apiserver_command(bin: &Path, pki: &PkiPaths, port: u16, etcd_port: u16) -> C
 
 /// A port on 127.0.0.1 that nothing listens on right now.
 fn free_port() -> Result<u16, Error> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?;
     listener
         .local_addr()
         .map(|addr| addr.port())

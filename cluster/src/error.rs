@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("generating certificates: {0}")]
     Pki(String),
     #[error(
@@ -14,7 +17,10 @@ pub enum Error {
     )]
     MissingUpstreamBinary { name: String, path: PathBuf },
     #[error("cannot start {name}: {source}")]
-    Spawn { name: String, source: std::io::Error },
+    Spawn {
+        name: String,
+        source: std::io::Error,
+    },
     #[error("{name} exited ({status}) while starting; last lines of {log}:\n{tail}")]
     Exited {
         name: String,
@@ -23,10 +29,16 @@ pub enum Error {
         tail: String,
     },
     #[error("{name} was not ready after {seconds}s; see {log}")]
-    NotReady { name: String, seconds: u64, log: PathBuf },
+    NotReady {
+        name: String,
+        seconds: u64,
+        log: PathBuf,
+    },
     #[error("port {port} on 127.0.0.1 is in use (choose another port, or stop what uses it)")]
     PortInUse { port: u16 },
-    #[error("a ferrokube control plane is already running (pid {pid}, state in {dir}): stop it with Ctrl-C first")]
+    #[error(
+        "a ferrokube control plane is already running (pid {pid}, state in {dir}): stop it with Ctrl-C first"
+    )]
     AlreadyRunning { pid: u32, dir: PathBuf },
     #[error("talking to the apiserver: {0}")]
     Kube(#[from] kube::Error),

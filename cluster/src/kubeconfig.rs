@@ -48,7 +48,8 @@ pub fn write(path: &Path, contents: &str) -> Result<(), Error> {
         .mode(0o600)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
-    file.write_all(contents.as_bytes()).map_err(|e| Error::io(path, e))
+    file.write_all(contents.as_bytes())
+        .map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]
@@ -61,11 +62,22 @@ mod tests {
             cert_pem: "CERT".into(),
             key_pem: "KEY".into(),
         };
-        let text = render("https://127.0.0.1:6443", "CA", "system:kube-scheduler", &client);
+        let text = render(
+            "https://127.0.0.1:6443",
+            "CA",
+            "system:kube-scheduler",
+            &client,
+        );
         let parsed = kube::config::Kubeconfig::from_yaml(&text).unwrap();
-        assert_eq!(parsed.current_context.as_deref(), Some("system:kube-scheduler@ferrokube"));
+        assert_eq!(
+            parsed.current_context.as_deref(),
+            Some("system:kube-scheduler@ferrokube")
+        );
         let cluster = parsed.clusters[0].cluster.as_ref().unwrap();
         assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:6443"));
-        assert_eq!(cluster.certificate_authority_data.as_deref(), Some(STANDARD.encode("CA").as_str()));
+        assert_eq!(
+            cluster.certificate_authority_data.as_deref(),
+            Some(STANDARD.encode("CA").as_str())
+        );
     }
 }

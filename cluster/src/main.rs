@@ -28,7 +28,11 @@ enum Command {
 /// `$FERROKUBE_HOME`, else `~/.ferrokube`: where `up` writes the kubeconfig.
 fn ferrokube_home() -> PathBuf {
     std::env::var_os("FERROKUBE_HOME").map_or_else(
-        || std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from).join(".ferrokube"),
+        || {
+            std::env::var_os("HOME")
+                .map_or_else(|| PathBuf::from("/root"), PathBuf::from)
+                .join(".ferrokube")
+        },
         PathBuf::from,
     )
 }

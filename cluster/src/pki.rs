@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 
 use crate::Error;
@@ -110,11 +110,19 @@ impl Pki {
         serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let apiserver = sign(serving, &ca_issuer)?;
 
-        let front_proxy_client = sign(client_params(&Identity::new("front-proxy-client", &[]))?, &front_proxy_issuer)?;
+        let front_proxy_client = sign(
+            client_params(&Identity::new("front-proxy-client", &[]))?,
+            &front_proxy_issuer,
+        )?;
 
         let clients = clients
             .iter()
-            .map(|identity| Ok((identity.clone(), sign(client_params(identity)?, &ca_issuer)?)))
+            .map(|identity| {
+                Ok((
+                    identity.clone(),
+                    sign(client_params(identity)?, &ca_issuer)?,
+                ))
+            })
             .collect::<Result<Vec<_>, Error>>()?;
 
         Ok(Self {
@@ -129,7 +137,10 @@ impl Pki {
 
     /// The client certificate of `identity`, if one was generated.
     pub fn client(&self, identity: &Identity) -> Option<&CertAndKey> {
-        self.clients.iter().find(|(id, _)| id == identity).map(|(_, cert)| cert)
+        self.clients
+            .iter()
+            .find(|(id, _)| id == identity)
+            .map(|(_, cert)| cert)
     }
 
     /// Writes the files the apiserver reads into `dir` (kubeadm's names) and returns their paths.
@@ -142,14 +153,22 @@ impl Pki {
         };
         let kubelet_client = self
             .client(&Identity::apiserver_kubelet_client())
-            .ok_or_else(|| Error::Pki("no apiserver-kubelet-client certificate was generated".into()))?;
+            .ok_or_else(|| {
+                Error::Pki("no apiserver-kubelet-client certificate was generated".into())
+            })?;
         Ok(PkiPaths {
             ca_cert: write("ca.crt", &self.ca.cert_pem)?,
             apiserver_cert: write("apiserver.crt", &self.apiserver.cert_pem)?,
             apiserver_key: write("apiserver.key", &self.apiserver.key_pem)?,
             front_proxy_ca_cert: write("front-proxy-ca.crt", &self.front_proxy_ca.cert_pem)?,
-            front_proxy_client_cert: write("front-proxy-client.crt", &self.front_proxy_client.cert_pem)?,
-            front_proxy_client_key: write("front-proxy-client.key", &self.front_proxy_client.key_pem)?,
+            front_proxy_client_cert: write(
+                "front-proxy-client.crt",
+                &self.front_proxy_client.cert_pem,
+            )?,
+            front_proxy_client_key: write(
+                "front-proxy-client.key",
+                &self.front_proxy_client.key_pem,
+            )?,
             service_account_key: write("sa.key", &self.service_account.key_pem)?,
             service_account_public_key: write("sa.pub", &self.service_account.cert_pem)?,
             kubelet_client_cert: write("apiserver-kubelet-client.crt", &kubelet_client.cert_pem)?,
@@ -203,7 +222,11 @@ fn new_ca(common_name: &str) -> Result<(CertAndKey, Issuer<'static, KeyPair>), E
     Ok((pem, Issuer::new(params, key)))
 }
 
-fn leaf_params(common_name: &str, organizations: &[String], sans: Vec<String>) -> Result<CertificateParams, Error> {
+fn leaf_params(
+    common_name: &str,
+    organizations: &[String],
+    sans: Vec<String>,
+) -> Result<CertificateParams, Error> {
     let mut params = CertificateParams::new(sans).map_err(pki_error)?;
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, common_name);
@@ -211,7 +234,10 @@ fn leaf_params(common_name: &str, organizations: &[String], sans: Vec<String>) -
         name.push(DnType::OrganizationName, organization.as_str());
     }
     params.distinguished_name = name;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     Ok(params)
 }
 
@@ -236,7 +262,11 @@ mod tests {
 
     #[test]
     fn client_certificates_carry_user_and_groups() {
-        let pki = Pki::generate(apiserver_sans(&[], "10.96.0.1".parse().unwrap()), &[Identity::node("node-1")]).unwrap();
+        let pki = Pki::generate(
+            apiserver_sans(&[], "10.96.0.1".parse().unwrap()),
+            &[Identity::node("node-1")],
+        )
+        .unwrap();
         let cert = pki.client(&Identity::node("node-1")).unwrap();
         let (_, pem) = x509_parser::pem::parse_x509_pem(cert.cert_pem.as_bytes()).unwrap();
         let parsed = pem.parse_x509().unwrap();
@@ -251,8 +281,21 @@ mod tests {
         let pki = Pki::generate(apiserver_sans(&[], "10.96.0.1".parse().unwrap()), &[]).unwrap();
         let (_, pem) = x509_parser::pem::parse_x509_pem(pki.apiserver.cert_pem.as_bytes()).unwrap();
         let parsed = pem.parse_x509().unwrap();
-        let sans = format!("{:?}", parsed.subject_alternative_name().unwrap().unwrap().value.general_names);
-        for want in ["127.0.0.1", "10.96.0.1", "kubernetes.default.svc.cluster.local", "localhost"] {
+        let sans = format!(
+            "{:?}",
+            parsed
+                .subject_alternative_name()
+                .unwrap()
+                .unwrap()
+                .value
+                .general_names
+        );
+        for want in [
+            "127.0.0.1",
+            "10.96.0.1",
+            "kubernetes.default.svc.cluster.local",
+            "localhost",
+        ] {
             assert!(sans.contains(want), "{want} missing from {sans}");
         }
     }

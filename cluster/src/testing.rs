@@ -4,9 +4,9 @@
 use std::sync::OnceLock;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
 use kube::api::ObjectMeta;
+use kube::api::{Api, DeleteParams, PostParams};
 
 use crate::{ControlPlane, ControlPlaneConfig, Identity};
 
@@ -29,7 +29,9 @@ pub fn shared_control_plane() -> &'static ControlPlane {
                 apiserver_port: 0,
                 node_names: TEST_NODES.iter().map(|n| n.to_string()).collect(),
             };
-            runtime.block_on(ControlPlane::start(config)).map_err(|e| e.to_string())
+            runtime
+                .block_on(ControlPlane::start(config))
+                .map_err(|e| e.to_string())
         })
         .join();
         match started {
@@ -56,7 +58,10 @@ impl TestNamespace {
             .await
             .unwrap_or_else(|e| panic!("admin client: {e}"));
         let suffix: u32 = rand::random::<u32>() % 1_000_000;
-        let name = format!("{}-{suffix:06}", test.replace('_', "-").chars().take(50).collect::<String>());
+        let name = format!(
+            "{}-{suffix:06}",
+            test.replace('_', "-").chars().take(50).collect::<String>()
+        );
         let namespace = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.clone()),

@@ -36,7 +36,10 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
     // Signals are handled from here on, so an interrupted start-up still stops what it started.
     let shutdown = component_base::shutdown::on_signal().context("installing signal handlers")?;
 
-    println!("Starting etcd and kube-apiserver (Kubernetes {})...", component_base::version::KUBERNETES_VERSION);
+    println!(
+        "Starting etcd and kube-apiserver (Kubernetes {})...",
+        component_base::version::KUBERNETES_VERSION
+    );
     let config = ControlPlaneConfig {
         apiserver_port: args.apiserver_port,
         node_names: Vec::new(),
@@ -45,7 +48,8 @@ pub async fn run(args: UpArgs, home: PathBuf) -> anyhow::Result<()> {
         started = ControlPlane::start(config) => started?,
         () = shutdown.cancelled() => return Ok(()),
     };
-    std::fs::write(&pid_file, std::process::id().to_string()).with_context(|| format!("writing {}", pid_file.display()))?;
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .with_context(|| format!("writing {}", pid_file.display()))?;
     let kubeconfig_path = home.join("kubeconfig");
     let admin = std::fs::read_to_string(control_plane.admin_kubeconfig())
         .with_context(|| format!("reading {}", control_plane.admin_kubeconfig().display()))?;
@@ -80,14 +84,23 @@ fn refuse_if_running(pid_file: &Path, home: &Path) -> Result<(), Error> {
 fn print_summary(control_plane: &ControlPlane, kubeconfig: &Path) {
     let pids = control_plane.pids();
     println!();
-    println!("{:<16} {:<8} {}", "COMPONENT", "PID", "ADDRESS");
-    println!("{:<16} {:<8} {}", "kube-apiserver", pids[0], control_plane.url());
-    println!("{:<16} {:<8} {}", "etcd", pids[1], "127.0.0.1 (loopback only)");
+    println!("{:<16} {:<8} ADDRESS", "COMPONENT", "PID");
+    println!(
+        "{:<16} {:<8} {}",
+        "kube-apiserver",
+        pids[0],
+        control_plane.url()
+    );
+    println!("{:<16} {:<8} 127.0.0.1 (loopback only)", "etcd", pids[1]);
     println!();
     println!("State and logs: {}", control_plane.dir().display());
     println!("The control plane is ready. In another shell:");
     println!();
     println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!(
+        "  export PATH={}:$PATH   # the pinned kubectl",
+        ferrokube_cluster::upstream::bin_dir().display()
+    );
     println!("  kubectl get --raw /readyz");
     println!("  kubectl get ns");
     println!();

@@ -18,7 +18,10 @@ pub fn cache_dir() -> PathBuf {
 
 /// The directory holding the upstream binaries of the pinned Kubernetes version.
 pub fn bin_dir() -> PathBuf {
-    cache_dir().join("upstream").join(KUBERNETES_VERSION).join("bin")
+    cache_dir()
+        .join("upstream")
+        .join(KUBERNETES_VERSION)
+        .join("bin")
 }
 
 /// The path of upstream binary `name`, or an error saying how to build it.

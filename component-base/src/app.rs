@@ -66,7 +66,11 @@ pub struct ComponentContext {
 
 /// Runs a control-plane component: everything before and around `work`, which runs while this replica
 /// leads (or at once with `--leader-elect=false`).
-pub async fn run<F, Fut>(defaults: ComponentDefaults, flags: &ControlPlaneFlags, work: F) -> Result<(), AppError>
+pub async fn run<F, Fut>(
+    defaults: ComponentDefaults,
+    flags: &ControlPlaneFlags,
+    work: F,
+) -> Result<(), AppError>
 where
     F: FnOnce(ComponentContext) -> Fut,
     Fut: Future<Output = ()>,
@@ -81,8 +85,13 @@ where
     };
     let client = client::connect(&flags.client.options(defaults.qps, defaults.burst)).await?;
     let readiness = Readiness::default();
-    let serving = server.map(|server| tokio::spawn(server.serve(readiness.clone(), shutdown.clone())));
-    tracing::info!(component = defaults.name, version = crate::version::long_version(), "started");
+    let serving =
+        server.map(|server| tokio::spawn(server.serve(readiness.clone(), shutdown.clone())));
+    tracing::info!(
+        component = defaults.name,
+        version = crate::version::long_version(),
+        "started"
+    );
 
     let context = |stop| ComponentContext {
         client: client.clone(),
@@ -90,7 +99,8 @@ where
         stop,
     };
     let result = if flags.leader_election.leader_elect {
-        let config = LeaderElectionConfig::from_flags(&flags.leader_election, defaults.name, identity());
+        let config =
+            LeaderElectionConfig::from_flags(&flags.leader_election, defaults.name, identity());
         let elector = LeaderElector::new(client.clone(), config)?;
         elector
             .run(shutdown.clone(), |leading| work(context(leading)))
@@ -113,6 +123,7 @@ where
 
 /// Upstream's leader-election identity: the host name, then a random suffix so replicas on one host differ.
 pub fn identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
+    let host =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
     format!("{}_{:016x}", host.trim(), rand::random::<u64>())
 }

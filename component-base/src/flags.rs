@@ -98,8 +98,10 @@ pub struct LoggingFlags {
 /// Parses a Go duration (`1h2m3s`, `1.5s`, `300ms`, `0`), the form upstream's duration flags take.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || format!("invalid duration {text:?} (use Go's form, e.g. 15s, 1m30s, 500ms)");
-    if text == "0" {
-        return Ok(Duration::ZERO);
+    match text {
+        "0" => return Ok(Duration::ZERO),
+        "" => return Err(invalid()),
+        _ => {}
     }
     let mut rest = text;
     let mut total = 0.0_f64;

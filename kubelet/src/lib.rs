@@ -47,7 +47,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         burst: 100,
     };
     let _client = client::connect(&options).await?;
-    let serving = server.map(|server| tokio::spawn(server.serve(Readiness::default(), shutdown.clone())));
+    let serving =
+        server.map(|server| tokio::spawn(server.serve(Readiness::default(), shutdown.clone())));
     tracing::warn!(node = ?flags.hostname_override, "running pods is not implemented yet; waiting until stopped");
     shutdown.cancelled().await;
     if let Some(serving) = serving {

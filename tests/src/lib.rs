@@ -1,5 +1,4 @@
 //! Helpers for ferrokube's end-to-end tests: finding the workspace's binaries and running them.
-#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
@@ -9,8 +8,16 @@ use std::time::{Duration, Instant};
 pub fn binary(name: &str) -> PathBuf {
     // Test binaries live in target/<profile>/deps; the workspace's binaries one level up.
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join(name);
-    assert!(path.is_file(), "{} is not built: run `cargo build --workspace` first", path.display());
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo build --workspace` first",
+        path.display()
+    );
     path
 }
 

@@ -18,11 +18,15 @@ struct Started {
 fn read_report(stdout: ChildStdout) -> Started {
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
-    let report: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let report: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     let pids: Vec<u32> = serde_json::from_value(report["pids"].clone()).unwrap();
     let dir = PathBuf::from(report["dir"].as_str().unwrap());
     assert_eq!(pids.len(), 2);
-    assert!(pids.iter().all(|pid| is_alive(*pid)), "processes not running after start");
+    assert!(
+        pids.iter().all(|pid| is_alive(*pid)),
+        "processes not running after start"
+    );
     assert!(dir.is_dir());
     Started { pids, dir }
 }
@@ -37,7 +41,11 @@ fn assert_all_gone(started: &Started) {
     for pid in &started.pids {
         assert!(!is_alive(*pid), "process {pid} outlived its parent");
     }
-    assert!(!started.dir.exists(), "{} was left behind", started.dir.display());
+    assert!(
+        !started.dir.exists(),
+        "{} was left behind",
+        started.dir.display()
+    );
 }
 
 fn probe(mode: &str) -> (Child, Started) {
@@ -61,15 +69,24 @@ fn a_control_plane_in_a_static_is_stopped_when_its_program_exits() {
 #[test]
 fn a_control_plane_is_stopped_when_its_program_panics() {
     let (mut child, started) = probe("panic");
-    assert_eq!(wait_with_limit(&mut child, Duration::from_secs(30)).code(), Some(101));
+    assert_eq!(
+        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
+        Some(101)
+    );
     assert_all_gone(&started);
 }
 
 #[test]
 fn a_control_plane_is_stopped_when_its_program_gets_sigterm() {
     let (mut child, started) = probe("wait");
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert_eq!(wait_with_limit(&mut child, Duration::from_secs(30)).code(), Some(128 + 15));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(
+        wait_with_limit(&mut child, Duration::from_secs(30)).code(),
+        Some(128 + 15)
+    );
     assert_all_gone(&started);
 }
 
@@ -82,12 +99,19 @@ fn a_killed_program_leaves_no_processes_and_its_directory_is_swept_next_time() {
     while started.pids.iter().any(|pid| is_alive(*pid)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(started.pids.iter().all(|pid| !is_alive(*pid)), "children survived kill -9 of their parent");
+    assert!(
+        started.pids.iter().all(|pid| !is_alive(*pid)),
+        "children survived kill -9 of their parent"
+    );
     // The next control plane started on this machine removes the dead one's directory.
     let (mut next, next_started) = probe("exit");
     assert!(wait_with_limit(&mut next, Duration::from_secs(30)).success());
     assert_all_gone(&next_started);
-    assert!(!started.dir.exists(), "{} was not swept", started.dir.display());
+    assert!(
+        !started.dir.exists(),
+        "{} was not swept",
+        started.dir.display()
+    );
 }
 
 #[test]
@@ -122,15 +146,22 @@ fn ferrokube_up_stops_everything_on_ctrl_c() {
         dir: dir.expect("up printed its state directory"),
     };
     assert!(started.pids.iter().all(|pid| is_alive(*pid)));
-    Command::new("kill").args(["-INT", &up.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &up.id().to_string()])
+        .status()
+        .unwrap();
     assert!(wait_with_limit(&mut up, Duration::from_secs(30)).success());
     assert_all_gone(&started);
-    assert!(!home.join("kubeconfig").exists(), "the kubeconfig of a stopped cluster was left behind");
+    assert!(
+        !home.join("kubeconfig").exists(),
+        "the kubeconfig of a stopped cluster was left behind"
+    );
     let _ = std::fs::remove_dir_all(home);
 }
 
 fn tempfile_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrokube-home-{}-{}", std::process::id(), line!()));
+    let dir =
+        std::env::temp_dir().join(format!("ferrokube-home-{}-{}", std::process::id(), line!()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

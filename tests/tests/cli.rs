@@ -9,12 +9,20 @@ use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::shared_control_plane;
 use ferrokube_tests::{binary, wait_with_limit};
 
-const COMPONENTS: [&str; 3] = ["ferrokube-scheduler", "ferrokube-controller-manager", "ferrokube-kubelet"];
+const COMPONENTS: [&str; 3] = [
+    "ferrokube-scheduler",
+    "ferrokube-controller-manager",
+    "ferrokube-kubelet",
+];
 
 /// Runs `name args`, which must end by itself within 60 s.
 fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(binary(name));
-    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (key, value) in env {
         command.env(key, value);
     }
@@ -25,7 +33,11 @@ fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// Asserts a failed run printed exactly one line on stderr, containing each of `wanted`.
 fn assert_one_line_error(output: &Output, wanted: &[&str]) {
-    assert!(!output.status.success(), "expected failure, got {:?}", output.status);
+    assert!(
+        !output.status.success(),
+        "expected failure, got {:?}",
+        output.status
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "expected one line on stderr, got: {stderr}");
@@ -44,10 +56,16 @@ fn every_binary_answers_help_and_version() {
     for name in COMPONENTS.iter().chain(&["ferrokube"]) {
         let help = run(name, &["--help"], &[]);
         assert!(help.status.success(), "{name} --help failed");
-        assert!(String::from_utf8_lossy(&help.stdout).contains("Usage:"), "{name} --help");
+        assert!(
+            String::from_utf8_lossy(&help.stdout).contains("Usage:"),
+            "{name} --help"
+        );
         let output = run(name, &["--version"], &[]);
         assert!(output.status.success(), "{name} --version failed");
-        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), format!("{name} {version}"));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            format!("{name} {version}")
+        );
     }
 }
 
@@ -58,30 +76,62 @@ fn an_invalid_flag_is_one_line_and_exit_code_2() {
         assert_eq!(output.status.code(), Some(2), "{name}");
         assert_one_line_error(&output, &["--no-such-flag", "--help"]);
     }
-    let output = run("ferrokube-scheduler", &["--leader-elect-lease-duration=15 seconds"], &[]);
+    let output = run(
+        "ferrokube-scheduler",
+        &["--leader-elect-lease-duration=15 seconds"],
+        &[],
+    );
     assert_one_line_error(&output, &["--leader-elect-lease-duration", "15 seconds"]);
 }
 
 #[test]
 fn a_missing_kubeconfig_is_named_with_the_fix() {
     for name in COMPONENTS {
-        let no_serving = if name == "ferrokube-kubelet" { "--healthz-port=0" } else { "--secure-port=0" };
-        let output = run(name, &["--kubeconfig=/nonexistent/kubeconfig", no_serving], &[]);
+        let no_serving = if name == "ferrokube-kubelet" {
+            "--healthz-port=0"
+        } else {
+            "--secure-port=0"
+        };
+        let output = run(
+            name,
+            &["--kubeconfig=/nonexistent/kubeconfig", no_serving],
+            &[],
+        );
         assert_one_line_error(&output, &["/nonexistent/kubeconfig", "--kubeconfig"]);
     }
 }
 
 #[test]
 fn an_unreachable_apiserver_is_named_with_the_fix() {
-    let admin = shared_control_plane().kubeconfig(&Identity::admin()).unwrap();
+    let admin = shared_control_plane()
+        .kubeconfig(&Identity::admin())
+        .unwrap();
     let text = std::fs::read_to_string(admin).unwrap();
-    let dead_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let unreachable = text.replace(shared_control_plane().url(), &format!("https://127.0.0.1:{dead_port}"));
+    let dead_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = text.replace(
+        shared_control_plane().url(),
+        &format!("https://127.0.0.1:{dead_port}"),
+    );
     let path = std::env::temp_dir().join(format!("unreachable-{}.kubeconfig", std::process::id()));
     std::fs::write(&path, unreachable).unwrap();
     let kubeconfig = format!("--kubeconfig={}", path.display());
-    let output = run("ferrokube-scheduler", &[&kubeconfig, "--secure-port=0"], &[]);
-    assert_one_line_error(&output, &["cannot reach the apiserver", &format!("127.0.0.1:{dead_port}"), "--kubeconfig"]);
+    let output = run(
+        "ferrokube-scheduler",
+        &[&kubeconfig, "--secure-port=0"],
+        &[],
+    );
+    assert_one_line_error(
+        &output,
+        &[
+            "cannot reach the apiserver",
+            &format!("127.0.0.1:{dead_port}"),
+            "--kubeconfig",
+        ],
+    );
     let _ = std::fs::remove_file(path);
 }
 
@@ -89,19 +139,36 @@ fn an_unreachable_apiserver_is_named_with_the_fix() {
 fn a_port_in_use_is_named_with_the_fix() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let kubeconfig = format!("--kubeconfig={}", shared_control_plane().kubeconfig(&Identity::scheduler()).unwrap().display());
+    let kubeconfig = format!(
+        "--kubeconfig={}",
+        shared_control_plane()
+            .kubeconfig(&Identity::scheduler())
+            .unwrap()
+            .display()
+    );
     let output = run(
         "ferrokube-scheduler",
-        &[&kubeconfig, "--bind-address=127.0.0.1", &format!("--secure-port={port}")],
+        &[
+            &kubeconfig,
+            "--bind-address=127.0.0.1",
+            &format!("--secure-port={port}"),
+        ],
         &[],
     );
     assert_one_line_error(&output, &[&format!("127.0.0.1:{port}"), "--secure-port"]);
 
     let home = std::env::temp_dir().join(format!("ferrokube-home-port-{}", std::process::id()));
-    let output = run("ferrokube", &["up", &format!("--apiserver-port={port}")], &[("FERROKUBE_HOME", home.to_str().unwrap())]);
+    let output = run(
+        "ferrokube",
+        &["up", &format!("--apiserver-port={port}")],
+        &[("FERROKUBE_HOME", home.to_str().unwrap())],
+    );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("port {port} on 127.0.0.1 is in use")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("port {port} on 127.0.0.1 is in use")),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(home);
 }
 
@@ -111,23 +178,47 @@ fn a_missing_upstream_binary_names_the_build_command() {
     let output = run(
         "ferrokube",
         &["up", "--apiserver-port=0"],
-        &[("FERROKUBE_CACHE", "/nonexistent/cache"), ("FERROKUBE_HOME", home.to_str().unwrap())],
+        &[
+            ("FERROKUBE_CACHE", "/nonexistent/cache"),
+            ("FERROKUBE_HOME", home.to_str().unwrap()),
+        ],
     );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("ferrokube:")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("ferrokube:"))
+        .collect();
     assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains("/nonexistent/cache/upstream/"), "{stderr}");
+    assert!(
+        errors[0].contains("/nonexistent/cache/upstream/"),
+        "{stderr}"
+    );
     assert!(errors[0].contains("make upstream"), "{stderr}");
     let _ = std::fs::remove_dir_all(home);
 }
 
 #[test]
 fn a_component_with_valid_credentials_serves_health_and_metrics_until_sigterm() {
-    let kubeconfig = format!("--kubeconfig={}", shared_control_plane().kubeconfig(&Identity::scheduler()).unwrap().display());
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let kubeconfig = format!(
+        "--kubeconfig={}",
+        shared_control_plane()
+            .kubeconfig(&Identity::scheduler())
+            .unwrap()
+            .display()
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(binary("ferrokube-scheduler"))
-        .args([&kubeconfig, "--bind-address=127.0.0.1", &format!("--secure-port={port}"), "--leader-elect=false"])
+        .args([
+            &kubeconfig,
+            "--bind-address=127.0.0.1",
+            &format!("--secure-port={port}"),
+            "--leader-elect=false",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -135,7 +226,11 @@ fn a_component_with_valid_credentials_serves_health_and_metrics_until_sigterm() 
     let get = |path: &str| -> Option<String> {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
         Some(response)
@@ -149,10 +244,16 @@ fn a_component_with_valid_credentials_serves_health_and_metrics_until_sigterm() 
         std::thread::sleep(Duration::from_millis(100));
     }
     let healthz = healthz.expect("the scheduler never served /healthz");
-    assert!(healthz.starts_with("HTTP/1.1 200") && healthz.ends_with("ok"), "{healthz}");
+    assert!(
+        healthz.starts_with("HTTP/1.1 200") && healthz.ends_with("ok"),
+        "{healthz}"
+    );
     assert!(get("/readyz").unwrap().starts_with("HTTP/1.1 200"));
     let metrics = get("/metrics").unwrap();
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(wait_with_limit(&mut child, Duration::from_secs(20)).success());
 }

@@ -39,21 +39,39 @@ async fn admin_lists_the_system_namespaces_of_the_pinned_version() {
         .filter_map(|ns| ns.metadata.name)
         .collect();
     for want in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
     }
     let version = admin.apiserver_version().await.unwrap();
-    assert_eq!(version.git_version, component_base::version::KUBERNETES_VERSION);
+    assert_eq!(
+        version.git_version,
+        component_base::version::KUBERNETES_VERSION
+    );
 }
 
 #[tokio::test]
 async fn each_test_gets_a_fresh_namespace() {
-    let (a, b) = (TestNamespace::new("fresh").await, TestNamespace::new("fresh").await);
+    let (a, b) = (
+        TestNamespace::new("fresh").await,
+        TestNamespace::new("fresh").await,
+    );
     assert_ne!(a.name, b.name);
     let configmaps = Api::<ConfigMap>::namespaced(a.client.clone(), a.name());
     let mut configmap: ConfigMap = named("probe");
     configmap.data = Some(BTreeMap::from([("k".to_string(), "v".to_string())]));
-    configmaps.create(&PostParams::default(), &configmap).await.unwrap();
-    assert!(Api::<ConfigMap>::namespaced(b.client.clone(), b.name()).get_opt("probe").await.unwrap().is_none());
+    configmaps
+        .create(&PostParams::default(), &configmap)
+        .await
+        .unwrap();
+    assert!(
+        Api::<ConfigMap>::namespaced(b.client.clone(), b.name())
+            .get_opt("probe")
+            .await
+            .unwrap()
+            .is_none()
+    );
     a.delete().await;
     b.delete().await;
 }
@@ -61,22 +79,42 @@ async fn each_test_gets_a_fresh_namespace() {
 #[tokio::test]
 async fn scheduler_reads_pods_and_nodes_but_not_secrets() {
     let scheduler = client(&Identity::scheduler()).await;
-    Api::<Pod>::all(scheduler.clone()).list(&ListParams::default()).await.unwrap();
-    Api::<Node>::all(scheduler.clone()).list(&ListParams::default()).await.unwrap();
-    assert!(forbidden(Api::<Secret>::all(scheduler.clone()).list(&ListParams::default()).await));
+    Api::<Pod>::all(scheduler.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    Api::<Node>::all(scheduler.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(forbidden(
+        Api::<Secret>::all(scheduler.clone())
+            .list(&ListParams::default())
+            .await
+    ));
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": { "name": "not-mine" },
         "spec": { "containers": [{ "name": "c", "image": "busybox" }] }
     }))
     .unwrap();
-    assert!(forbidden(Api::<Pod>::namespaced(scheduler, "default").create(&PostParams::default(), &pod).await));
+    assert!(forbidden(
+        Api::<Pod>::namespaced(scheduler, "default")
+            .create(&PostParams::default(), &pod)
+            .await
+    ));
 }
 
 #[tokio::test]
 async fn controller_manager_reads_everything_but_cannot_create_pods_itself() {
     let controller_manager = client(&Identity::controller_manager()).await;
-    Api::<Pod>::all(controller_manager.clone()).list(&ListParams::default()).await.unwrap();
-    Api::<Secret>::all(controller_manager.clone()).list(&ListParams::default()).await.unwrap();
+    Api::<Pod>::all(controller_manager.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    Api::<Secret>::all(controller_manager.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
     // Upstream's controllers act through their own service accounts (--use-service-account-credentials).
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": { "name": "not-mine" },
@@ -85,15 +123,30 @@ async fn controller_manager_reads_everything_but_cannot_create_pods_itself() {
     .unwrap();
     let pods = Api::<Pod>::namespaced(controller_manager.clone(), "default");
     assert!(forbidden(pods.create(&PostParams::default(), &pod).await));
-    assert!(forbidden(Api::<Node>::all(controller_manager).delete("node-1", &Default::default()).await));
+    assert!(forbidden(
+        Api::<Node>::all(controller_manager)
+            .delete("node-1", &Default::default())
+            .await
+    ));
 }
 
 #[tokio::test]
 async fn a_kubelet_may_register_its_own_node_only() {
     let kubelet = client(&Identity::node("node-1")).await;
     let nodes = Api::<Node>::all(kubelet.clone());
-    nodes.create(&PostParams::default(), &named::<Node>("node-1")).await.unwrap();
-    assert!(forbidden(nodes.create(&PostParams::default(), &named::<Node>("node-2")).await));
+    nodes
+        .create(&PostParams::default(), &named::<Node>("node-1"))
+        .await
+        .unwrap();
+    assert!(forbidden(
+        nodes
+            .create(&PostParams::default(), &named::<Node>("node-2"))
+            .await
+    ));
     // The Node authorizer gives a kubelet only the secrets of pods bound to it.
-    assert!(forbidden(Api::<Secret>::namespaced(kubelet, "kube-system").get("anything").await));
+    assert!(forbidden(
+        Api::<Secret>::namespaced(kubelet, "kube-system")
+            .get("anything")
+            .await
+    ));
 }

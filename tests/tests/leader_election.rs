@@ -21,7 +21,10 @@ struct Candidate {
 
 async fn candidate(namespace: &str, identity: &str, release_on_cancel: bool) -> Candidate {
     // Each elector gets its own client, as separate processes would have.
-    let client = shared_control_plane().client(&Identity::admin()).await.unwrap();
+    let client = shared_control_plane()
+        .client(&Identity::admin())
+        .await
+        .unwrap();
     let mut config = LeaderElectionConfig::new(namespace, "test-lock", identity);
     config.release_on_cancel = release_on_cancel;
     let elector = LeaderElector::new(client, config).unwrap();
@@ -29,7 +32,10 @@ async fn candidate(namespace: &str, identity: &str, release_on_cancel: bool) -> 
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
     let task = tokio::spawn(async move {
-        elector.run(shutdown, |leading| async move { leading.cancelled().await }).await.unwrap();
+        elector
+            .run(shutdown, |leading| async move { leading.cancelled().await })
+            .await
+            .unwrap();
     });
     Candidate {
         identity: identity.to_string(),
@@ -40,8 +46,14 @@ async fn candidate(namespace: &str, identity: &str, release_on_cancel: bool) -> 
 }
 
 async fn holder(namespace: &str) -> Option<String> {
-    let client = shared_control_plane().client(&Identity::admin()).await.unwrap();
-    let lease = Api::<Lease>::namespaced(client, namespace).get("test-lock").await.unwrap();
+    let client = shared_control_plane()
+        .client(&Identity::admin())
+        .await
+        .unwrap();
+    let lease = Api::<Lease>::namespaced(client, namespace)
+        .get("test-lock")
+        .await
+        .unwrap();
     lease.spec.and_then(|spec| spec.holder_identity)
 }
 
@@ -60,7 +72,12 @@ async fn exactly_one_leads(a: &Candidate, b: &Candidate) -> usize {
 }
 
 async fn takeover(release_on_cancel: bool, limit: Duration) {
-    let namespace = TestNamespace::new(if release_on_cancel { "le-release" } else { "le-expire" }).await;
+    let namespace = TestNamespace::new(if release_on_cancel {
+        "le-release"
+    } else {
+        "le-expire"
+    })
+    .await;
     let candidates = [
         candidate(namespace.name(), "candidate-a", release_on_cancel).await,
         candidate(namespace.name(), "candidate-b", release_on_cancel).await,
@@ -68,8 +85,14 @@ async fn takeover(release_on_cancel: bool, limit: Duration) {
     let leader = exactly_one_leads(&candidates[0], &candidates[1]).await;
     let [a, b] = candidates;
     let (leader, follower) = if leader == 0 { (a, b) } else { (b, a) };
-    assert_eq!(holder(namespace.name()).await.as_deref(), Some(leader.identity.as_str()));
-    assert_eq!(follower.status.leader().as_deref(), Some(leader.identity.as_str()));
+    assert_eq!(
+        holder(namespace.name()).await.as_deref(),
+        Some(leader.identity.as_str())
+    );
+    assert_eq!(
+        follower.status.leader().as_deref(),
+        Some(leader.identity.as_str())
+    );
 
     let stopped = Instant::now();
     leader.stop.cancel();
@@ -79,7 +102,10 @@ async fn takeover(release_on_cancel: bool, limit: Duration) {
         .await
         .unwrap_or_else(|_| panic!("the follower did not take over within {limit:?}"));
     eprintln!("takeover after {:?}", stopped.elapsed());
-    assert_eq!(holder(namespace.name()).await.as_deref(), Some(follower.identity.as_str()));
+    assert_eq!(
+        holder(namespace.name()).await.as_deref(),
+        Some(follower.identity.as_str())
+    );
     follower.stop.cancel();
     follower.task.await.unwrap();
     namespace.delete().await;
@@ -89,7 +115,11 @@ async fn takeover(release_on_cancel: bool, limit: Duration) {
 async fn a_follower_takes_over_an_expired_lease_within_the_lease_duration() {
     // Lease duration 15 s, counted from the follower's last observed renewal, which can lag by one jittered
     // retry period (at most 2 s × 2.2), and then one more jittered retry until its attempt.
-    takeover(false, Duration::from_secs(15) + Duration::from_millis(2 * 4400 + 1000)).await;
+    takeover(
+        false,
+        Duration::from_secs(15) + Duration::from_millis(2 * 4400 + 1000),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -12,8 +12,11 @@ use ferrokube_cluster::testing::shared_control_plane;
 
 #[tokio::test]
 async fn forty_requests_at_qps_10_burst_10_take_at_least_three_seconds() {
-    let kubeconfig = shared_control_plane().kubeconfig(&Identity::admin()).unwrap();
-    let client = client_from_config(load_config(Some(kubeconfig)).await.unwrap(), 10.0, 10).unwrap();
+    let kubeconfig = shared_control_plane()
+        .kubeconfig(&Identity::admin())
+        .unwrap();
+    let client =
+        client_from_config(load_config(Some(kubeconfig)).await.unwrap(), 10.0, 10).unwrap();
     let namespaces = Api::<Namespace>::all(client);
     let started = Instant::now();
     let requests = (0..40).map(|_| namespaces.get("default"));
@@ -21,5 +24,8 @@ async fn forty_requests_at_qps_10_burst_10_take_at_least_three_seconds() {
         result.unwrap();
     }
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(2990), "40 requests took only {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(2990),
+        "40 requests took only {elapsed:?}"
+    );
 }

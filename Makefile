@@ -1,0 +1,31 @@
+# The user-facing commands. `make up` and `make test` do all the set-up themselves.
+
+CARGO ?= cargo
+# What the tests and the local control plane need from upstream; `make upstream` builds every binary.
+CONTROL_PLANE_BINS := etcd kube-apiserver kubectl
+FERROKUBE := target/debug/ferrokube
+
+.PHONY: deps upstream build lint test up
+
+deps:
+	@hack/deps.sh
+
+upstream: deps
+	@hack/upstream/build.sh
+
+build: deps
+	$(CARGO) build --workspace --all-targets
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: deps lint
+	@hack/upstream/build.sh $(CONTROL_PLANE_BINS)
+	$(CARGO) build --workspace --all-targets
+	$(CARGO) test --workspace
+
+up: deps
+	@hack/upstream/build.sh $(CONTROL_PLANE_BINS)
+	$(CARGO) build --bin ferrokube
+	$(FERROKUBE) up
