@@ -23,7 +23,7 @@ lint: deps
 test: deps lint
 	@hack/upstream/build.sh $(CONTROL_PLANE_BINS)
 	$(CARGO) build --workspace --all-targets
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 up: deps
 	@hack/upstream/build.sh $(CONTROL_PLANE_BINS)

@@ -26,9 +26,17 @@ async fn a_repeated_event_is_one_object_with_a_series() {
         .unwrap();
     let regarding: ObjectReference = configmap.object_ref(&());
 
-    let recorder = EventRecorder::new(namespace.client.clone(), "ferrokube-test", "ferrokube-test-host");
-    recorder.warning(&regarding, "FailedThing", "Testing", "it failed".into()).await;
-    recorder.warning(&regarding, "FailedThing", "Testing", "it failed".into()).await;
+    let recorder = EventRecorder::new(
+        namespace.client.clone(),
+        "ferrokube-test",
+        "ferrokube-test-host",
+    );
+    recorder
+        .warning(&regarding, "FailedThing", "Testing", "it failed".into())
+        .await;
+    recorder
+        .warning(&regarding, "FailedThing", "Testing", "it failed".into())
+        .await;
 
     let events = Api::<Event>::namespaced(namespace.client.clone(), namespace.name())
         .list(&ListParams::default())
@@ -40,9 +48,18 @@ async fn a_repeated_event_is_one_object_with_a_series() {
     assert_eq!(event.reason.as_deref(), Some("FailedThing"));
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     assert_eq!(event.note.as_deref(), Some("it failed"));
-    assert_eq!(event.reporting_controller.as_deref(), Some("ferrokube-test"));
-    assert_eq!(event.reporting_instance.as_deref(), Some("ferrokube-test-host"));
-    assert_eq!(event.regarding.as_ref().and_then(|r| r.name.as_deref()), Some("subject"));
+    assert_eq!(
+        event.reporting_controller.as_deref(),
+        Some("ferrokube-test")
+    );
+    assert_eq!(
+        event.reporting_instance.as_deref(),
+        Some("ferrokube-test-host")
+    );
+    assert_eq!(
+        event.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("subject")
+    );
     assert_eq!(event.series.as_ref().map(|s| s.count), Some(2));
     namespace.delete().await;
 }

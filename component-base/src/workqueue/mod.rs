@@ -104,7 +104,10 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> RateLimitingQueue<K> {
         }
         state.added_at.insert(item.clone(), Instant::now());
         state.queue.push_back(item);
-        metrics.depth.with_label_values(&self.labels()).set(state.queue.len() as i64);
+        metrics
+            .depth
+            .with_label_values(&self.labels())
+            .set(state.queue.len() as i64);
         drop(state);
         self.inner.ready.notify_one();
     }
@@ -121,16 +124,25 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> RateLimitingQueue<K> {
             if state.shutting_down {
                 return;
             }
-            if state.waiting.get(&item).is_some_and(|earlier| *earlier <= due) {
+            if state
+                .waiting
+                .get(&item)
+                .is_some_and(|earlier| *earlier <= due)
+            {
                 return;
             }
             state.waiting.insert(item.clone(), due);
         }
-        metrics::metrics().retries.with_label_values(&self.labels()).inc();
+        metrics::metrics()
+            .retries
+            .with_label_values(&self.labels())
+            .inc();
         let queue = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             tokio::time::sleep_until(due).await;
-            let Some(inner) = Weak::upgrade(&queue) else { return };
+            let Some(inner) = Weak::upgrade(&queue) else {
+                return;
+            };
             let queue = RateLimitingQueue { inner };
             let still_due = {
                 let mut state = queue.state();
@@ -175,7 +187,10 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> RateLimitingQueue<K> {
                 if let Some(item) = state.queue.pop_front() {
                     let now = Instant::now();
                     let metrics = metrics::metrics();
-                    metrics.depth.with_label_values(&self.labels()).set(state.queue.len() as i64);
+                    metrics
+                        .depth
+                        .with_label_values(&self.labels())
+                        .set(state.queue.len() as i64);
                     if let Some(added) = state.added_at.remove(&item) {
                         metrics
                             .queue_duration
@@ -206,7 +221,10 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> RateLimitingQueue<K> {
         if state.dirty.contains(item) {
             state.added_at.insert(item.clone(), Instant::now());
             state.queue.push_back(item.clone());
-            metrics::metrics().depth.with_label_values(&self.labels()).set(state.queue.len() as i64);
+            metrics::metrics()
+                .depth
+                .with_label_values(&self.labels())
+                .set(state.queue.len() as i64);
             drop(state);
             self.inner.ready.notify_one();
         }
@@ -247,7 +265,9 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> RateLimitingQueue<K> {
             let mut ticker = tokio::time::interval(UNFINISHED_WORK_UPDATE_PERIOD);
             loop {
                 ticker.tick().await;
-                let Some(inner) = Weak::upgrade(&queue) else { return };
+                let Some(inner) = Weak::upgrade(&queue) else {
+                    return;
+                };
                 let queue = RateLimitingQueue { inner };
                 if queue.shutting_down() {
                     return;
@@ -261,11 +281,22 @@ impl<K: Clone + Eq + Hash + Send + Sync + 'static> RateLimitingQueue<K> {
     pub fn update_unfinished_work(&self) {
         let now = Instant::now();
         let state = self.state();
-        let running = state.processing.values().map(|started| (now - *started).as_secs_f64());
-        let (total, longest) = running.fold((0.0, 0.0), |(total, longest): (f64, f64), s| (total + s, longest.max(s)));
+        let running = state
+            .processing
+            .values()
+            .map(|started| (now - *started).as_secs_f64());
+        let (total, longest) = running.fold((0.0, 0.0), |(total, longest): (f64, f64), s| {
+            (total + s, longest.max(s))
+        });
         let metrics = metrics::metrics();
-        metrics.unfinished_work.with_label_values(&self.labels()).set(total);
-        metrics.longest_running_processor.with_label_values(&self.labels()).set(longest);
+        metrics
+            .unfinished_work
+            .with_label_values(&self.labels())
+            .set(total);
+        metrics
+            .longest_running_processor
+            .with_label_values(&self.labels())
+            .set(longest);
     }
 }
 

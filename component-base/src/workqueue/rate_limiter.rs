@@ -52,7 +52,10 @@ impl<K: Eq + Hash + Clone + Send> RateLimiter<K> for ItemExponentialFailureRateL
     }
 
     fn forget(&self, item: &K) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(item);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(item);
     }
 
     fn num_requeues(&self, item: &K) -> u32 {
@@ -100,18 +103,27 @@ impl<K> MaxOfRateLimiter<K> {
 impl<K> RateLimiter<K> for MaxOfRateLimiter<K> {
     fn when(&self, item: &K) -> Duration {
         // Every limiter must see the failure, so no short-circuiting.
-        self.limiters.iter().map(|l| l.when(item)).max().unwrap_or_default()
+        self.limiters
+            .iter()
+            .map(|l| l.when(item))
+            .max()
+            .unwrap_or_default()
     }
     fn forget(&self, item: &K) {
         self.limiters.iter().for_each(|l| l.forget(item));
     }
     fn num_requeues(&self, item: &K) -> u32 {
-        self.limiters.iter().map(|l| l.num_requeues(item)).max().unwrap_or(0)
+        self.limiters
+            .iter()
+            .map(|l| l.num_requeues(item))
+            .max()
+            .unwrap_or(0)
     }
 }
 
 /// client-go's `DefaultControllerRateLimiter`: per-item 5 ms doubling to 1000 s, and 10 qps / 100 burst overall.
-pub fn default_controller_rate_limiter<K: Eq + Hash + Clone + Send + 'static>() -> MaxOfRateLimiter<K> {
+pub fn default_controller_rate_limiter<K: Eq + Hash + Clone + Send + 'static>()
+-> MaxOfRateLimiter<K> {
     MaxOfRateLimiter::new(vec![
         Box::new(ItemExponentialFailureRateLimiter::new(
             Duration::from_millis(5),
@@ -127,11 +139,20 @@ mod tests {
 
     #[test]
     fn per_item_backoff_doubles_from_base_and_resets_on_forget() {
-        let limiter = ItemExponentialFailureRateLimiter::new(Duration::from_millis(5), Duration::from_secs(1000));
-        let delays: Vec<u64> = (0..5).map(|_| limiter.when(&"a").as_millis() as u64).collect();
+        let limiter = ItemExponentialFailureRateLimiter::new(
+            Duration::from_millis(5),
+            Duration::from_secs(1000),
+        );
+        let delays: Vec<u64> = (0..5)
+            .map(|_| limiter.when(&"a").as_millis() as u64)
+            .collect();
         assert_eq!(delays, [5, 10, 20, 40, 80]);
         assert_eq!(limiter.num_requeues(&"a"), 5);
-        assert_eq!(limiter.when(&"b"), Duration::from_millis(5), "items back off independently");
+        assert_eq!(
+            limiter.when(&"b"),
+            Duration::from_millis(5),
+            "items back off independently"
+        );
         limiter.forget(&"a");
         assert_eq!(limiter.num_requeues(&"a"), 0);
         assert_eq!(limiter.when(&"a"), Duration::from_millis(5));
@@ -139,7 +160,10 @@ mod tests {
 
     #[test]
     fn per_item_backoff_is_capped_and_never_overflows() {
-        let limiter = ItemExponentialFailureRateLimiter::new(Duration::from_millis(5), Duration::from_secs(1000));
+        let limiter = ItemExponentialFailureRateLimiter::new(
+            Duration::from_millis(5),
+            Duration::from_secs(1000),
+        );
         let last = (0..100).map(|_| limiter.when(&"a")).last().unwrap();
         assert_eq!(last, Duration::from_secs(1000));
     }
@@ -151,6 +175,9 @@ mod tests {
             assert_eq!(limiter.when(&item), Duration::from_millis(5), "item {item}");
         }
         let wait = limiter.when(&100);
-        assert!(wait > Duration::from_millis(90) && wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(
+            wait > Duration::from_millis(90) && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
     }
 }

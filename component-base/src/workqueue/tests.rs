@@ -34,7 +34,10 @@ async fn an_item_added_while_processing_is_requeued_at_done_and_never_handed_out
     q.add(key("a"));
     let item = q.get().await.unwrap();
     q.add(key("a"));
-    assert!(q.is_empty(), "a key being processed must not be handed to a second worker");
+    assert!(
+        q.is_empty(),
+        "a key being processed must not be handed to a second worker"
+    );
     assert!(timeout(Duration::from_secs(1), q.get()).await.is_err());
     q.done(&item);
     assert_eq!(q.get().await, Some(key("a")));
@@ -78,7 +81,10 @@ async fn delayed_adds_come_out_in_due_order_and_the_earliest_time_wins() {
     assert_eq!(q.get().await, Some(key("late")));
     assert_eq!(started.elapsed(), Duration::from_secs(2));
     tokio::time::sleep(Duration::from_secs(20)).await;
-    assert!(q.is_empty(), "the superseded delays must not add the key again");
+    assert!(
+        q.is_empty(),
+        "the superseded delays must not add the key again"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -94,13 +100,23 @@ async fn shut_down_wakes_waiting_workers_after_the_queue_drains() {
     q.add(key("b"));
     q.shut_down();
     q.add(key("c"));
-    assert_eq!(q.get().await, Some(key("b")), "queued items drain after shut_down");
+    assert_eq!(
+        q.get().await,
+        Some(key("b")),
+        "queued items drain after shut_down"
+    );
     assert_eq!(q.get().await, None);
     let waiting = {
         let q = q.clone();
         tokio::spawn(async move { q.get().await })
     };
-    assert_eq!(timeout(Duration::from_secs(1), waiting).await.unwrap().unwrap(), None);
+    assert_eq!(
+        timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -118,7 +134,10 @@ async fn metrics_count_adds_depth_retries_and_durations() {
     assert_eq!(m.depth.with_label_values(&[name]).get(), 1);
     tokio::time::sleep(Duration::from_secs(2)).await;
     q.update_unfinished_work();
-    assert_eq!(m.longest_running_processor.with_label_values(&[name]).get(), 2.0);
+    assert_eq!(
+        m.longest_running_processor.with_label_values(&[name]).get(),
+        2.0
+    );
     assert_eq!(m.unfinished_work.with_label_values(&[name]).get(), 2.0);
     q.done(&a);
     q.add_rate_limited(key("a"));
@@ -131,7 +150,16 @@ async fn metrics_count_adds_depth_retries_and_durations() {
     assert_eq!(work_duration.get_sample_count(), 1);
     assert!((work_duration.get_sample_sum() - 2.0).abs() < 1e-6);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(m.depth.with_label_values(&[name]).get(), 3, "b, and the retried a and c");
-    let text = prometheus::TextEncoder::new().encode_to_string(&prometheus::gather()).unwrap();
-    assert!(text.contains(r#"workqueue_adds_total{name="test-metrics"} 4"#), "{text}");
+    assert_eq!(
+        m.depth.with_label_values(&[name]).get(),
+        3,
+        "b, and the retried a and c"
+    );
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&prometheus::gather())
+        .unwrap();
+    assert!(
+        text.contains(r#"workqueue_adds_total{name="test-metrics"} 4"#),
+        "{text}"
+    );
 }
