@@ -31,6 +31,14 @@ fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `--kubeconfig=` with the scheduler's credentials on the shared control plane.
+fn scheduler_kubeconfig_flag() -> String {
+    let path = shared_control_plane()
+        .kubeconfig(&Identity::scheduler())
+        .unwrap();
+    format!("--kubeconfig={}", path.display())
+}
+
 /// Asserts a failed run printed exactly one line on stderr, containing each of `wanted`.
 fn assert_one_line_error(output: &Output, wanted: &[&str]) {
     assert!(
@@ -139,13 +147,7 @@ fn an_unreachable_apiserver_is_named_with_the_fix() {
 fn a_port_in_use_is_named_with_the_fix() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let kubeconfig = format!(
-        "--kubeconfig={}",
-        shared_control_plane()
-            .kubeconfig(&Identity::scheduler())
-            .unwrap()
-            .display()
-    );
+    let kubeconfig = scheduler_kubeconfig_flag();
     let output = run(
         "ferrokube-scheduler",
         &[
@@ -200,13 +202,7 @@ fn a_missing_upstream_binary_names_the_build_command() {
 
 #[test]
 fn a_component_with_valid_credentials_serves_health_and_metrics_until_sigterm() {
-    let kubeconfig = format!(
-        "--kubeconfig={}",
-        shared_control_plane()
-            .kubeconfig(&Identity::scheduler())
-            .unwrap()
-            .display()
-    );
+    let kubeconfig = scheduler_kubeconfig_flag();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -27,6 +27,15 @@ fn named<T: kube::Resource + Default>(name: &str) -> T {
     object
 }
 
+/// A pod that nobody in these tests is allowed to create except the admin.
+fn some_pod() -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "not-mine" },
+        "spec": { "containers": [{ "name": "c", "image": "busybox" }] }
+    }))
+    .unwrap()
+}
+
 #[tokio::test]
 async fn admin_lists_the_system_namespaces_of_the_pinned_version() {
     let admin = client(&Identity::admin()).await;
@@ -92,11 +101,7 @@ async fn scheduler_reads_pods_and_nodes_but_not_secrets() {
             .list(&ListParams::default())
             .await
     ));
-    let pod: Pod = serde_json::from_value(serde_json::json!({
-        "metadata": { "name": "not-mine" },
-        "spec": { "containers": [{ "name": "c", "image": "busybox" }] }
-    }))
-    .unwrap();
+    let pod = some_pod();
     assert!(forbidden(
         Api::<Pod>::namespaced(scheduler, "default")
             .create(&PostParams::default(), &pod)
@@ -116,11 +121,7 @@ async fn controller_manager_reads_everything_but_cannot_create_pods_itself() {
         .await
         .unwrap();
     // Upstream's controllers act through their own service accounts (--use-service-account-credentials).
-    let pod: Pod = serde_json::from_value(serde_json::json!({
-        "metadata": { "name": "not-mine" },
-        "spec": { "containers": [{ "name": "c", "image": "busybox" }] }
-    }))
-    .unwrap();
+    let pod = some_pod();
     let pods = Api::<Pod>::namespaced(controller_manager.clone(), "default");
     assert!(forbidden(pods.create(&PostParams::default(), &pod).await));
     assert!(forbidden(
