@@ -99,8 +99,11 @@ where
         stop,
     };
     let result = if flags.leader_election.leader_elect {
-        let config =
-            LeaderElectionConfig::from_flags(&flags.leader_election, defaults.name, identity());
+        let config = LeaderElectionConfig::from_flags(
+            &flags.leader_election,
+            defaults.name,
+            leaderelection::default_identity(),
+        );
         let elector = LeaderElector::new(client.clone(), config)?;
         elector
             .run(shutdown.clone(), |leading| work(context(leading)))
@@ -119,11 +122,4 @@ where
         }
     }
     result
-}
-
-/// Upstream's leader-election identity: the host name, then a random suffix so replicas on one host differ.
-pub fn identity() -> String {
-    let host =
-        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
-    format!("{}_{:016x}", host.trim(), rand::random::<u64>())
 }
