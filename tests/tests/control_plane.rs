@@ -14,6 +14,19 @@ async fn client(identity: &Identity) -> Client {
     shared_control_plane().client(identity).await.unwrap()
 }
 
+/// Lists every `K` in the cluster as the client's identity.
+async fn list_all<K>(client: &Client) -> Result<kube::core::ObjectList<K>, Error>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+}
+
 fn forbidden<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
     matches!(result, Err(Error::Api(status)) if status.code == 403)
 }
@@ -39,8 +52,7 @@ fn some_pod() -> Pod {
 #[tokio::test]
 async fn admin_lists_the_system_namespaces_of_the_pinned_version() {
     let admin = client(&Identity::admin()).await;
-    let names: Vec<String> = Api::<Namespace>::all(admin.clone())
-        .list(&ListParams::default())
+    let names: Vec<String> = list_all::<Namespace>(&admin)
         .await
         .unwrap()
         .items
@@ -88,19 +100,9 @@ async fn each_test_gets_a_fresh_namespace() {
 #[tokio::test]
 async fn scheduler_reads_pods_and_nodes_but_not_secrets() {
     let scheduler = client(&Identity::scheduler()).await;
-    Api::<Pod>::all(scheduler.clone())
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    Api::<Node>::all(scheduler.clone())
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    assert!(forbidden(
-        Api::<Secret>::all(scheduler.clone())
-            .list(&ListParams::default())
-            .await
-    ));
+    list_all::<Pod>(&scheduler).await.unwrap();
+    list_all::<Node>(&scheduler).await.unwrap();
+    assert!(forbidden(list_all::<Secret>(&scheduler).await));
     let pod = some_pod();
     assert!(forbidden(
         Api::<Pod>::namespaced(scheduler, "default")
@@ -112,14 +114,8 @@ async fn scheduler_reads_pods_and_nodes_but_not_secrets() {
 #[tokio::test]
 async fn controller_manager_reads_everything_but_cannot_create_pods_itself() {
     let controller_manager = client(&Identity::controller_manager()).await;
-    Api::<Pod>::all(controller_manager.clone())
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    Api::<Secret>::all(controller_manager.clone())
-        .list(&ListParams::default())
-        .await
-        .unwrap();
+    list_all::<Pod>(&controller_manager).await.unwrap();
+    list_all::<Secret>(&controller_manager).await.unwrap();
     // Upstream's controllers act through their own service accounts (--use-service-account-credentials).
     let pod = some_pod();
     let pods = Api::<Pod>::namespaced(controller_manager.clone(), "default");
