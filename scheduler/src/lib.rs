@@ -2,6 +2,9 @@
 //! serves /metrics and the health endpoints, and takes part in leader election with upstream's flags. The
 //! scheduling itself comes with its own issue.
 
+pub mod framework;
+pub mod plugins;
+
 use clap::Parser;
 use component_base::app::{self, ComponentContext, ComponentDefaults, ControlPlaneFlags};
 use component_base::version;
