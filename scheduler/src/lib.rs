@@ -4,6 +4,8 @@
 
 pub mod framework;
 pub mod plugins;
+#[cfg(test)]
+pub mod testing;
 
 use clap::Parser;
 use component_base::app::{self, ComponentContext, ComponentDefaults, ControlPlaneFlags};
