@@ -2,8 +2,11 @@
 //! serves /metrics and the health endpoints, and takes part in leader election with upstream's flags. The
 //! scheduling itself comes with its own issue.
 
+pub mod cache;
 pub mod framework;
+pub mod metrics;
 pub mod plugins;
+pub mod queue;
 #[cfg(test)]
 pub mod testing;
 
