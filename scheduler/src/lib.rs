@@ -7,6 +7,7 @@ pub mod framework;
 pub mod metrics;
 pub mod plugins;
 pub mod queue;
+pub mod schedule_one;
 #[cfg(test)]
 pub mod testing;
 
