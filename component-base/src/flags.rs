@@ -5,23 +5,33 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser};
+use clap::{ArgMatches, Args, CommandFactory, Parser};
 
 use crate::client::ClientOptions;
 
 /// Parses the process arguments; an error is printed as one line naming the flag, and the process exits 2.
 /// `--help` and `--version` print in full and exit 0.
 pub fn parse<T: Parser>() -> T {
-    match T::try_parse() {
-        Ok(flags) => flags,
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{first} (see --help)");
-            std::process::exit(2);
-        }
+    let matches = parse_matches::<T>();
+    T::from_arg_matches(&matches).unwrap_or_else(|e| exit_with(&e))
+}
+
+/// Parses the process arguments into raw matches (to ask which flags were given), with the same error
+/// handling as [`parse`].
+pub fn parse_matches<T: CommandFactory>() -> ArgMatches {
+    T::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| exit_with(&e))
+}
+
+fn exit_with(e: &clap::Error) -> ! {
+    if !e.use_stderr() {
+        e.exit();
     }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    eprintln!("{first} (see --help)");
+    std::process::exit(2);
 }
 
 /// `--kubeconfig`, `--kube-api-qps`, `--kube-api-burst`; the component supplies its upstream defaults.

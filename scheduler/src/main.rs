@@ -2,8 +2,8 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let flags = component_base::flags::parse();
-    match ferrokube_scheduler::run(flags).await {
+    let (flags, overrides) = ferrokube_scheduler::parse();
+    match ferrokube_scheduler::run(flags, overrides).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ferrokube-scheduler: {e:#}");

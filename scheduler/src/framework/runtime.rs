@@ -16,6 +16,7 @@ use super::node_info::NodeInfo;
 use super::pod_info::PodInfo;
 use super::snapshot::Snapshot;
 use super::status::{Code, Status};
+use crate::config::{PluginSet, Plugins};
 
 /// The extension points, in the order a pod meets them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +64,24 @@ impl ExtensionPoint {
         Self::PostBind,
     ];
 
+    /// This point's settings in a profile's plugin configuration.
+    pub fn settings(self, plugins: &Plugins) -> &PluginSet {
+        match self {
+            Self::PreEnqueue => &plugins.pre_enqueue,
+            Self::QueueSort => &plugins.queue_sort,
+            Self::PreFilter => &plugins.pre_filter,
+            Self::Filter => &plugins.filter,
+            Self::PostFilter => &plugins.post_filter,
+            Self::PreScore => &plugins.pre_score,
+            Self::Score => &plugins.score,
+            Self::Reserve => &plugins.reserve,
+            Self::Permit => &plugins.permit,
+            Self::PreBind => &plugins.pre_bind,
+            Self::Bind => &plugins.bind,
+            Self::PostBind => &plugins.post_bind,
+        }
+    }
+
     fn implemented_by(self, plugin: &dyn Plugin) -> bool {
         match self {
             Self::PreEnqueue => plugin.as_pre_enqueue().is_some(),
@@ -79,33 +98,6 @@ impl ExtensionPoint {
             Self::PostBind => plugin.as_post_bind().is_some(),
         }
     }
-}
-
-/// A plugin named in the configuration, with its score weight (0: unset).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PluginRef {
-    /// The plugin name.
-    pub name: String,
-    /// The score weight; 0 means the default.
-    pub weight: i32,
-}
-
-/// Enabled and disabled plugins at one extension point (`*` disables all multi-point plugins there).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PluginSet {
-    /// Enabled, in order.
-    pub enabled: Vec<PluginRef>,
-    /// Disabled names.
-    pub disabled: Vec<String>,
-}
-
-/// The plugins of one profile after defaulting: multi-point plugins plus per-point overrides.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProfilePlugins {
-    /// Plugins enabled at every point they implement.
-    pub multi_point: PluginSet,
-    /// Explicit settings per extension point.
-    pub points: BTreeMap<ExtensionPoint, PluginSet>,
 }
 
 /// Why a profile's framework cannot be built.
@@ -148,17 +140,17 @@ impl Framework {
     /// Builds the framework of profile `profile_name` from its plugin configuration.
     pub fn new(
         profile_name: &str,
-        config: &ProfilePlugins,
+        config: &Plugins,
         factory: &PluginFactory<'_>,
         percentage_of_nodes_to_score: Option<i32>,
         pool: Arc<rayon::ThreadPool>,
     ) -> Result<Self, FrameworkError> {
         let mut instances: BTreeMap<String, Arc<dyn Plugin>> = BTreeMap::new();
-        let needed = config
-            .multi_point
-            .enabled
-            .iter()
-            .chain(config.points.values().flat_map(|set| set.enabled.iter()));
+        let needed = config.multi_point.enabled.iter().chain(
+            ExtensionPoint::ALL
+                .iter()
+                .flat_map(|point| point.settings(config).enabled.iter()),
+        );
         for plugin in needed {
             if instances.contains_key(&plugin.name) {
                 continue;
@@ -174,7 +166,7 @@ impl Framework {
             let expanded = expand(point, config, &instances)?;
             if point == ExtensionPoint::Score {
                 for (plugin, weight) in &expanded {
-                    score_weights.insert(plugin.name(), i64::from((*weight).max(1)));
+                    score_weights.insert(plugin.name(), i64::from(weight.unwrap_or(1).max(1)));
                 }
             }
             points.insert(point, expanded.into_iter().map(|(p, _)| p).collect());
@@ -566,11 +558,11 @@ impl Framework {
 /// the remaining explicit ones.
 fn expand(
     point: ExtensionPoint,
-    config: &ProfilePlugins,
+    config: &Plugins,
     instances: &BTreeMap<String, Arc<dyn Plugin>>,
-) -> Result<Vec<(Arc<dyn Plugin>, i32)>, FrameworkError> {
-    let explicit = config.points.get(&point).cloned().unwrap_or_default();
-    let disabled: BTreeSet<&str> = explicit.disabled.iter().map(String::as_str).collect();
+) -> Result<Vec<(Arc<dyn Plugin>, Option<i32>)>, FrameworkError> {
+    let explicit = point.settings(config);
+    let disabled: BTreeSet<&str> = explicit.disabled.iter().map(|p| p.name.as_str()).collect();
     let explicit_names: BTreeSet<&str> = explicit.enabled.iter().map(|p| p.name.as_str()).collect();
     let instance = |name: &str| -> Result<Arc<dyn Plugin>, FrameworkError> {
         instances

@@ -25,11 +25,6 @@ impl<K: Clone + Eq + Hash, V> KeyedHeap<K, V> {
         self.items.len()
     }
 
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// Whether `key` is in the heap.
     pub fn contains(&self, key: &K) -> bool {
         self.index.contains_key(key)
@@ -132,6 +127,6 @@ mod tests {
         assert_eq!(heap.get(&"a"), Some(&5));
         let order: Vec<i32> = std::iter::from_fn(|| heap.pop(&less)).collect();
         assert_eq!(order, [0, 1, 5, 9]);
-        assert!(heap.is_empty());
+        assert_eq!(heap.len(), 0);
     }
 }

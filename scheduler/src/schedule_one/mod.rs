@@ -116,6 +116,14 @@ pub struct Algorithm {
 }
 
 impl Algorithm {
+    /// An algorithm using `percentage_of_nodes_to_score` where a profile sets none.
+    pub fn new(percentage_of_nodes_to_score: i32) -> Self {
+        Self {
+            next_start_node_index: 0,
+            percentage_of_nodes_to_score,
+        }
+    }
+
     /// Picks a node for `pod`, or says why none fits.
     pub fn schedule_pod(
         &mut self,

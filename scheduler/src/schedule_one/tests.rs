@@ -4,7 +4,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::*;
-use crate::framework::runtime::{PluginRef, PluginSet, ProfilePlugins};
+use crate::config::{Plugin as PluginRef, PluginSet, Plugins};
 use crate::framework::{
     BindPlugin, FilterPlugin, NoNominations, Plugin, QueueSortPlugin, QueuedPodInfo, ScorePlugin,
 };
@@ -67,11 +67,11 @@ impl BindPlugin for TestPlugin {
 }
 
 fn framework() -> Framework {
-    let plugins = ProfilePlugins {
+    let plugins = Plugins {
         multi_point: PluginSet {
             enabled: vec![PluginRef {
                 name: "Test".into(),
-                weight: 2,
+                weight: Some(2),
             }],
             disabled: vec![],
         },
