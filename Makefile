@@ -5,7 +5,7 @@ CARGO ?= cargo
 CONTROL_PLANE_BINS := etcd kube-apiserver kubectl
 FERROKUBE := target/debug/ferrokube
 
-.PHONY: deps upstream build lint test up
+.PHONY: deps upstream build lint test up bench-scheduler
 
 deps:
 	@hack/deps.sh
@@ -29,3 +29,10 @@ up: deps
 	@hack/upstream/build.sh $(CONTROL_PLANE_BINS)
 	$(CARGO) build --bin ferrokube
 	$(FERROKUBE) up
+
+# ferrokube-scheduler and upstream kube-scheduler side by side, release builds; results in bench-out/.
+# Flags go in ARGS, e.g. `make bench-scheduler ARGS="--nodes 100 --pods 500"` (see docs/benchmarks.md).
+bench-scheduler: deps
+	@hack/upstream/build.sh etcd kube-apiserver kube-scheduler
+	$(CARGO) build --release -p ferrokube-cluster -p ferrokube-scheduler
+	target/release/ferrokube bench scheduler $(ARGS)

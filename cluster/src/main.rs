@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Start a local control plane (etcd and kube-apiserver) and run it until Ctrl-C.
     Up(up::UpArgs),
+    /// Benchmark ferrokube's components side by side with upstream's; results as JSON and Markdown.
+    Bench(ferrokube_cluster::bench::BenchArgs),
     /// Print ferrokube's version and the upstream versions it targets.
     Version,
 }
@@ -50,6 +52,9 @@ fn main() -> ExitCode {
         Command::Up(args) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|runtime| runtime.block_on(up::run(args, ferrokube_home()))),
+        Command::Bench(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(ferrokube_cluster::bench::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

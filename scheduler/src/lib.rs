@@ -72,7 +72,13 @@ async fn schedule(context: ComponentContext, config: Config) {
         .map(|(name, framework)| {
             let recorder =
                 EventRecorder::new(context.client.clone(), &name, &format!("{name}-{instance}"));
-            (name, Profile { framework, recorder })
+            (
+                name,
+                Profile {
+                    framework,
+                    recorder,
+                },
+            )
         })
         .collect();
     let scheduler = Scheduler::new(

@@ -29,7 +29,10 @@ pub fn parse() -> (Flags, FlagOverrides) {
     let flags = match Flags::from_arg_matches(&matches) {
         Ok(flags) => flags,
         Err(e) => {
-            eprintln!("{}", e.to_string().lines().next().unwrap_or("invalid arguments"));
+            eprintln!(
+                "{}",
+                e.to_string().lines().next().unwrap_or("invalid arguments")
+            );
             std::process::exit(2);
         }
     };

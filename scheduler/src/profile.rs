@@ -78,7 +78,10 @@ fn build_framework(
 
 /// The queue all profiles share: ordered by the (common) QueueSort plugin, gated by each pod's profile's
 /// PreEnqueue plugins, and woken by the events every plugin registered.
-pub fn build_queue(config: &Config, frameworks: &HashMap<String, Arc<Framework>>) -> SchedulingQueue {
+pub fn build_queue(
+    config: &Config,
+    frameworks: &HashMap<String, Arc<Framework>>,
+) -> SchedulingQueue {
     let first = config
         .profiles
         .first()

@@ -1,5 +1,7 @@
 //! Helpers for ferrokube's end-to-end tests: finding the workspace's binaries and running them.
 
+pub mod scheduling;
+
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};

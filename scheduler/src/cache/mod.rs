@@ -135,7 +135,10 @@ impl Cache {
     pub fn forget_pod(&mut self, uid: &str) -> Result<(), CacheError> {
         match self.pods.get(uid) {
             Some(state) if state.assumed => {
-                let state = self.pods.remove(uid).ok_or_else(|| CacheError::NotAssumed(uid.into()))?;
+                let state = self
+                    .pods
+                    .remove(uid)
+                    .ok_or_else(|| CacheError::NotAssumed(uid.into()))?;
                 self.remove_from_node(&state);
                 Ok(())
             }
@@ -232,11 +235,16 @@ mod tests {
     fn assumed_pods_count_until_forgotten_or_expired_and_confirmation_keeps_them() {
         let mut cache = Cache::new();
         cache.add_or_update_node(Arc::new(
-            make_node("n1").capacity(&[("cpu", "4"), ("pods", "10")]).obj(),
+            make_node("n1")
+                .capacity(&[("cpu", "4"), ("pods", "10")])
+                .obj(),
         ));
         let pod = make_pod("p1").req(&[("cpu", "1")]).info();
         cache.assume_pod(pod.clone(), "n1").unwrap();
-        assert_eq!(cache.assume_pod(pod.clone(), "n1"), Err(CacheError::AlreadyPresent("default/p1".into())));
+        assert_eq!(
+            cache.assume_pod(pod.clone(), "n1"),
+            Err(CacheError::AlreadyPresent("default/p1".into()))
+        );
         let requested = |cache: &Cache| cache.snapshot().get("n1").unwrap().requested.milli_cpu;
         assert_eq!(requested(&cache), 1000);
         cache.forget_pod("p1").unwrap();
@@ -286,7 +294,10 @@ mod tests {
             cache.add_or_update_node(Arc::new(node));
         }
         let snapshot = cache.snapshot();
-        assert_eq!(snapshot.get("n2").unwrap().image_states["busybox:1"].num_nodes, 2);
+        assert_eq!(
+            snapshot.get("n2").unwrap().image_states["busybox:1"].num_nodes,
+            2
+        );
         cache.remove_node("n1");
         assert_eq!(cache.images["busybox:1"].1.len(), 1);
     }

@@ -158,7 +158,10 @@ mod tests {
             ActionType::ADD
         )));
         let any = ClusterEvent::new(EventResource::WildCard, ActionType::ALL);
-        assert!(any.covers(&ClusterEvent::new(EventResource::CsiNode, ActionType::DELETE)));
+        assert!(any.covers(&ClusterEvent::new(
+            EventResource::CsiNode,
+            ActionType::DELETE
+        )));
         assert!(ActionType::UPDATE.intersects(ActionType::UPDATE_NODE_LABEL));
         assert!(!ActionType::UPDATE.intersects(ActionType::ADD));
         assert!(!ActionType::UPDATE.intersects(ActionType::DELETE));

@@ -263,7 +263,12 @@ pub trait ScorePlugin: Send + Sync {
     /// The node's raw score.
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status>;
     /// Rescales raw scores into [MIN_NODE_SCORE, MAX_NODE_SCORE]; scores already in range need nothing.
-    fn normalize_score(&self, _state: &CycleState, _pod: &PodInfo, _scores: &mut [NodeScore]) -> Status {
+    fn normalize_score(
+        &self,
+        _state: &CycleState,
+        _pod: &PodInfo,
+        _scores: &mut [NodeScore],
+    ) -> Status {
         Status::success()
     }
 }
@@ -296,8 +301,12 @@ pub trait PreBindPlugin: Send + Sync {
 /// Binds a pod to a node. The first binder that does not return Skip wins.
 pub trait BindPlugin: Send + Sync {
     /// Binds `pod` to `node`.
-    fn bind<'a>(&'a self, state: &'a CycleState, pod: &'a Pod, node: &'a str)
-    -> BoxFuture<'a, Status>;
+    fn bind<'a>(
+        &'a self,
+        state: &'a CycleState,
+        pod: &'a Pod,
+        node: &'a str,
+    ) -> BoxFuture<'a, Status>;
 }
 
 /// Informational hook after a successful binding.

@@ -75,7 +75,11 @@ fn in_namespace<K: ResourceExt>(objects: &[Arc<K>], namespace: &str) -> Vec<Arc<
         .collect()
 }
 
-fn named<K: ResourceExt>(objects: &[Arc<K>], namespace: Option<&str>, name: &str) -> Option<Arc<K>> {
+fn named<K: ResourceExt>(
+    objects: &[Arc<K>],
+    namespace: Option<&str>,
+    name: &str,
+) -> Option<Arc<K>> {
     objects
         .iter()
         .find(|o| o.name_any() == name && o.namespace().as_deref() == namespace)

@@ -14,8 +14,8 @@ pub mod snapshot;
 pub mod status;
 
 pub use cycle_state::CycleState;
-pub use handle::Handle;
 pub use events::{ActionType, ClusterEvent, EventResource};
+pub use handle::Handle;
 pub use interface::*;
 pub use listers::{Listers, StaticListers};
 pub use node_info::NodeInfo;

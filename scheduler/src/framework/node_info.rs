@@ -27,7 +27,9 @@ pub struct HostPortInfo(BTreeMap<String, HashSet<ProtocolPort>>);
 
 /// The host IP, protocol and port a container port asks for, with upstream's defaults applied.
 pub fn normalize_host_port(ip: Option<&str>, protocol: Option<&str>) -> (String, String) {
-    let ip = ip.filter(|ip| !ip.is_empty()).unwrap_or(DEFAULT_BIND_ALL_HOST_IP);
+    let ip = ip
+        .filter(|ip| !ip.is_empty())
+        .unwrap_or(DEFAULT_BIND_ALL_HOST_IP);
     let protocol = protocol.filter(|p| !p.is_empty()).unwrap_or("TCP");
     (ip.to_string(), protocol.to_string())
 }
@@ -38,10 +40,13 @@ impl HostPortInfo {
         if port <= 0 {
             return;
         }
-        self.0.entry(ip.to_string()).or_default().insert(ProtocolPort {
-            protocol: protocol.to_string(),
-            port,
-        });
+        self.0
+            .entry(ip.to_string())
+            .or_default()
+            .insert(ProtocolPort {
+                protocol: protocol.to_string(),
+                port,
+            });
     }
 
     /// Forgets `port` on `ip`.

@@ -41,8 +41,7 @@ pub struct AffinityTerm {
 
 impl AffinityTerm {
     fn new(pod_namespace: &str, term: &PodAffinityTerm) -> Result<Self, String> {
-        let mut namespaces: BTreeSet<String> =
-            term.namespaces.iter().flatten().cloned().collect();
+        let mut namespaces: BTreeSet<String> = term.namespaces.iter().flatten().cloned().collect();
         if namespaces.is_empty() && term.namespace_selector.is_none() {
             namespaces.insert(pod_namespace.to_string());
         }
@@ -113,13 +112,14 @@ impl PodInfo {
                 })
                 .collect()
         };
-        let required_affinity_terms = required(
-            pod_affinity.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
-        );
-        let required_anti_affinity_terms = required(
-            pod_anti_affinity
-                .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
-        );
+        let required_affinity_terms = required(pod_affinity.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let required_anti_affinity_terms = required(pod_anti_affinity.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
         let mut preferred = |terms: Option<&Vec<WeightedPodAffinityTerm>>| {
             terms
                 .into_iter()
@@ -135,13 +135,14 @@ impl PodInfo {
                 })
                 .collect()
         };
-        let preferred_affinity_terms = preferred(
-            pod_affinity.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
-        );
-        let preferred_anti_affinity_terms = preferred(
-            pod_anti_affinity
-                .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
-        );
+        let preferred_affinity_terms = preferred(pod_affinity.and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
+        let preferred_anti_affinity_terms = preferred(pod_anti_affinity.and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        }));
         Self {
             pod,
             requests,

@@ -333,7 +333,10 @@ mod tests {
         assert_eq!(exact.milli_cpu, 1050 + 10);
         assert_eq!(exact.memory, 150 << 20);
         // The second app container asks for no memory: 200Mi counts when scoring.
-        assert_eq!(non_zero.memory, (100 << 20) + DEFAULT_MEMORY_REQUEST + (50 << 20));
+        assert_eq!(
+            non_zero.memory,
+            (100 << 20) + DEFAULT_MEMORY_REQUEST + (50 << 20)
+        );
         assert_eq!(non_zero.milli_cpu, 1050 + 10);
     }
 

@@ -205,7 +205,10 @@ impl Framework {
 
     /// The plugins at `point`, in order.
     pub fn at(&self, point: ExtensionPoint) -> &[Arc<dyn Plugin>] {
-        self.points.get(&point).map(Vec::as_slice).unwrap_or_default()
+        self.points
+            .get(&point)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// The names of the plugins at `point`, in order.
@@ -267,7 +270,10 @@ impl Framework {
             if !status.is_success() {
                 return (result, status.with_plugin(plugin.name()));
             }
-            if plugin_result.as_ref().is_some_and(|r| r.node_names.is_some()) {
+            if plugin_result
+                .as_ref()
+                .is_some_and(|r| r.node_names.is_some())
+            {
                 narrowed_by.push(plugin.name());
             }
             result = result.merge(plugin_result);
@@ -281,7 +287,10 @@ impl Framework {
                 } else {
                     message
                 };
-                return (result, Status::unresolvable(reason).with_plugin(plugin.name()));
+                return (
+                    result,
+                    Status::unresolvable(reason).with_plugin(plugin.name()),
+                );
             }
         }
         (result, Status::success())
@@ -324,7 +333,8 @@ impl Framework {
         let mut node_with = node.clone();
         for other in &nominated {
             node_with.add_pod(other.clone());
-            let status = self.run_pre_filter_extension_add_pod(&mut state_with, pod, other, &node_with);
+            let status =
+                self.run_pre_filter_extension_add_pod(&mut state_with, pod, other, &node_with);
             if !status.is_success() {
                 return status;
             }
@@ -355,7 +365,9 @@ impl Framework {
         removed: &PodInfo,
         node: &NodeInfo,
     ) -> Status {
-        self.run_pre_filter_extensions(state, |ext, state| ext.remove_pod(state, pod, removed, node))
+        self.run_pre_filter_extensions(state, |ext, state| {
+            ext.remove_pod(state, pod, removed, node)
+        })
     }
 
     fn run_pre_filter_extensions(
@@ -367,7 +379,10 @@ impl Framework {
             if state.skip_filter_plugins.contains(plugin.name()) {
                 continue;
             }
-            let Some(ext) = plugin.as_pre_filter().and_then(|p| p.pre_filter_extensions()) else {
+            let Some(ext) = plugin
+                .as_pre_filter()
+                .and_then(|p| p.pre_filter_extensions())
+            else {
                 continue;
             };
             let status = call(ext, state);
@@ -384,7 +399,10 @@ impl Framework {
     }
 
     /// Runs PostFilter plugins until one succeeds or returns an unresolvable verdict.
-    pub fn run_post_filter(&self, context: &PostFilterContext<'_>) -> (Option<PostFilterResult>, Status) {
+    pub fn run_post_filter(
+        &self,
+        context: &PostFilterContext<'_>,
+    ) -> (Option<PostFilterResult>, Status) {
         let mut reasons = Vec::new();
         for plugin in self.at(ExtensionPoint::PostFilter) {
             let Some(p) = plugin.as_post_filter() else {
@@ -553,6 +571,9 @@ impl Framework {
     }
 }
 
+/// A plugin with its configured score weight.
+type WeightedPlugin = (Arc<dyn Plugin>, Option<i32>);
+
 /// Upstream's expansion of multi-point plugins onto one extension point: plugins configured explicitly
 /// at the point first (they override the multi-point entry), then multi-point ones not disabled there, then
 /// the remaining explicit ones.
@@ -560,7 +581,7 @@ fn expand(
     point: ExtensionPoint,
     config: &Plugins,
     instances: &BTreeMap<String, Arc<dyn Plugin>>,
-) -> Result<Vec<(Arc<dyn Plugin>, Option<i32>)>, FrameworkError> {
+) -> Result<Vec<WeightedPlugin>, FrameworkError> {
     let explicit = point.settings(config);
     let disabled: BTreeSet<&str> = explicit.disabled.iter().map(|p| p.name.as_str()).collect();
     let explicit_names: BTreeSet<&str> = explicit.enabled.iter().map(|p| p.name.as_str()).collect();

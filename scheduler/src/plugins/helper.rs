@@ -95,13 +95,20 @@ pub fn pod_matches_node_selector_and_affinity(pod: &Pod, node: &Node) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     selector_ok && required.is_none_or(|selector| node_selector_matches(selector, node))
 }
 
 /// Whether `toleration` tolerates `taint` (upstream `Toleration.ToleratesTaint`).
 pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if toleration.effect.as_deref().is_some_and(|e| !e.is_empty() && e != taint.effect) {
+    if toleration
+        .effect
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != taint.effect)
+    {
         return false;
     }
     let key = toleration.key.as_deref().unwrap_or_default();
@@ -246,7 +253,10 @@ mod tests {
             effect: "NoSchedule".into(),
             ..Default::default()
         };
-        let toleration = |key: Option<&str>, operator: Option<&str>, value: Option<&str>, effect: Option<&str>| Toleration {
+        let toleration = |key: Option<&str>,
+                          operator: Option<&str>,
+                          value: Option<&str>,
+                          effect: Option<&str>| Toleration {
             key: key.map(String::from),
             operator: operator.map(String::from),
             value: value.map(String::from),
@@ -256,8 +266,14 @@ mod tests {
         let cases = [
             (toleration(Some("k"), None, Some("v"), None), true),
             (toleration(Some("k"), Some("Equal"), Some("x"), None), false),
-            (toleration(Some("k"), Some("Exists"), None, Some("NoSchedule")), true),
-            (toleration(Some("k"), Some("Exists"), None, Some("NoExecute")), false),
+            (
+                toleration(Some("k"), Some("Exists"), None, Some("NoSchedule")),
+                true,
+            ),
+            (
+                toleration(Some("k"), Some("Exists"), None, Some("NoExecute")),
+                false,
+            ),
             (toleration(None, Some("Exists"), None, None), true),
             (toleration(Some("other"), Some("Exists"), None, None), false),
         ];
@@ -276,9 +292,15 @@ mod tests {
             })
             .collect();
         default_normalize_score(100, false, &mut scores);
-        assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), [0, 50, 100]);
+        assert_eq!(
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+            [0, 50, 100]
+        );
         default_normalize_score(100, true, &mut scores);
-        assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), [100, 50, 0]);
+        assert_eq!(
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+            [100, 50, 0]
+        );
         let mut zeros = vec![NodeScore {
             name: String::new(),
             score: 0,

@@ -177,7 +177,9 @@ impl SchedulingQueue {
     }
 
     fn remove_everywhere(&self, state: &mut QueueState, key: &str) {
-        state.active.remove(&key.to_string(), &|a, b| (self.less)(a, b));
+        state
+            .active
+            .remove(&key.to_string(), &|a, b| (self.less)(a, b));
         if let Some(slot) = state.backoff_keys.remove(key) {
             state.backoff.remove(&slot);
         }
@@ -195,7 +197,9 @@ impl SchedulingQueue {
                 }
                 if let Some(mut queued) = state.active.pop(&|a, b| (self.less)(a, b)) {
                     queued.attempts += 1;
-                    queued.initial_attempt_timestamp.get_or_insert_with(Instant::now);
+                    queued
+                        .initial_attempt_timestamp
+                        .get_or_insert_with(Instant::now);
                     state.scheduling_cycle += 1;
                     state.in_flight.insert(queued.pod_info.uid().to_string());
                     let cycle = state.scheduling_cycle;
@@ -341,7 +345,8 @@ impl SchedulingQueue {
             .unschedulable
             .iter()
             .filter(|(_, q)| {
-                q.gating_plugin.is_none() && now.duration_since(q.timestamp) > MAX_IN_UNSCHEDULABLE_PODS
+                q.gating_plugin.is_none()
+                    && now.duration_since(q.timestamp) > MAX_IN_UNSCHEDULABLE_PODS
             })
             .map(|(key, _)| key.clone())
             .collect();
@@ -377,8 +382,12 @@ impl SchedulingQueue {
             .filter(|q| q.gating_plugin.is_some())
             .count();
         let pending = &metrics().pending_pods;
-        pending.with_label_values(&["active"]).set(state.active.len() as i64);
-        pending.with_label_values(&["backoff"]).set(state.backoff.len() as i64);
+        pending
+            .with_label_values(&["active"])
+            .set(state.active.len() as i64);
+        pending
+            .with_label_values(&["backoff"])
+            .set(state.backoff.len() as i64);
         pending
             .with_label_values(&["unschedulable"])
             .set((state.unschedulable.len() - gated) as i64);

@@ -48,12 +48,12 @@ impl PodNominator {
     /// Drops the nomination of the pod with `uid`.
     pub fn delete(&self, uid: &str) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(node) = inner.node_of.remove(uid) {
-            if let Some(pods) = inner.by_node.get_mut(&node) {
-                pods.retain(|p| p.uid() != uid);
-                if pods.is_empty() {
-                    inner.by_node.remove(&node);
-                }
+        if let Some(node) = inner.node_of.remove(uid)
+            && let Some(pods) = inner.by_node.get_mut(&node)
+        {
+            pods.retain(|p| p.uid() != uid);
+            if pods.is_empty() {
+                inner.by_node.remove(&node);
             }
         }
     }

@@ -53,8 +53,14 @@ fn active_queue_pops_by_priority_then_arrival() {
     let queue = queue();
     let now = Instant::now();
     queue.add(make_pod("low").priority(1).info(), now);
-    queue.add(make_pod("high").priority(10).info(), now + Duration::from_millis(1));
-    queue.add(make_pod("low-later").priority(1).info(), now + Duration::from_millis(2));
+    queue.add(
+        make_pod("high").priority(10).info(),
+        now + Duration::from_millis(1),
+    );
+    queue.add(
+        make_pod("low-later").priority(1).info(),
+        now + Duration::from_millis(2),
+    );
     let order: Vec<String> = std::iter::from_fn(|| pop_now(&queue))
         .map(|(q, _)| q.pod_info.name().to_string())
         .collect();
@@ -64,7 +70,9 @@ fn active_queue_pops_by_priority_then_arrival() {
 #[test]
 fn backoff_doubles_from_the_initial_value_up_to_the_maximum() {
     let queue = queue();
-    let seconds: Vec<u64> = (1..=6).map(|a| queue.backoff_duration(a).as_secs()).collect();
+    let seconds: Vec<u64> = (1..=6)
+        .map(|a| queue.backoff_duration(a).as_secs())
+        .collect();
     assert_eq!(seconds, [1, 2, 4, 8, 10, 10]);
 }
 
@@ -84,7 +92,11 @@ fn unschedulable_pods_move_only_on_registered_events_and_after_backoff() {
 
     let node_add = ClusterEvent::new(EventResource::Node, ActionType::ADD);
     queue.move_all_to_active_or_backoff(node_add, now);
-    assert_eq!(queue.queue_of("p"), Some(QueueName::Backoff), "still backing off");
+    assert_eq!(
+        queue.queue_of("p"),
+        Some(QueueName::Backoff),
+        "still backing off"
+    );
     queue.flush_backoff_completed(now + Duration::from_millis(500));
     assert_eq!(queue.queue_of("p"), Some(QueueName::Backoff));
     queue.flush_backoff_completed(now + Duration::from_secs(1));
@@ -131,9 +143,8 @@ fn gated_pods_wait_until_their_gates_are_removed() {
     use k8s_openapi::api::core::v1::PodSchedulingGate;
     let queue = queue();
     let now = Instant::now();
-    let gated = make_pod("g").with_spec(|s| {
-        s.scheduling_gates = Some(vec![PodSchedulingGate { name: "x".into() }])
-    });
+    let gated = make_pod("g")
+        .with_spec(|s| s.scheduling_gates = Some(vec![PodSchedulingGate { name: "x".into() }]));
     queue.add(gated.info(), now);
     assert_eq!(queue.queue_of("g"), Some(QueueName::Gated));
     queue.move_all_to_active_or_backoff(

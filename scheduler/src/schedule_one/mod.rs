@@ -89,13 +89,16 @@ impl FitError {
 #[derive(Clone, Debug)]
 pub enum ScheduleError {
     /// No node fits.
-    Fit(FitError),
+    Fit(Box<FitError>),
     /// Something broke; the pod is retried after backoff.
     Error(Status),
 }
 
 /// How many feasible nodes to look for before scoring (upstream `numFeasibleNodesToFind`).
-pub fn num_feasible_nodes_to_find(percentage_of_nodes_to_score: i32, num_all_nodes: usize) -> usize {
+pub fn num_feasible_nodes_to_find(
+    percentage_of_nodes_to_score: i32,
+    num_all_nodes: usize,
+) -> usize {
     if num_all_nodes < MIN_FEASIBLE_NODES_TO_FIND {
         return num_all_nodes;
     }
@@ -139,10 +142,10 @@ impl Algorithm {
         let (feasible, diagnosis) =
             self.find_nodes_that_fit_pod(framework, state, pod, snapshot, nominator)?;
         if feasible.is_empty() {
-            return Err(ScheduleError::Fit(FitError {
+            return Err(ScheduleError::Fit(Box::new(FitError {
                 num_all_nodes: snapshot.len(),
                 diagnosis,
-            }));
+            })));
         }
         let evaluated_nodes = feasible.len() + diagnosis.node_to_status.len();
         if feasible.len() == 1 {
@@ -190,13 +193,12 @@ impl Algorithm {
             .as_ref()
             .and_then(|s| s.nominated_node_name.as_deref())
             .filter(|n| !n.is_empty());
-        if let Some(node) = nominated.and_then(|n| snapshot.get(n)) {
-            if framework
+        if let Some(node) = nominated.and_then(|n| snapshot.get(n))
+            && framework
                 .run_filter_with_nominated_pods(state, pod, node, nominator)
                 .is_success()
-            {
-                return Ok((vec![node.clone()], diagnosis));
-            }
+        {
+            return Ok((vec![node.clone()], diagnosis));
         }
         let nodes: Vec<Arc<NodeInfo>> = match &pre_filter_result.node_names {
             Some(names) => {
@@ -217,8 +219,14 @@ impl Algorithm {
             }
             None => snapshot.nodes().to_vec(),
         };
-        let feasible =
-            self.find_nodes_that_pass_filters(framework, state, pod, &nodes, nominator, &mut diagnosis);
+        let feasible = self.find_nodes_that_pass_filters(
+            framework,
+            state,
+            pod,
+            &nodes,
+            nominator,
+            &mut diagnosis,
+        );
         Ok((feasible, diagnosis))
     }
 

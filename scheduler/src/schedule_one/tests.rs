@@ -77,7 +77,12 @@ fn framework() -> Framework {
         },
         ..Default::default()
     };
-    let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap());
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap(),
+    );
     Framework::new(
         "default-scheduler",
         &plugins,
@@ -89,7 +94,12 @@ fn framework() -> Framework {
 }
 
 fn snapshot(nodes: Vec<crate::testing::MakeNode>) -> Snapshot {
-    Snapshot::new(nodes.into_iter().map(|n| Arc::new(n.info(vec![]))).collect())
+    Snapshot::new(
+        nodes
+            .into_iter()
+            .map(|n| Arc::new(n.info(vec![])))
+            .collect(),
+    )
 }
 
 #[test]
@@ -141,7 +151,10 @@ fn no_fit_gives_upstreams_message_and_the_rejecting_plugins() {
         fit.message(),
         "0/3 nodes are available: 1 node(s) were bad forever, 2 Insufficient cpu, 2 Insufficient memory."
     );
-    assert_eq!(fit.diagnosis.unschedulable_plugins, BTreeSet::from(["Test"]));
+    assert_eq!(
+        fit.diagnosis.unschedulable_plugins,
+        BTreeSet::from(["Test"])
+    );
     fit.diagnosis.post_filter_msg =
         "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling".into();
     assert!(fit.message().ends_with(

@@ -49,7 +49,8 @@ fn condition_unchanged(pod: &Pod, failure: &Failure) -> bool {
                 && c.message.as_deref() == Some(failure.message.as_str())
         });
     let nominated = status.and_then(|s| s.nominated_node_name.as_deref());
-    same_condition && (failure.nominated_node.is_none() || nominated == failure.nominated_node.as_deref())
+    same_condition
+        && (failure.nominated_node.is_none() || nominated == failure.nominated_node.as_deref())
 }
 
 impl Scheduler {
@@ -71,15 +72,24 @@ impl Scheduler {
         if let Some(node) = &failure.nominated_node {
             status["nominatedNodeName"] = json!(node);
         }
-        let patch = json!({ "status": status });
+        self.patch_status(
+            pod,
+            Patch::Strategic(json!({ "status": status })),
+            "updating the PodScheduled condition",
+        )
+        .await;
+    }
+
+    /// Patches `pod`'s status; failures are logged (a pod deleted meanwhile needs nothing).
+    async fn patch_status(&self, pod: &Pod, patch: Patch<serde_json::Value>, what: &str) {
         let name = pod.metadata.name.as_deref().unwrap_or_default();
-        if let Err(e) = pods(self, pod)
-            .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
-            .await
+        let result = pods(self, pod)
+            .patch_status(name, &PatchParams::default(), &patch)
+            .await;
+        if let Err(e) = result
+            && !is_not_found(&e)
         {
-            if !is_not_found(&e) {
-                tracing::warn!(pod = name, "updating the PodScheduled condition: {e}");
-            }
+            tracing::warn!(pod = name, "{what}: {e}");
         }
     }
 
@@ -104,16 +114,12 @@ impl Scheduler {
                 ..Default::default()
             };
             let patch = json!({ "status": { "conditions": [condition] } });
-            let api = pods(self, victim);
-            if let Err(e) = api
-                .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
+            self.patch_status(victim, Patch::Strategic(patch), "marking preemption victim")
+                .await;
+            match pods(self, victim)
+                .delete(name, &DeleteParams::default())
                 .await
             {
-                if !is_not_found(&e) {
-                    tracing::warn!(pod = name, "marking preemption victim: {e}");
-                }
-            }
-            match api.delete(name, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => {
@@ -145,14 +151,8 @@ impl Scheduler {
         for pod in lower {
             self.queue.nominator.delete(pod.uid());
             let patch = json!({ "status": { "nominatedNodeName": null } });
-            if let Err(e) = pods(self, &pod.pod)
-                .patch_status(pod.name(), &PatchParams::default(), &Patch::Merge(patch))
-                .await
-            {
-                if !is_not_found(&e) {
-                    tracing::warn!(pod = pod.name(), "clearing nominatedNodeName: {e}");
-                }
-            }
+            self.patch_status(&pod.pod, Patch::Merge(patch), "clearing nominatedNodeName")
+                .await;
         }
     }
 }

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use super::Scheduler;
 use super::cycle::Failure;
-use crate::framework::{ActionType, ClusterEvent, CycleState, EventResource, Framework, PodInfo, QueuedPodInfo};
+use crate::framework::{
+    ActionType, ClusterEvent, CycleState, EventResource, Framework, PodInfo, QueuedPodInfo,
+};
 use crate::metrics::metrics;
 
 impl Scheduler {
@@ -37,7 +39,8 @@ impl Scheduler {
                 Instant::now(),
             );
             self.record_attempt("error", framework.profile_name(), started);
-            self.handle_failure(queued, cycle, Failure::error(&status)).await;
+            self.handle_failure(queued, cycle, Failure::error(&status))
+                .await;
             return;
         }
         self.cache().finish_binding(assumed.uid(), Instant::now());

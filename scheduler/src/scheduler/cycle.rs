@@ -46,7 +46,9 @@ impl Scheduler {
             return;
         };
         let framework = profile.framework.clone();
-        if pod_info.pod.metadata.deletion_timestamp.is_some() || self.cache().is_assumed(pod_info.uid()) {
+        if pod_info.pod.metadata.deletion_timestamp.is_some()
+            || self.cache().is_assumed(pod_info.uid())
+        {
             self.queue.done(pod_info.uid());
             return;
         }
@@ -55,15 +57,25 @@ impl Scheduler {
         let mut state = CycleState::default();
         let decision = tokio::task::block_in_place(|| {
             let mut algorithm = self.algorithm.lock().unwrap_or_else(|e| e.into_inner());
-            algorithm.schedule_pod(&framework, &mut state, &pod_info, &snapshot, &self.queue.nominator)
+            algorithm.schedule_pod(
+                &framework,
+                &mut state,
+                &pod_info,
+                &snapshot,
+                &self.queue.nominator,
+            )
         });
         match decision {
-            Ok(result) => self.assume_and_bind(queued, cycle, state, result, started).await,
+            Ok(result) => {
+                self.assume_and_bind(queued, cycle, state, result, started)
+                    .await
+            }
             Err(ScheduleError::Fit(mut fit)) => {
                 let nominated_node = if framework.at(ExtensionPoint::PostFilter).is_empty() {
                     None
                 } else {
-                    self.preempt(&framework, &state, &pod_info, &snapshot, &mut fit).await
+                    self.preempt(&framework, &state, &pod_info, &snapshot, &mut fit)
+                        .await
                 };
                 self.record_attempt("unschedulable", framework.profile_name(), started);
                 let failure = Failure {
@@ -76,7 +88,8 @@ impl Scheduler {
             }
             Err(ScheduleError::Error(status)) => {
                 self.record_attempt("error", framework.profile_name(), started);
-                self.handle_failure(queued, cycle, Failure::error(&status)).await;
+                self.handle_failure(queued, cycle, Failure::error(&status))
+                    .await;
             }
         }
     }
@@ -181,7 +194,11 @@ impl Scheduler {
             } else {
                 Failure::error(&status)
             };
-            let result = if status.is_rejected() { "unschedulable" } else { "error" };
+            let result = if status.is_rejected() {
+                "unschedulable"
+            } else {
+                "error"
+            };
             self.record_attempt(result, framework.profile_name(), started);
             self.handle_failure(queued, cycle, failure).await;
             return;
@@ -197,7 +214,12 @@ impl Scheduler {
 
     /// Puts the pod back in the queue and tells the user why, as upstream: a FailedScheduling event and
     /// the PodScheduled=False condition (plus nominatedNodeName after preemption).
-    pub(super) async fn handle_failure(&self, mut queued: QueuedPodInfo, cycle: u64, failure: Failure) {
+    pub(super) async fn handle_failure(
+        &self,
+        mut queued: QueuedPodInfo,
+        cycle: u64,
+        failure: Failure,
+    ) {
         let pod = queued.pod_info.pod.clone();
         queued.unschedulable_plugins = failure.unschedulable_plugins.clone();
         // A pod deleted or bound meanwhile is not put back.
@@ -206,7 +228,10 @@ impl Scheduler {
             .get(&component_base::informer::ObjectKey::of(pod.as_ref()));
         let still_pending = current.as_ref().is_some_and(|p| {
             p.metadata.uid == pod.metadata.uid
-                && p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_none_or(str::is_empty)
+                && p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .is_none_or(str::is_empty)
         });
         if still_pending {
             if let Some(node) = &failure.nominated_node {
@@ -231,7 +256,8 @@ impl Scheduler {
                 .await;
         }
         let current = current.unwrap_or(pod);
-        self.update_pod_scheduled_condition(&current, &failure).await;
+        self.update_pod_scheduled_condition(&current, &failure)
+            .await;
     }
 }
 

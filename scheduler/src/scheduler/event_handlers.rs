@@ -60,7 +60,8 @@ pub fn assigned_pod_update_action(old: &PodInfo, new: &PodInfo) -> Option<Action
         action = action.or(ActionType::UPDATE_POD_LABEL);
     }
     let (o, n) = (&old.requests, &new.requests);
-    if n.milli_cpu < o.milli_cpu || n.memory < o.memory || n.ephemeral_storage < o.ephemeral_storage {
+    if n.milli_cpu < o.milli_cpu || n.memory < o.memory || n.ephemeral_storage < o.ephemeral_storage
+    {
         action = action.or(ActionType::UPDATE_POD_SCALE_DOWN);
     }
     (action.0 != 0).then_some(action)
@@ -95,7 +96,8 @@ impl Scheduler {
                         self.move_on(EventResource::AssignedPod, action);
                     }
                 } else if self.responsible_for(&new) {
-                    self.queue.update(Arc::new(PodInfo::new(new)), Instant::now());
+                    self.queue
+                        .update(Arc::new(PodInfo::new(new)), Instant::now());
                 }
             }
             InformerEvent::Deleted(pod) => {
@@ -146,21 +148,33 @@ impl Scheduler {
         stop: CancellationToken,
     ) -> Vec<JoinHandle<()>> {
         let mut tasks = vec![
-            self.clone().spawn_handler(&self.pods, stop.clone(), |s, e| s.on_pod(e)),
-            self.clone().spawn_handler(&self.nodes, stop.clone(), |s, e| s.on_node(e)),
+            self.clone()
+                .spawn_handler(&self.pods, stop.clone(), |s, e| s.on_pod(e)),
+            self.clone()
+                .spawn_handler(&self.nodes, stop.clone(), |s, e| s.on_node(e)),
         ];
-        tasks.push(self.clone().spawn_handler(&listers.volumes, stop.clone(), |s, e: InformerEvent<PersistentVolume>| {
-            s.on_other(EventResource::PersistentVolume, &e)
-        }));
-        tasks.push(self.clone().spawn_handler(&listers.claims, stop.clone(), |s, e: InformerEvent<PersistentVolumeClaim>| {
-            s.on_other(EventResource::PersistentVolumeClaim, &e)
-        }));
-        tasks.push(self.clone().spawn_handler(&listers.storage_classes, stop.clone(), |s, e: InformerEvent<StorageClass>| {
-            s.on_other(EventResource::StorageClass, &e)
-        }));
-        tasks.push(self.clone().spawn_handler(&listers.csi_nodes, stop, |s, e: InformerEvent<CSINode>| {
-            s.on_other(EventResource::CsiNode, &e)
-        }));
+        tasks.push(self.clone().spawn_handler(
+            &listers.volumes,
+            stop.clone(),
+            |s, e: InformerEvent<PersistentVolume>| s.on_other(EventResource::PersistentVolume, &e),
+        ));
+        tasks.push(self.clone().spawn_handler(
+            &listers.claims,
+            stop.clone(),
+            |s, e: InformerEvent<PersistentVolumeClaim>| {
+                s.on_other(EventResource::PersistentVolumeClaim, &e)
+            },
+        ));
+        tasks.push(self.clone().spawn_handler(
+            &listers.storage_classes,
+            stop.clone(),
+            |s, e: InformerEvent<StorageClass>| s.on_other(EventResource::StorageClass, &e),
+        ));
+        tasks.push(self.clone().spawn_handler(
+            &listers.csi_nodes,
+            stop,
+            |s, e: InformerEvent<CSINode>| s.on_other(EventResource::CsiNode, &e),
+        ));
         tasks
     }
 
@@ -194,12 +208,27 @@ mod tests {
     fn node_changes_map_to_upstream_actions() {
         let old = make_node("n").capacity(&[("cpu", "1")]).obj();
         assert_eq!(node_update_action(&old, &old), None);
-        let relabelled = make_node("n").capacity(&[("cpu", "1")]).label("zone", "a").obj();
-        assert_eq!(node_update_action(&old, &relabelled), Some(ActionType::UPDATE_NODE_LABEL));
-        let cordoned = make_node("n").capacity(&[("cpu", "1")]).unschedulable().obj();
-        assert_eq!(node_update_action(&old, &cordoned), Some(ActionType::UPDATE_NODE_TAINT));
+        let relabelled = make_node("n")
+            .capacity(&[("cpu", "1")])
+            .label("zone", "a")
+            .obj();
+        assert_eq!(
+            node_update_action(&old, &relabelled),
+            Some(ActionType::UPDATE_NODE_LABEL)
+        );
+        let cordoned = make_node("n")
+            .capacity(&[("cpu", "1")])
+            .unschedulable()
+            .obj();
+        assert_eq!(
+            node_update_action(&old, &cordoned),
+            Some(ActionType::UPDATE_NODE_TAINT)
+        );
         let bigger = make_node("n").capacity(&[("cpu", "2")]).obj();
-        assert_eq!(node_update_action(&old, &bigger), Some(ActionType::UPDATE_NODE_ALLOCATABLE));
+        assert_eq!(
+            node_update_action(&old, &bigger),
+            Some(ActionType::UPDATE_NODE_ALLOCATABLE)
+        );
     }
 
     #[test]
@@ -207,8 +236,14 @@ mod tests {
         let old = make_pod("p").req(&[("cpu", "1")]).info();
         assert_eq!(assigned_pod_update_action(&old, &old), None);
         let smaller = make_pod("p").req(&[("cpu", "500m")]).info();
-        assert_eq!(assigned_pod_update_action(&old, &smaller), Some(ActionType::UPDATE_POD_SCALE_DOWN));
+        assert_eq!(
+            assigned_pod_update_action(&old, &smaller),
+            Some(ActionType::UPDATE_POD_SCALE_DOWN)
+        );
         let relabelled = make_pod("p").req(&[("cpu", "1")]).label("a", "b").info();
-        assert_eq!(assigned_pod_update_action(&old, &relabelled), Some(ActionType::UPDATE_POD_LABEL));
+        assert_eq!(
+            assigned_pod_update_action(&old, &relabelled),
+            Some(ActionType::UPDATE_POD_LABEL)
+        );
     }
 }

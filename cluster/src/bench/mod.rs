@@ -1,0 +1,338 @@
+//! `ferrokube bench`: ferrokube's components side by side with upstream's, each on a fresh control plane in
+//! one invocation, with the results written as JSON and Markdown.
+
+use std::fmt;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+pub mod measure;
+pub mod report;
+pub mod scheduler;
+pub mod workload;
+
+use measure::Machine;
+use report::{ImplementationResult, Report, Workload, round};
+
+/// Flags of `ferrokube bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// What to benchmark.
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Schedule pods onto fake nodes with ferrokube-scheduler and with upstream kube-scheduler.
+    Scheduler(SchedulerArgs),
+}
+
+/// Flags of `ferrokube bench scheduler`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SchedulerArgs {
+    /// Nodes to create (4 CPU, 32Gi, 110 pods each).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub nodes: u32,
+    /// Pods to schedule (100m CPU, 500Mi each).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub pods: u32,
+    /// The scheduler's client QPS (clientConnection.qps).
+    #[arg(long, default_value_t = 5000.0)]
+    pub qps: f64,
+    /// The scheduler's client burst (clientConnection.burst).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub burst: u32,
+    /// Directory for scheduler.json, scheduler.md and the schedulers' logs and configurations.
+    #[arg(long, default_value = "bench-out")]
+    pub out: PathBuf,
+    /// Which schedulers to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "ferrokube,upstream")]
+    pub implementations: Vec<Implementation>,
+    /// Seconds to wait for all pods to be bound, from the first pod created.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+}
+
+/// A scheduler under test.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Implementation {
+    /// ferrokube-scheduler, beside the running `ferrokube`.
+    Ferrokube,
+    /// Upstream kube-scheduler, built by hack/upstream.
+    Upstream,
+}
+
+impl Implementation {
+    /// The name in the output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ferrokube => "ferrokube",
+            Self::Upstream => "upstream",
+        }
+    }
+}
+
+impl fmt::Display for Implementation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Runs `ferrokube bench ...` until it is done or interrupted; an interruption stops what it started.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let shutdown = component_base::shutdown::on_signal().context("installing signal handlers")?;
+    tokio::select! {
+        result = async {
+            match args.command {
+                BenchCommand::Scheduler(args) => bench_scheduler(args).await,
+            }
+        } => result,
+        () = shutdown.cancelled() => bail!("interrupted; stopped everything the benchmark started"),
+    }
+}
+
+async fn bench_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
+    if !(args.qps.is_finite() && args.qps > 0.0) {
+        bail!("--qps must be a positive number, not {}", args.qps);
+    }
+    let mut implementations = Vec::new();
+    for implementation in &args.implementations {
+        if !implementations.contains(implementation) {
+            implementations.push(*implementation);
+        }
+    }
+    if implementations.is_empty() {
+        bail!("--implementations names no scheduler (choose from ferrokube,upstream)");
+    }
+    // Find every binary before the first run, so a missing one fails in seconds, not after a run.
+    let mut binaries = Vec::new();
+    for implementation in &implementations {
+        binaries.push((*implementation, scheduler_binary(*implementation).await?));
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+
+    let settings = scheduler::Settings {
+        nodes: args.nodes as usize,
+        pods: args.pods as usize,
+        qps: args.qps,
+        burst: args.burst,
+        timeout: Duration::from_secs(args.timeout),
+        out: args.out.clone(),
+    };
+    let mut results = Vec::new();
+    let mut notes = Vec::new();
+    for (implementation, binary) in &binaries {
+        let name = implementation.name();
+        eprintln!("{name}: benchmarking {}", binary.display());
+        let outcome = scheduler::run(name, binary, &settings)
+            .await
+            .with_context(|| format!("benchmarking the {name} scheduler"))?;
+        let t = &outcome.timings;
+        eprintln!(
+            "{name}: {} of {} bound in {:.1} s: {:.1} pods/s, p50 {} ms, p99 {} ms; run took {:.1} s",
+            t.bound,
+            settings.pods,
+            t.window.as_secs_f64(),
+            t.pods_per_second,
+            t.p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
+            t.p99_ms.map_or("-".into(), |v| format!("{v:.1}")),
+            outcome.wall.as_secs_f64()
+        );
+        if let Some(note) = &outcome.note {
+            notes.push(format!("{name}: {note}"));
+        }
+        results.push(ImplementationResult {
+            implementation: name.to_string(),
+            bound: t.bound,
+            pods_per_second: round(t.pods_per_second, 1),
+            p50_ms: t.p50_ms.map(|v| round(v, 1)),
+            p99_ms: t.p99_ms.map(|v| round(v, 1)),
+            peak_rss_mib: outcome.usage.peak_rss_mib.map(|v| round(v, 1)),
+            cpu_seconds: outcome.usage.cpu_seconds.map(|v| round(v, 2)),
+        });
+    }
+
+    let report = Report {
+        workload: Workload {
+            nodes: settings.nodes,
+            pods: settings.pods,
+            qps: args.qps,
+            burst: args.burst,
+        },
+        results,
+    };
+    let json_path = args.out.join("scheduler.json");
+    let json = report.to_json().context("rendering scheduler.json")?;
+    std::fs::write(&json_path, json).with_context(|| format!("writing {}", json_path.display()))?;
+    let markdown = report.to_markdown(&Machine::current(), &command_line(), &notes);
+    let md_path = args.out.join("scheduler.md");
+    std::fs::write(&md_path, &markdown)
+        .with_context(|| format!("writing {}", md_path.display()))?;
+    print!("{markdown}");
+    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
+
+/// The scheduler binary of `implementation`: ferrokube-scheduler beside this executable (so a release
+/// `ferrokube` runs a release scheduler), or upstream's, built by hack/upstream if it is missing.
+async fn scheduler_binary(implementation: Implementation) -> anyhow::Result<PathBuf> {
+    match implementation {
+        Implementation::Ferrokube => {
+            let exe = std::env::current_exe().context("finding the ferrokube executable")?;
+            let path = exe
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join("ferrokube-scheduler");
+            if !path.is_file() {
+                bail!(
+                    "ferrokube-scheduler not found at {} (beside this ferrokube): build it with \
+                     `cargo build --release -p ferrokube-scheduler -p ferrokube-cluster` and run target/release/ferrokube",
+                    path.display()
+                );
+            }
+            Ok(path)
+        }
+        Implementation::Upstream => {
+            if let Ok(path) = crate::upstream::binary("kube-scheduler") {
+                return Ok(path);
+            }
+            build_upstream_scheduler().await?;
+            Ok(crate::upstream::binary("kube-scheduler")?)
+        }
+    }
+}
+
+/// Runs `hack/upstream/build.sh kube-scheduler` from the source tree this binary was built from.
+async fn build_upstream_scheduler() -> anyhow::Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/upstream/build.sh");
+    if !script.is_file() {
+        bail!(
+            "upstream kube-scheduler is not in {} and the build script {} is not there: run \
+             `hack/upstream/build.sh kube-scheduler` in a ferrokube checkout",
+            crate::upstream::bin_dir().display(),
+            script.display()
+        );
+    }
+    eprintln!(
+        "upstream: kube-scheduler is missing; building it with {} kube-scheduler",
+        script.display()
+    );
+    // The script's progress goes to stderr with ours; stdout stays for the report.
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicating stderr")?;
+    let status = tokio::process::Command::new(&script)
+        .arg("kube-scheduler")
+        .stdout(std::process::Stdio::from(stderr))
+        .status()
+        .await
+        .with_context(|| format!("running {}", script.display()))?;
+    if !status.success() {
+        bail!("{} kube-scheduler failed ({status})", script.display());
+    }
+    Ok(())
+}
+
+/// This process's command line, quoted for a POSIX shell where needed.
+fn command_line() -> String {
+    std::env::args()
+        .enumerate()
+        .map(|(i, arg)| {
+            let arg = if i == 0 {
+                Path::new(&arg)
+                    .file_name()
+                    .map_or(arg.clone(), |n| n.to_string_lossy().into_owned())
+            } else {
+                arg
+            };
+            shell_quote(&arg)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:@%+".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: BenchCommand,
+    }
+
+    fn parse(args: &[&str]) -> Result<SchedulerArgs, clap::Error> {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))?;
+        let BenchCommand::Scheduler(args) = cli.command;
+        Ok(args)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_workload() {
+        let args = parse(&["scheduler"]).unwrap();
+        assert_eq!((args.nodes, args.pods, args.burst), (1000, 5000, 5000));
+        assert_eq!(args.qps, 5000.0);
+        assert_eq!(args.out, PathBuf::from("bench-out"));
+        assert_eq!(
+            args.implementations,
+            [Implementation::Ferrokube, Implementation::Upstream]
+        );
+        assert_eq!(args.timeout, 600);
+    }
+
+    #[test]
+    fn flags_parse() {
+        let args = parse(&[
+            "scheduler",
+            "--implementations",
+            "upstream",
+            "--nodes",
+            "100",
+            "--pods=500",
+            "--qps",
+            "50",
+            "--burst",
+            "100",
+            "--timeout",
+            "30",
+            "--out",
+            "/tmp/x",
+        ])
+        .unwrap();
+        assert_eq!(args.implementations, [Implementation::Upstream]);
+        assert_eq!(
+            (args.nodes, args.pods, args.burst, args.timeout),
+            (100, 500, 100, 30)
+        );
+        assert_eq!(args.qps, 50.0);
+        assert!(parse(&["scheduler", "--implementations", "kube"]).is_err());
+        assert!(parse(&["scheduler", "--nodes", "0"]).is_err());
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("--pods=500"), "--pods=500");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}
