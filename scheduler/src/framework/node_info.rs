@@ -97,7 +97,14 @@ pub fn pod_host_ports(pod: &Pod) -> Vec<(String, String, i32)> {
     };
     spec.containers
         .iter()
-        .chain(spec.init_containers.iter().flatten())
+        .chain(
+            // Ordinary init containers have finished before the pod's containers start; only sidecars
+            // hold their ports alongside them.
+            spec.init_containers
+                .iter()
+                .flatten()
+                .filter(|c| c.restart_policy.as_deref() == Some("Always")),
+        )
         .flat_map(|c| c.ports.iter().flatten())
         .filter_map(|p| {
             let port = p.host_port.filter(|port| *port > 0)?;

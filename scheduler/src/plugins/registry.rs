@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::*;
 use crate::config::PluginArgs;
 use crate::framework::{Handle, Plugin};
 
@@ -11,8 +12,25 @@ pub fn new_plugin(
     args: &PluginArgs,
     handle: &Handle,
 ) -> Option<Result<Arc<dyn Plugin>, String>> {
-    let _ = (args, handle);
-    match name {
-        _ => None,
+    fn shared<P: Plugin>(plugin: Result<P, String>) -> Result<Arc<dyn Plugin>, String> {
+        plugin.map(|p| Arc::new(p) as Arc<dyn Plugin>)
     }
+    let plugin = match name {
+        scheduling_gates::NAME => shared(scheduling_gates::SchedulingGates::new(handle)),
+        queue_sort::NAME => shared(queue_sort::PrioritySort::new(handle)),
+        node_unschedulable::NAME => shared(node_unschedulable::NodeUnschedulable::new(handle)),
+        node_name::NAME => shared(node_name::NodeName::new(handle)),
+        node_ports::NAME => shared(node_ports::NodePorts::new(handle)),
+        taint_toleration::NAME => shared(taint_toleration::TaintToleration::new(handle)),
+        node_affinity::NAME => shared(node_affinity::NodeAffinity::new(
+            &args.node_affinity,
+            handle,
+        )),
+        image_locality::NAME => shared(image_locality::ImageLocality::new(handle)),
+        default_binder::NAME => shared(default_binder::DefaultBinder::new(handle)),
+        dynamic_resources::NAME => shared(Ok(dynamic_resources::DynamicResources)),
+        node_declared_features::NAME => shared(Ok(node_declared_features::NodeDeclaredFeatures)),
+        _ => return None,
+    };
+    Some(plugin)
 }
