@@ -91,7 +91,7 @@ async fn taints_node_affinity_and_host_ports() {
     .await;
     let (_, message) = unschedulable(&client, &ns.name, "to-tainted").await;
     assert!(
-        message.starts_with("0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: db}, 2 node(s) didn't match Pod's node affinity/selector."),
+        message.starts_with("0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 node(s) didn't match Pod's node affinity/selector."),
         "{message}"
     );
     let tolerating = json!({"spec": {

@@ -28,6 +28,13 @@ pub fn new_plugin(
         )),
         image_locality::NAME => shared(image_locality::ImageLocality::new(handle)),
         default_binder::NAME => shared(default_binder::DefaultBinder::new(handle)),
+        volume_binding::NAME => shared(volume_binding::VolumeBinding::new(
+            &args.volume_binding,
+            handle,
+        )),
+        volume_zone::NAME => shared(volume_zone::VolumeZone::new(handle)),
+        volume_restrictions::NAME => shared(volume_restrictions::VolumeRestrictions::new(handle)),
+        node_volume_limits::NAME => shared(node_volume_limits::NodeVolumeLimits::new(handle)),
         dynamic_resources::NAME => shared(Ok(dynamic_resources::DynamicResources)),
         node_declared_features::NAME => shared(Ok(node_declared_features::NodeDeclaredFeatures)),
         _ => return None,
