@@ -28,6 +28,10 @@ pub fn new_plugin(
         )),
         image_locality::NAME => shared(image_locality::ImageLocality::new(handle)),
         default_binder::NAME => shared(default_binder::DefaultBinder::new(handle)),
+        pod_topology_spread::NAME => shared(pod_topology_spread::PodTopologySpread::new(
+            args.pod_topology_spread.clone(),
+            handle,
+        )),
         volume_binding::NAME => shared(volume_binding::VolumeBinding::new(
             &args.volume_binding,
             handle,

@@ -57,13 +57,16 @@ impl Scheduler {
         let mut state = CycleState::default();
         let decision = tokio::task::block_in_place(|| {
             let mut algorithm = self.algorithm.lock().unwrap_or_else(|e| e.into_inner());
-            algorithm.schedule_pod(
-                &framework,
-                &mut state,
-                &pod_info,
-                &snapshot,
-                &self.queue.nominator,
-            )
+            // Plugins that fan out in PreFilter or PreScore use the profile's pool too.
+            framework.pool().install(|| {
+                algorithm.schedule_pod(
+                    &framework,
+                    &mut state,
+                    &pod_info,
+                    &snapshot,
+                    &self.queue.nominator,
+                )
+            })
         });
         match decision {
             Ok(result) => {
