@@ -56,9 +56,9 @@ impl Scheduler {
         let snapshot = self.cache().snapshot();
         let mut state = CycleState::default();
         let decision = tokio::task::block_in_place(|| {
-            let mut algorithm = self.algorithm.lock().unwrap_or_else(|e| e.into_inner());
             // Plugins that fan out in PreFilter or PreScore use the profile's pool too.
             framework.pool().install(|| {
+                let mut algorithm = self.algorithm.lock().unwrap_or_else(|e| e.into_inner());
                 algorithm.schedule_pod(
                     &framework,
                     &mut state,
