@@ -161,6 +161,12 @@ pub fn pod_requests(pod: &Pod) -> (Resource, Resource) {
             if pod_level.contains_key(MEMORY) {
                 resource.memory = pod_level_resource.memory;
             }
+            // Hugepages are pod-level resources too (upstream `IsSupportedPodLevelResource`).
+            for (name, value) in &pod_level_resource.scalar_resources {
+                if name.starts_with("hugepages-") {
+                    resource.scalar_resources.insert(name.clone(), *value);
+                }
+            }
         }
     }
     exact.add(&overhead);
