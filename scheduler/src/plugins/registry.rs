@@ -26,6 +26,19 @@ pub fn new_plugin(
             &args.node_affinity,
             handle,
         )),
+        node_resources::fit::NAME => {
+            shared(node_resources::Fit::new(&args.node_resources_fit, handle))
+        }
+        node_resources::balanced_allocation::NAME => {
+            shared(node_resources::BalancedAllocation::new(
+                &args.node_resources_balanced_allocation,
+                handle,
+            ))
+        }
+        inter_pod_affinity::NAME => shared(inter_pod_affinity::InterPodAffinity::new(
+            &args.inter_pod_affinity,
+            handle,
+        )),
         image_locality::NAME => shared(image_locality::ImageLocality::new(handle)),
         default_binder::NAME => shared(default_binder::DefaultBinder::new(handle)),
         pod_topology_spread::NAME => shared(pod_topology_spread::PodTopologySpread::new(

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use kube::core::{Selector, SelectorExt};
 
+use crate::config::InterPodAffinityArgs;
 use crate::framework::pod_info::AffinityTerm;
 use crate::framework::{
     ActionType, ClusterEvent, EventResource, FilterPlugin, Handle, Listers, NodeInfo, Plugin,
@@ -28,41 +29,17 @@ pub use scoring::PRE_SCORE_STATE_KEY;
 /// The plugin name.
 pub const NAME: &str = "InterPodAffinity";
 
-/// The plugin's arguments (upstream `InterPodAffinityArgs`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InterPodAffinitySettings {
-    /// Score weight of an existing pod's required affinity term the incoming pod matches.
-    pub hard_pod_affinity_weight: i32,
-    /// Skip scoring when the incoming pod has no preferred terms of its own.
-    pub ignore_preferred_terms_of_existing_pods: bool,
-}
-
-impl Default for InterPodAffinitySettings {
-    fn default() -> Self {
-        Self {
-            hard_pod_affinity_weight: 1,
-            ignore_preferred_terms_of_existing_pods: false,
-        }
-    }
-}
-
 /// The InterPodAffinity plugin.
 pub struct InterPodAffinity {
-    settings: InterPodAffinitySettings,
+    settings: InterPodAffinityArgs,
     listers: Arc<dyn Listers>,
 }
 
 impl InterPodAffinity {
-    /// Builds the plugin, validating its arguments as upstream's `ValidateInterPodAffinityArgs`.
-    pub fn new(settings: InterPodAffinitySettings, handle: &Handle) -> Result<Self, String> {
-        let weight = settings.hard_pod_affinity_weight;
-        if !(0..=100).contains(&weight) {
-            return Err(format!(
-                "hardPodAffinityWeight: Invalid value: {weight}: not in valid range [0-100]"
-            ));
-        }
+    /// Builds the plugin with `args`, already validated with the configuration.
+    pub fn new(args: &InterPodAffinityArgs, handle: &Handle) -> Result<Self, String> {
         Ok(Self {
-            settings,
+            settings: args.clone(),
             listers: handle.listers.clone(),
         })
     }

@@ -1,11 +1,10 @@
 //! NodeResourcesBalancedAllocation (upstream `balanced_allocation.go`): favours nodes whose resource
 //! usage becomes more balanced, across the configured resources, when the pod is placed there.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::resource_allocation::{Amounts, ResourceAllocation};
-use super::{ResourceSpec, aggregate, default_resources};
+use crate::config::NodeResourcesBalancedAllocationArgs;
 use crate::framework::{
     CycleState, Handle, MAX_NODE_SCORE, NodeInfo, Plugin, PodInfo, PreScorePlugin, ScorePlugin,
     Snapshot, Status,
@@ -15,21 +14,6 @@ use crate::framework::{
 pub const NAME: &str = "NodeResourcesBalancedAllocation";
 /// Where PreScore leaves the pod's requests of the balanced resources for Score.
 pub const PRE_SCORE_STATE_KEY: &str = "PreScoreNodeResourcesBalancedAllocation";
-
-/// NodeResourcesBalancedAllocation's arguments (upstream `NodeResourcesBalancedAllocationArgs`, defaulted).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BalancedAllocationSettings {
-    /// The resources to balance; each weight must be 1.
-    pub resources: Vec<ResourceSpec>,
-}
-
-impl Default for BalancedAllocationSettings {
-    fn default() -> Self {
-        Self {
-            resources: default_resources(),
-        }
-    }
-}
 
 /// The NodeResourcesBalancedAllocation plugin.
 #[derive(Debug)]
@@ -44,29 +28,15 @@ struct PreScoreState {
 }
 
 impl BalancedAllocation {
-    /// The plugin with `settings` (validated as upstream's `ValidateNodeResourcesBalancedAllocationArgs`).
-    pub fn new(settings: BalancedAllocationSettings, _handle: &Handle) -> Result<Self, String> {
-        let mut errors = Vec::new();
-        let mut seen = HashSet::new();
-        for (i, resource) in settings.resources.iter().enumerate() {
-            if !seen.insert(resource.name.as_str()) {
-                errors.push(format!(
-                    "resources[{i}].name: Duplicate value: {:?}",
-                    resource.name
-                ));
-            }
-            if resource.weight != 1 {
-                errors.push(format!(
-                    "resources[{i}].weight: Invalid value: {}: must be 1",
-                    resource.weight
-                ));
-            }
-        }
-        aggregate(errors)?;
+    /// The plugin with `args`, already validated with the configuration.
+    pub fn new(
+        args: &NodeResourcesBalancedAllocationArgs,
+        _handle: &Handle,
+    ) -> Result<Self, String> {
         // Balance is about the pod's exact requests: defaults for containers without requests would make
         // every node look as loaded in CPU as in memory.
         Ok(Self {
-            allocation: ResourceAllocation::new(&settings.resources, true),
+            allocation: ResourceAllocation::new(&args.resources, true),
         })
     }
 }

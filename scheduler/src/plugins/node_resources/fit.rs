@@ -7,9 +7,9 @@ use std::sync::Arc;
 use super::requested_to_capacity_ratio::{FunctionShape, FunctionShapePoint};
 use super::resource_allocation::ResourceAllocation;
 use super::{
-    ResourceSpec, aggregate, default_resources, is_extended_resource_name, least_allocated,
-    most_allocated, requested_to_capacity_ratio,
+    is_extended_resource_name, least_allocated, most_allocated, requested_to_capacity_ratio,
 };
+use crate::config::{NodeResourcesFitArgs, ScoringStrategyType};
 use crate::framework::resource::{CPU, EPHEMERAL_STORAGE, MEMORY, PODS};
 use crate::framework::{
     ActionType, ClusterEvent, Code, CycleState, EventResource, FilterPlugin, Handle,
@@ -26,66 +26,6 @@ pub const PRE_SCORE_STATE_KEY: &str = "PreScoreNodeResourcesFit";
 
 /// The highest score a RequestedToCapacityRatio shape point may give (upstream `MaxCustomPriorityScore`).
 pub const MAX_CUSTOM_PRIORITY_SCORE: i64 = 10;
-
-/// How Score ranks the nodes that fit (upstream `config.ScoringStrategyType`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ScoringStrategyType {
-    /// Favour nodes with the most resources left.
-    #[default]
-    LeastAllocated,
-    /// Favour nodes with the fewest resources left (bin packing).
-    MostAllocated,
-    /// Score utilisation with a user-defined broken linear function.
-    RequestedToCapacityRatio,
-}
-
-/// One point of the RequestedToCapacityRatio function: utilisation 0-100 and score 0-10.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UtilizationShapePoint {
-    /// Utilisation in percent.
-    pub utilization: i32,
-    /// Score at that utilisation, 0-10.
-    pub score: i32,
-}
-
-/// RequestedToCapacityRatio's parameters (upstream `RequestedToCapacityRatioParam`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RequestedToCapacityRatioParam {
-    /// The function's points, sorted by increasing utilisation.
-    pub shape: Vec<UtilizationShapePoint>,
-}
-
-/// Which strategy Score uses and on which resources (upstream `config.ScoringStrategy`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScoringStrategy {
-    /// The strategy.
-    pub type_: ScoringStrategyType,
-    /// The resources scored, with their weights 1-100.
-    pub resources: Vec<ResourceSpec>,
-    /// The function for RequestedToCapacityRatio.
-    pub requested_to_capacity_ratio: Option<RequestedToCapacityRatioParam>,
-}
-
-impl Default for ScoringStrategy {
-    fn default() -> Self {
-        Self {
-            type_: ScoringStrategyType::LeastAllocated,
-            resources: default_resources(),
-            requested_to_capacity_ratio: None,
-        }
-    }
-}
-
-/// NodeResourcesFit's arguments (upstream `NodeResourcesFitArgs`, defaulted).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FitSettings {
-    /// Extended resources Filter does not check.
-    pub ignored_resources: Vec<String>,
-    /// Domains (`example.com`) whose extended resources Filter does not check.
-    pub ignored_resource_groups: Vec<String>,
-    /// How Score ranks nodes.
-    pub scoring_strategy: ScoringStrategy,
-}
 
 /// The Score strategy, ready to evaluate.
 #[derive(Clone, Debug)]
@@ -246,14 +186,13 @@ struct PreScoreState {
 }
 
 impl Fit {
-    /// The plugin with `settings` (validated as upstream's `ValidateNodeResourcesFitArgs`).
-    pub fn new(settings: FitSettings, _handle: &Handle) -> Result<Self, String> {
-        validate(&settings)?;
-        let FitSettings {
+    /// The plugin with `args`, already validated with the configuration.
+    pub fn new(args: &NodeResourcesFitArgs, _handle: &Handle) -> Result<Self, String> {
+        let NodeResourcesFitArgs {
             ignored_resources,
             ignored_resource_groups,
             scoring_strategy,
-        } = settings;
+        } = args.clone();
         let strategy = match scoring_strategy.type_ {
             ScoringStrategyType::LeastAllocated => Strategy::LeastAllocated,
             ScoringStrategyType::MostAllocated => Strategy::MostAllocated,
@@ -282,66 +221,6 @@ impl Fit {
             allocation: ResourceAllocation::new(&scoring_strategy.resources, false),
             strategy,
         })
-    }
-}
-
-fn validate(settings: &FitSettings) -> Result<(), String> {
-    let mut errors = Vec::new();
-    for (i, group) in settings.ignored_resource_groups.iter().enumerate() {
-        if group.contains('/') {
-            errors.push(format!(
-                "ignoredResourceGroups[{i}]: Invalid value: {group:?}: resource group name can't contain '/'"
-            ));
-        }
-    }
-    let strategy = &settings.scoring_strategy;
-    for (i, resource) in strategy.resources.iter().enumerate() {
-        if resource.weight <= 0 || resource.weight > MAX_NODE_SCORE {
-            errors.push(format!(
-                "scoringStrategy.resources[{i}].weight: Invalid value: {}: resource weight of {} not in valid range (0, 100]",
-                resource.weight, resource.name
-            ));
-        }
-    }
-    match &strategy.requested_to_capacity_ratio {
-        Some(param) => validate_shape(&param.shape, &mut errors),
-        // Upstream dereferences the missing parameter; refusing the configuration is the safe equivalent.
-        None if strategy.type_ == ScoringStrategyType::RequestedToCapacityRatio => errors.push(
-            "scoringStrategy.requestedToCapacityRatio: Required value: a shape must be specified"
-                .to_string(),
-        ),
-        None => {}
-    }
-    aggregate(errors)
-}
-
-fn validate_shape(shape: &[UtilizationShapePoint], errors: &mut Vec<String>) {
-    const PATH: &str = "scoringStrategy.shape";
-    if shape.is_empty() {
-        errors.push(format!(
-            "{PATH}: Required value: at least one point must be specified"
-        ));
-        return;
-    }
-    if let Some(i) = (1..shape.len()).find(|&i| shape[i - 1].utilization >= shape[i].utilization) {
-        errors.push(format!(
-            "{PATH}[{i}].utilization: Invalid value: {}: values must be sorted in increasing order",
-            shape[i].utilization
-        ));
-    }
-    for (i, point) in shape.iter().enumerate() {
-        if !(0..=100).contains(&point.utilization) {
-            errors.push(format!(
-                "{PATH}[{i}].utilization: Invalid value: {}: not in valid range [0, 100]",
-                point.utilization
-            ));
-        }
-        if !(0..=MAX_CUSTOM_PRIORITY_SCORE as i32).contains(&point.score) {
-            errors.push(format!(
-                "{PATH}[{i}].score: Invalid value: {}: not in valid range [0, {MAX_CUSTOM_PRIORITY_SCORE}]",
-                point.score
-            ));
-        }
     }
 }
 

@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
-use super::super::{InterPodAffinity, InterPodAffinitySettings};
+use super::super::InterPodAffinity;
+use crate::config::InterPodAffinityArgs;
 use crate::framework::{Code, Handle, NodeInfo, PodInfo, Snapshot, StaticListers, Status};
 use crate::testing::{MakePod, make_node};
 
@@ -94,7 +95,7 @@ pub fn team_namespaces() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The plugin over namespaces (name, team label).
-pub fn plugin(settings: InterPodAffinitySettings, namespaces: &[(&str, &str)]) -> InterPodAffinity {
+pub fn plugin(settings: InterPodAffinityArgs, namespaces: &[(&str, &str)]) -> InterPodAffinity {
     let listers = StaticListers {
         namespaces: namespaces
             .iter()
@@ -105,7 +106,7 @@ pub fn plugin(settings: InterPodAffinitySettings, namespaces: &[(&str, &str)]) -
             .collect(),
         ..Default::default()
     };
-    InterPodAffinity::new(settings, &Handle::for_tests(listers)).expect("valid settings")
+    InterPodAffinity::new(&settings, &Handle::for_tests(listers)).expect("valid settings")
 }
 
 /// A label selector of (key, operator, values) requirements.

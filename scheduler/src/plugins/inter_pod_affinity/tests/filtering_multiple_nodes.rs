@@ -234,7 +234,7 @@ fn required_affinity_multiple_nodes() {
 
 #[test]
 fn filter_without_pre_filter_state_is_an_error() {
-    let p = plugin(InterPodAffinitySettings::default(), &[]);
+    let p = plugin(InterPodAffinityArgs::default(), &[]);
     let node = crate::testing::make_node("n").info(vec![]);
     let status = p.filter(&CycleState::default(), &make_pod("p").info(), &node);
     assert_eq!(

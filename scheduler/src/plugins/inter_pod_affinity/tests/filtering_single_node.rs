@@ -304,7 +304,7 @@ fn required_affinity_single_node() {
 
 #[test]
 fn unparsable_terms_fail_pre_filter_as_unresolvable() {
-    let p = plugin(InterPodAffinitySettings::default(), &[]);
+    let p = plugin(InterPodAffinityArgs::default(), &[]);
     let pod = make_pod("p")
         .affinity(term("region", &[("service", "Bogus", &["x"])]))
         .info();

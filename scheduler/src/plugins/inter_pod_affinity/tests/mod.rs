@@ -29,7 +29,7 @@ pub struct Case {
 }
 
 pub fn run_filter(cases: Vec<Case>, namespaces: &[(&str, &str)]) {
-    let p = plugin(InterPodAffinitySettings::default(), namespaces);
+    let p = plugin(InterPodAffinityArgs::default(), namespaces);
     for case in cases {
         let snapshot = snapshot(&case.pods, &case.nodes);
         let pod = PodInfo::new(std::sync::Arc::new(case.pod));
@@ -119,7 +119,7 @@ pub fn case(
     }
 }
 
-pub fn run_score(settings: InterPodAffinitySettings, cases: Vec<ScoreCase>) {
+pub fn run_score(settings: InterPodAffinityArgs, cases: Vec<ScoreCase>) {
     let p = plugin(settings, &team_namespaces());
     for case in cases {
         let snapshot = snapshot(&case.pods, &case.nodes);

@@ -101,7 +101,7 @@ fn pre_filter_state_add_remove_pod() {
             entries(&[]),
         ),
     ];
-    let p = plugin(InterPodAffinitySettings::default(), &[]);
+    let p = plugin(InterPodAffinityArgs::default(), &[]);
     for (name, pending, existing, added, want_affinity, want_anti) in cases {
         let pending = PodInfo::new(std::sync::Arc::new(pending));
         let pre_filter = |pods: &[Pod]| {
@@ -139,7 +139,7 @@ fn pre_filter_state_add_remove_pod() {
 
 #[test]
 fn added_pods_from_unseen_namespaces_resolve_the_namespace_selector() {
-    let p = plugin(InterPodAffinitySettings::default(), &team_namespaces());
+    let p = plugin(InterPodAffinityArgs::default(), &team_namespaces());
     let nodes = [
         node("nodeA", &[("region", "r1")]),
         node("nodeB", &[("region", "r2")]),
@@ -188,7 +188,7 @@ fn added_pods_from_unseen_namespaces_resolve_the_namespace_selector() {
 
 #[test]
 fn extensions_without_pre_filter_state_are_errors() {
-    let p = plugin(InterPodAffinitySettings::default(), &[]);
+    let p = plugin(InterPodAffinityArgs::default(), &[]);
     let node = crate::testing::make_node("n").info(vec![]);
     let pod = make_pod("p").info();
     assert_eq!(

@@ -280,5 +280,5 @@ fn preferred_affinity() {
             PreScore(Code::Skip),
         ),
     ];
-    run_score(InterPodAffinitySettings::default(), cases);
+    run_score(InterPodAffinityArgs::default(), cases);
 }

@@ -7,7 +7,7 @@ use super::*;
 #[test]
 fn ignore_preferred_terms_of_existing_pods() {
     use Expect::{PreScore, Scores};
-    let settings = InterPodAffinitySettings {
+    let settings = InterPodAffinityArgs {
         ignore_preferred_terms_of_existing_pods: true,
         ..Default::default()
     };
@@ -52,7 +52,7 @@ fn preferred_affinity_with_hard_pod_affinity_symmetric_weight() {
     let incoming = |ns| make_pod("p").namespace(ns).labels(&[("service", "S1")]);
     let nodes = || vec![china("node1"), india("node2"), az("node3", "az1")];
     let pods = || vec![hard("a", "node1"), hard("b", "node2")];
-    let weighted = |weight| InterPodAffinitySettings {
+    let weighted = |weight| InterPodAffinityArgs {
         hard_pod_affinity_weight: weight,
         ..Default::default()
     };
@@ -103,7 +103,7 @@ fn preferred_affinity_with_hard_pod_affinity_symmetric_weight() {
 
 #[test]
 fn normalize_maps_min_and_max_onto_the_score_range() {
-    let p = plugin(InterPodAffinitySettings::default(), &[]);
+    let p = plugin(InterPodAffinityArgs::default(), &[]);
     let pods = [away_from_in_az(pod("a", &[S1], "n1"), "S1").obj()];
     let snapshot = snapshot(&pods, &[az("n1", "az1")]);
     let pod = make_pod("p").labels(&[S1]).info();
@@ -149,39 +149,16 @@ fn normalize_maps_min_and_max_onto_the_score_range() {
 }
 
 #[test]
-fn settings_are_validated_and_events_registered_as_upstream() {
-    let handle = crate::framework::Handle::for_tests(Default::default());
-    for (weight, ok) in [(-1, false), (0, true), (1, true), (100, true), (101, false)] {
-        let settings = InterPodAffinitySettings {
-            hard_pod_affinity_weight: weight,
-            ..Default::default()
-        };
-        assert_eq!(
-            InterPodAffinity::new(settings, &handle).is_ok(),
-            ok,
-            "weight {weight}"
-        );
-    }
-    let err = InterPodAffinity::new(
-        InterPodAffinitySettings {
-            hard_pod_affinity_weight: 101,
-            ..Default::default()
-        },
-        &handle,
-    );
+fn defaults_and_events_are_upstream() {
     assert_eq!(
-        err.err().as_deref(),
-        Some("hardPodAffinityWeight: Invalid value: 101: not in valid range [0-100]")
-    );
-    assert_eq!(
-        InterPodAffinitySettings::default(),
-        InterPodAffinitySettings {
+        InterPodAffinityArgs::default(),
+        InterPodAffinityArgs {
             hard_pod_affinity_weight: 1,
             ignore_preferred_terms_of_existing_pods: false
         }
     );
 
-    let p = plugin(InterPodAffinitySettings::default(), &[]);
+    let p = plugin(InterPodAffinityArgs::default(), &[]);
     assert_eq!(p.name(), "InterPodAffinity");
     let events = p.events_to_register();
     let covered = |resource, action| {

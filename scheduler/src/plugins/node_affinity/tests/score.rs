@@ -23,14 +23,16 @@ fn score_sums_weights_of_matching_preferred_terms() {
         ),
     ]);
     type Nodes<'a> = Vec<(&'a str, &'a [(&'a str, &'a str)])>;
-    let cases: Vec<(
-        &str,
+    /// (name, pod, nodes, added affinity, PreScore enabled, expected scores)
+    type Case<'a> = (
+        &'a str,
         MakePod,
-        Nodes,
+        Nodes<'a>,
         Option<NodeAffinitySpec>,
         bool,
         Vec<i64>,
-    )> = vec![
+    );
+    let cases: Vec<Case> = vec![
         (
             "all nodes are same priority as NodeAffinity is nil",
             make_pod("p"),

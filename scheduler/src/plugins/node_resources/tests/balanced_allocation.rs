@@ -5,18 +5,20 @@
 use k8s_openapi::api::core::v1::Pod;
 
 use super::{handle, node_infos, pod, run_score, scores, sized_node};
+use crate::config::NodeResourcesBalancedAllocationArgs;
 use crate::framework::Code;
 use crate::plugins::node_resources::ResourceSpec;
-use crate::plugins::node_resources::balanced_allocation::{
-    BalancedAllocation, BalancedAllocationSettings,
-};
+use crate::plugins::node_resources::balanced_allocation::BalancedAllocation;
 
 const GPU: &str = "nvidia.com/gpu";
 
 fn plugin(resources: &[&str]) -> BalancedAllocation {
     let resources = resources.iter().map(|r| ResourceSpec::new(r, 1)).collect();
-    BalancedAllocation::new(BalancedAllocationSettings { resources }, &handle())
-        .expect("valid settings")
+    BalancedAllocation::new(
+        &NodeResourcesBalancedAllocationArgs { resources },
+        &handle(),
+    )
+    .expect("valid settings")
 }
 
 fn spec(node: &str, containers: &[&[(&str, &str)]]) -> Pod {
@@ -183,20 +185,4 @@ fn node_resources_balanced_allocation() {
             );
         }
     }
-}
-
-#[test]
-fn settings_are_validated() {
-    let settings = |resources: &[(&str, i64)]| BalancedAllocationSettings {
-        resources: resources
-            .iter()
-            .map(|(n, w)| ResourceSpec::new(n, *w))
-            .collect(),
-    };
-    assert!(BalancedAllocation::new(BalancedAllocationSettings::default(), &handle()).is_ok());
-    let err = BalancedAllocation::new(settings(&[("cpu", 2)]), &handle()).expect_err("weight 2");
-    assert_eq!(err, "resources[0].weight: Invalid value: 2: must be 1");
-    let err = BalancedAllocation::new(settings(&[("cpu", 1), ("cpu", 1)]), &handle())
-        .expect_err("duplicate");
-    assert_eq!(err, "resources[1].name: Duplicate value: \"cpu\"");
 }

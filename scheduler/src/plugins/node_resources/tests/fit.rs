@@ -7,14 +7,15 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Container, Pod, ResourceRequirements};
 
 use super::{container, default_resources, handle, node, node_infos, pod, quantities, scores};
+use crate::config::{
+    NodeResourcesFitArgs, RequestedToCapacityRatioParam, ScoringStrategy, ScoringStrategyType,
+    UtilizationShapePoint,
+};
 use crate::framework::{
     ActionType, ClusterEvent, Code, CycleState, EventResource, FilterPlugin, NodeInfo, Plugin,
     PreFilterPlugin, Snapshot, Status,
 };
-use crate::plugins::node_resources::fit::{
-    Fit, FitSettings, RequestedToCapacityRatioParam, ScoringStrategy, ScoringStrategyType,
-    UtilizationShapePoint,
-};
+use crate::plugins::node_resources::fit::Fit;
 use crate::testing::make_node;
 
 pub(super) const EXTENDED_A: &str = "example.com/aaa";
@@ -121,8 +122,8 @@ pub(super) fn standard_node(existing: Pod) -> NodeInfo {
         .info(vec![existing])
 }
 
-pub(super) fn fit(settings: FitSettings) -> Fit {
-    Fit::new(settings, &handle()).expect("valid settings")
+pub(super) fn fit(args: NodeResourcesFitArgs) -> Fit {
+    Fit::new(&args, &handle()).expect("valid settings")
 }
 
 /// PreFilter then Filter, as the framework runs them.
@@ -147,7 +148,7 @@ pub(super) type Lacking = (&'static str, i64, i64, i64, bool);
 
 #[test]
 fn filter_without_pre_filter_is_an_error() {
-    let plugin = fit(FitSettings::default());
+    let plugin = fit(NodeResourcesFitArgs::default());
     let pod = crate::framework::PodInfo::new(Arc::new(pod().obj()));
     let status = plugin.filter(
         &CycleState::default(),
@@ -181,7 +182,7 @@ fn not_enough_requests() {
             u(5, 19),
         ),
     ];
-    let plugin = fit(FitSettings::default());
+    let plugin = fit(NodeResourcesFitArgs::default());
     for (name, pod, existing) in cases {
         let node = make_node("node")
             .capacity(&[
@@ -235,7 +236,7 @@ fn storage_requests() {
             Status::success(),
         ),
     ];
-    let plugin = fit(FitSettings::default());
+    let plugin = fit(NodeResourcesFitArgs::default());
     for (name, pod, existing, expected) in cases {
         let node = standard_node(resource_pod(&[existing]));
         assert_eq!(filter(&plugin, pod, &node), expected, "{name}");
@@ -280,7 +281,7 @@ fn restartable_init_containers_count_with_the_app_containers() {
             want(Code::UnschedulableAndUnresolvable, &["Insufficient cpu"]),
         ),
     ];
-    let plugin = fit(FitSettings::default());
+    let plugin = fit(NodeResourcesFitArgs::default());
     for (name, pod, expected) in cases {
         let node = make_node("node")
             .capacity(&[("cpu", "2m"), ("memory", "0"), ("pods", "1")])
@@ -395,7 +396,7 @@ fn fit_score() {
         ),
     ];
     for (name, requests, node2_cpu, existing, scoring_strategy, expected) in cases {
-        let plugin = fit(FitSettings {
+        let plugin = fit(NodeResourcesFitArgs {
             scoring_strategy,
             ..Default::default()
         });
@@ -421,7 +422,7 @@ fn fit_score() {
 fn events_to_register() {
     let pod_actions = ActionType::DELETE.or(ActionType::UPDATE_POD_SCALE_DOWN);
     assert_eq!(
-        fit(FitSettings::default()).events_to_register(),
+        fit(NodeResourcesFitArgs::default()).events_to_register(),
         vec![
             ClusterEvent::new(EventResource::AssignedPod, pod_actions),
             ClusterEvent::new(EventResource::UnscheduledPod, pod_actions),

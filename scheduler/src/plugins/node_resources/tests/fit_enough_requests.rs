@@ -9,8 +9,9 @@ use super::fit::{
     fit, init_pod, insufficient, overhead_pod, pod_level_pod, resource_pod, s, standard_node, u,
 };
 use super::pod;
+use crate::config::NodeResourcesFitArgs;
 use crate::framework::{Code, PodInfo, Status};
-use crate::plugins::node_resources::fit::{FitRequest, FitSettings, fits_request};
+use crate::plugins::node_resources::fit::{FitRequest, fits_request};
 
 /// (name, pod, the node's existing pod, ignored resources, ignored groups, expected code and lacks).
 type Case = (
@@ -399,7 +400,7 @@ fn enough_requests() {
     ];
     for (name, pod, existing, ignored, groups, (code, lacking)) in cases {
         let (ignored, groups) = (strings(ignored), strings(groups));
-        let plugin = fit(FitSettings {
+        let plugin = fit(NodeResourcesFitArgs {
             ignored_resources: ignored.clone(),
             ignored_resource_groups: groups.clone(),
             ..Default::default()

@@ -86,7 +86,7 @@ fn node_infos(nodes: Vec<MakeNode>, pods: &[Pod]) -> Vec<Arc<NodeInfo>> {
 
 /// The default resources with explicit weights, as upstream's `defaultResources`.
 fn default_resources() -> Vec<ResourceSpec> {
-    super::default_resources()
+    crate::config::ScoringStrategy::default().resources
 }
 
 /// Upstream's `extendedRes` and `extendedResourceSet`.

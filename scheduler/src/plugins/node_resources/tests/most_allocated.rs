@@ -1,12 +1,12 @@
 //! Mirrors upstream's `most_allocated_test.go` (TestMostAllocatedScoringStrategy).
 
 use super::least_allocated::{
-    ScoreCase, cap, check, resources_not_set_is_an_error, two_containers, weight_errors,
+    ScoreCase, cap, check, resources_not_set_is_an_error, two_containers,
 };
 use super::{EXTENDED_RES, default_resources, extended_resource_set};
+use crate::config::ScoringStrategyType;
 use crate::framework::MIN_NODE_SCORE;
 use crate::plugins::node_resources::ResourceSpec;
-use crate::plugins::node_resources::fit::ScoringStrategyType;
 
 #[test]
 fn most_allocated_scoring_strategy() {
@@ -105,7 +105,6 @@ fn most_allocated_scoring_strategy() {
     ];
     check(ScoringStrategyType::MostAllocated, cases);
     resources_not_set_is_an_error(ScoringStrategyType::MostAllocated);
-    weight_errors(ScoringStrategyType::MostAllocated);
 }
 
 /// Containers without requests count at the defaults (100m CPU, 200Mi memory), beyond a small node's

@@ -4,12 +4,13 @@
 
 use super::least_allocated::cap;
 use super::{default_resources, handle, node, node_infos, pod, scores, sized_node};
-use crate::framework::MAX_NODE_SCORE;
-use crate::plugins::node_resources::ResourceSpec;
-use crate::plugins::node_resources::fit::{
-    Fit, FitSettings, RequestedToCapacityRatioParam, ScoringStrategy, ScoringStrategyType,
+use crate::config::{
+    NodeResourcesFitArgs, RequestedToCapacityRatioParam, ScoringStrategy, ScoringStrategyType,
     UtilizationShapePoint,
 };
+use crate::framework::MAX_NODE_SCORE;
+use crate::plugins::node_resources::ResourceSpec;
+use crate::plugins::node_resources::fit::Fit;
 use crate::plugins::node_resources::requested_to_capacity_ratio::{
     FunctionShape, FunctionShapePoint,
 };
@@ -25,7 +26,7 @@ fn fit(resources: Vec<ResourceSpec>, shape: &[(i32, i32)]) -> Fit {
         requested_to_capacity_ratio: Some(RequestedToCapacityRatioParam { shape }),
     };
     Fit::new(
-        FitSettings {
+        &NodeResourcesFitArgs {
             scoring_strategy,
             ..Default::default()
         },
@@ -252,46 +253,5 @@ fn resource_bin_packing_multiple_extended() {
             expected,
             "{name}"
         );
-    }
-}
-
-#[test]
-fn shapes_are_validated() {
-    let strategy = |shape: Option<Vec<(i32, i32)>>| ScoringStrategy {
-        type_: ScoringStrategyType::RequestedToCapacityRatio,
-        resources: default_resources(),
-        requested_to_capacity_ratio: shape.map(|points| RequestedToCapacityRatioParam {
-            shape: points
-                .into_iter()
-                .map(|(utilization, score)| UtilizationShapePoint { utilization, score })
-                .collect(),
-        }),
-    };
-    let cases = [
-        (
-            None,
-            "scoringStrategy.requestedToCapacityRatio: Required value",
-        ),
-        (Some(vec![]), "scoringStrategy.shape: Required value"),
-        (
-            Some(vec![(50, 1), (10, 2)]),
-            "scoringStrategy.shape[1].utilization: Invalid value: 10",
-        ),
-        (
-            Some(vec![(0, 11)]),
-            "scoringStrategy.shape[0].score: Invalid value: 11",
-        ),
-        (
-            Some(vec![(101, 1)]),
-            "scoringStrategy.shape[0].utilization: Invalid value: 101",
-        ),
-    ];
-    for (shape, message) in cases {
-        let settings = FitSettings {
-            scoring_strategy: strategy(shape),
-            ..Default::default()
-        };
-        let err = Fit::new(settings, &handle()).expect_err(message);
-        assert!(err.starts_with(message), "{err}");
     }
 }
