@@ -41,6 +41,10 @@ pub fn new_plugin(
         )),
         image_locality::NAME => shared(image_locality::ImageLocality::new(handle)),
         default_binder::NAME => shared(default_binder::DefaultBinder::new(handle)),
+        default_preemption::NAME => shared(default_preemption::DefaultPreemption::new(
+            &args.default_preemption,
+            handle,
+        )),
         pod_topology_spread::NAME => shared(pod_topology_spread::PodTopologySpread::new(
             args.pod_topology_spread.clone(),
             handle,
