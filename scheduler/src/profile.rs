@@ -15,12 +15,12 @@ use crate::queue::{Less, PreEnqueue, QueueSettings, SchedulingQueue};
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     /// A profile's plugins do not make a framework.
-    #[error("profile {profile:?}: {source}")]
+    #[error("profile {profile:?}: {reason}")]
     Framework {
         /// The scheduler name.
         profile: String,
-        /// Why.
-        source: FrameworkError,
+        /// Why (printed inline: one line for the user).
+        reason: FrameworkError,
     },
     /// The Filter/Score threads could not start.
     #[error("starting {threads} scheduling threads: {message}")]
@@ -53,9 +53,9 @@ pub fn build_frameworks(
         .map(|profile| {
             build_framework(profile, handle, pool.clone())
                 .map(|f| (profile.scheduler_name.clone(), Arc::new(f)))
-                .map_err(|source| ProfileError::Framework {
+                .map_err(|reason| ProfileError::Framework {
                     profile: profile.scheduler_name.clone(),
-                    source,
+                    reason,
                 })
         })
         .collect()

@@ -53,6 +53,15 @@ impl SchedulerProcess {
     }
 }
 
+impl Drop for SchedulerProcess {
+    /// A failing test shows what the scheduler was doing: its log lives in a directory removed at exit.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- scheduler log (tail) ---\n{}", self.log_tail());
+        }
+    }
+}
+
 /// Writes a KubeSchedulerConfiguration file in the control plane's directory.
 pub fn config_file(name: &str, yaml: &str) -> PathBuf {
     let path = shared_control_plane().dir().join(format!("{name}.yaml"));

@@ -179,6 +179,27 @@ async fn pod_affinity_anti_affinity_and_topology_spread() {
     }
     zones.sort();
     assert_eq!(zones, ["a-z1", "a-z1", "a-z2", "a-z2"]);
+
+    // Anti-affinity by hostname: one "solo" pod per node, the fifth fits nowhere.
+    let solo = json!({"metadata": {"labels": {"app": "solo"}}, "spec": {"affinity": {"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "solo"}}, "topologyKey": "kubernetes.io/hostname"}]}}}});
+    let mut hosts = Vec::new();
+    for i in 0..4 {
+        let name = format!("solo-{i}");
+        create_pod(&client, &ns.name, &name, solo.clone()).await;
+        hosts.push(bound_node(&client, &ns.name, &name).await);
+    }
+    hosts.sort();
+    assert_eq!(hosts, ["a-z1-1", "a-z1-2", "a-z2-1", "a-z2-2"]);
+    create_pod(&client, &ns.name, "solo-4", solo).await;
+    let (_, message) = unschedulable(&client, &ns.name, "solo-4").await;
+    assert!(
+        message.starts_with(
+            "0/4 nodes are available: 4 node(s) didn't match pod anti-affinity rules."
+        ),
+        "{message}"
+    );
     delete_all_nodes(&client).await;
     ns.delete().await;
 }

@@ -102,6 +102,10 @@ impl Scheduler {
         result: &PostFilterResult,
     ) {
         for victim in &result.victims {
+            // Graceful deletion already started: upstream makes no further call and sends no event.
+            if victim.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
             let name = victim.metadata.name.as_deref().unwrap_or_default();
             let condition = PodCondition {
                 type_: "DisruptionTarget".into(),
