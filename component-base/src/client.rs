@@ -1,5 +1,8 @@
 //! Client construction as client-go does it: kubeconfig loading, and a client-side token bucket in front of
-//! every request so `--kube-api-qps`/`--kube-api-burst` mean what they mean upstream.
+//! every request so `--kube-api-qps`/`--kube-api-burst` mean what they mean upstream, and client-go's
+//! `rest_client_*` metrics behind it.
+
+mod metrics;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -8,13 +11,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use http::Request;
 use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
 use crate::ratelimit::TokenBucket;
+
+pub use metrics::{RestClientMetrics, RestClientMetricsLayer};
 
 /// Why a client could not be made or could not reach the apiserver; each message names the fix.
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +82,18 @@ pub async fn build_client(options: &ClientOptions) -> Result<Client, ClientError
     client_from_config(config, options.qps, options.burst)
 }
 
-/// Wraps `config` in a client whose requests pass through a `qps`/`burst` token bucket.
+/// Wraps `config` in a client whose requests pass through a `qps`/`burst` token bucket and are recorded in
+/// the `rest_client_*` metrics.
 pub fn client_from_config(config: Config, qps: f32, burst: u32) -> Result<Client, ClientError> {
     let url = config.cluster_url.to_string();
+    let metrics = RestClientMetricsLayer::new(&config.cluster_url);
     let builder =
         ClientBuilder::try_from(config).map_err(|source| ClientError::Build { url, source })?;
-    Ok(builder.with_layer(&RateLimitLayer::new(qps, burst)).build())
+    // Each layer wraps the ones before it: the limiter goes outermost so the metrics see its wait.
+    Ok(builder
+        .with_layer(&metrics)
+        .with_layer(&RateLimitLayer::new(qps, burst))
+        .build())
 }
 
 /// Builds a client and checks that the apiserver answers, so a wrong kubeconfig or a stopped apiserver is
@@ -137,6 +149,7 @@ impl<S> Layer<S> for RateLimitLayer {
             bucket: self.bucket.clone(),
             wait: None,
             reserved: false,
+            waited: Duration::ZERO,
         }
     }
 }
@@ -146,13 +159,16 @@ impl<S> Layer<S> for RateLimitLayer {
 pub struct RateLimited<S> {
     inner: S,
     bucket: Arc<TokenBucket>,
-    wait: Option<Pin<Box<Sleep>>>,
+    /// The pending sleep and when it began.
+    wait: Option<(Pin<Box<Sleep>>, Instant)>,
     reserved: bool,
+    /// How long the reservation made the next request wait, for `rest_client_rate_limiter_duration_seconds`.
+    waited: Duration,
 }
 
-impl<S, R> Service<R> for RateLimited<S>
+impl<S, B> Service<Request<B>> for RateLimited<S>
 where
-    S: Service<R>,
+    S: Service<Request<B>>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -161,20 +177,27 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if !self.reserved {
             self.reserved = true;
+            self.waited = Duration::ZERO;
             let wait = self.bucket.reserve();
             if !wait.is_zero() {
-                self.wait = Some(Box::pin(tokio::time::sleep(wait)));
+                self.wait = Some((Box::pin(tokio::time::sleep(wait)), Instant::now()));
             }
         }
-        if let Some(wait) = self.wait.as_mut() {
+        if let Some((wait, started)) = self.wait.as_mut() {
             ready!(wait.as_mut().poll(cx));
+            // The time actually spent, as client-go measures it, not the wait the bucket asked for.
+            self.waited = started.elapsed();
             self.wait = None;
         }
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: R) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         self.reserved = false;
+        // client-go observes the limiter for every request, so an unthrottled one records zero.
+        request
+            .extensions_mut()
+            .insert(metrics::Throttled(self.waited));
         self.inner.call(request)
     }
 }
