@@ -37,7 +37,12 @@ pub fn build_frameworks(
     config: &Config,
     handle: &Handle,
 ) -> Result<HashMap<String, Arc<Framework>>, ProfileError> {
-    let threads = usize::try_from(config.parallelism).unwrap_or(1).max(1);
+    // Go multiplexes upstream's `parallelism` goroutines onto one thread per core; OS threads beyond the
+    // cores only queue behind each other and stall every parallel step waiting for its slowest part.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = usize::try_from(config.parallelism)
+        .unwrap_or(1)
+        .clamp(1, cores);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("scheduler-parallel-{i}"))

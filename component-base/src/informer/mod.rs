@@ -128,7 +128,11 @@ impl<K: Watched> SharedInformer<K> {
 
     /// Lists and watches until `shutdown`, keeping the cache current (relists and retries with backoff).
     pub async fn run(self, shutdown: CancellationToken) {
-        let stream = watcher::watcher(self.api.clone(), self.config.clone()).default_backoff();
+        // managedFields are never read by a component and are often most of an object: upstream's
+        // informers trim them too (client-go `trim.TrimManagedFields`).
+        let stream = watcher::watcher(self.api.clone(), self.config.clone())
+            .default_backoff()
+            .modify(|object| object.meta_mut().managed_fields = None);
         let mut stream = std::pin::pin!(stream);
         let mut relist: Vec<K> = Vec::new();
         loop {

@@ -404,6 +404,8 @@ impl Framework {
         context: &PostFilterContext<'_>,
     ) -> (Option<PostFilterResult>, Status) {
         let mut reasons = Vec::new();
+        // An Unschedulable plugin may still override the nomination (to clear it), as upstream keeps it.
+        let mut kept = None;
         for plugin in self.at(ExtensionPoint::PostFilter) {
             let Some(p) = plugin.as_post_filter() else {
                 continue;
@@ -414,10 +416,13 @@ impl Framework {
                 Code::UnschedulableAndUnresolvable | Code::Error => {
                     return (None, status.with_plugin(plugin.name()));
                 }
-                _ => reasons.extend(status.reasons().iter().cloned()),
+                _ => {
+                    reasons.extend(status.reasons().iter().cloned());
+                    kept = result.or(kept);
+                }
             }
         }
-        (None, Status::new(Code::Unschedulable, reasons))
+        (kept, Status::new(Code::Unschedulable, reasons))
     }
 
     /// Runs PreScore; a failure stops at once.
@@ -631,3 +636,7 @@ fn expand(
     result.extend(rest);
     Ok(result)
 }
+
+#[cfg(test)]
+#[path = "runtime_tests.rs"]
+mod tests;

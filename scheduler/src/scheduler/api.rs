@@ -48,9 +48,14 @@ fn condition_unchanged(pod: &Pod, failure: &Failure) -> bool {
                 && c.reason.as_deref() == Some(failure.reason)
                 && c.message.as_deref() == Some(failure.message.as_str())
         });
-    let nominated = status.and_then(|s| s.nominated_node_name.as_deref());
+    let nominated = status
+        .and_then(|s| s.nominated_node_name.as_deref())
+        .unwrap_or_default();
     same_condition
-        && (failure.nominated_node.is_none() || nominated == failure.nominated_node.as_deref())
+        && failure
+            .nominated_node
+            .as_deref()
+            .is_none_or(|node| node == nominated)
 }
 
 impl Scheduler {
@@ -69,8 +74,10 @@ impl Scheduler {
             ..Default::default()
         };
         let mut status = json!({ "conditions": [condition] });
-        if let Some(node) = &failure.nominated_node {
-            status["nominatedNodeName"] = json!(node);
+        match failure.nominated_node.as_deref() {
+            Some("") => status["nominatedNodeName"] = serde_json::Value::Null,
+            Some(node) => status["nominatedNodeName"] = json!(node),
+            None => {}
         }
         self.patch_status(
             pod,

@@ -21,7 +21,7 @@ pub(super) struct Failure {
     pub message: String,
     /// Plugins that rejected the pod (empty for errors: the pod goes to backoff).
     pub unschedulable_plugins: BTreeSet<&'static str>,
-    /// The node preemption nominated, if any.
+    /// The nomination PostFilter decided: `None` leaves it as it is, `Some("")` clears it.
     pub nominated_node: Option<String>,
 }
 
@@ -141,7 +141,8 @@ impl Scheduler {
         metrics().preemption_attempts.inc();
         if !status.is_success() {
             fit.diagnosis.post_filter_msg = status.message();
-            return None;
+            // Some("") when preemption cannot help: an earlier nomination is cleared.
+            return result.map(|r| r.nominated_node_name);
         }
         let result = result?;
         metrics()
@@ -237,8 +238,10 @@ impl Scheduler {
                     .is_none_or(str::is_empty)
         });
         if still_pending {
-            if let Some(node) = &failure.nominated_node {
-                self.queue.nominator.add(queued.pod_info.clone(), node);
+            match failure.nominated_node.as_deref() {
+                Some("") => self.queue.nominator.delete(queued.pod_info.uid()),
+                Some(node) => self.queue.nominator.add(queued.pod_info.clone(), node),
+                None => {}
             }
             self.queue
                 .add_unschedulable_if_not_present(queued, cycle, Instant::now());
