@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::resource_allocation::{Amounts, ResourceAllocation};
+use super::resource_allocation::{Amounts, PreScoreState, ResourceAllocation};
 use crate::config::NodeResourcesBalancedAllocationArgs;
 use crate::framework::{
     CycleState, Handle, MAX_NODE_SCORE, NodeInfo, Plugin, PodInfo, PreScorePlugin, ScorePlugin,
@@ -19,12 +19,6 @@ pub const PRE_SCORE_STATE_KEY: &str = "PreScoreNodeResourcesBalancedAllocation";
 #[derive(Debug)]
 pub struct BalancedAllocation {
     allocation: ResourceAllocation,
-}
-
-/// PreScore's state: the pod's exact request of each balanced resource.
-#[derive(Clone, Debug)]
-struct PreScoreState {
-    pod_requests: Vec<i64>,
 }
 
 impl BalancedAllocation {
@@ -76,18 +70,10 @@ impl PreScorePlugin for BalancedAllocation {
 
 impl ScorePlugin for BalancedAllocation {
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        if self.allocation.is_empty() {
-            return Err(Status::error("resources not found"));
-        }
-        let computed;
-        let pod_requests = match state.read::<PreScoreState>(PRE_SCORE_STATE_KEY) {
-            Some(pre_score) => pre_score.pod_requests.as_slice(),
-            None => {
-                computed = self.allocation.pod_requests(pod);
-                computed.as_slice()
-            }
-        };
-        Ok(score(self.allocation.amounts(pod_requests, node)))
+        let pod_requests = self
+            .allocation
+            .scored_requests(state, PRE_SCORE_STATE_KEY, pod)?;
+        Ok(score(self.allocation.amounts(&pod_requests, node)))
     }
 }
 

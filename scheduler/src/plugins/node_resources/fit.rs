@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::requested_to_capacity_ratio::{FunctionShape, FunctionShapePoint};
-use super::resource_allocation::ResourceAllocation;
+use super::resource_allocation::{PreScoreState, ResourceAllocation};
 use super::{
     is_extended_resource_name, least_allocated, most_allocated, requested_to_capacity_ratio,
 };
@@ -179,12 +179,6 @@ pub fn fits(pod: &PodInfo, node: &NodeInfo) -> bool {
     fits_request(&FitRequest::from_pod(pod), node).is_empty()
 }
 
-/// PreScore's state: the pod's request of each scored resource.
-#[derive(Clone, Debug)]
-struct PreScoreState {
-    pod_requests: Vec<i64>,
-}
-
 impl Fit {
     /// The plugin with `args`, already validated with the configuration.
     pub fn new(args: &NodeResourcesFitArgs, _handle: &Handle) -> Result<Self, String> {
@@ -317,18 +311,10 @@ impl PreScorePlugin for Fit {
 
 impl ScorePlugin for Fit {
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        if self.allocation.is_empty() {
-            return Err(Status::error("resources not found"));
-        }
-        let computed;
-        let pod_requests = match state.read::<PreScoreState>(PRE_SCORE_STATE_KEY) {
-            Some(pre_score) => pre_score.pod_requests.as_slice(),
-            None => {
-                computed = self.allocation.pod_requests(pod);
-                computed.as_slice()
-            }
-        };
-        let amounts = self.allocation.amounts(pod_requests, node);
+        let pod_requests = self
+            .allocation
+            .scored_requests(state, PRE_SCORE_STATE_KEY, pod)?;
+        let amounts = self.allocation.amounts(&pod_requests, node);
         Ok(match &self.strategy {
             Strategy::LeastAllocated => least_allocated::score(amounts),
             Strategy::MostAllocated => most_allocated::score(amounts),

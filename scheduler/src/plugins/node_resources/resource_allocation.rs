@@ -2,9 +2,17 @@
 //! each configured resource counts for the pod and the node, and which resources are left out of a node's
 //! score.
 
+use std::borrow::Cow;
+
 use super::ResourceSpec;
 use crate::framework::resource::{CPU, EPHEMERAL_STORAGE, MEMORY, is_scalar_resource};
-use crate::framework::{NodeInfo, PodInfo, Resource};
+use crate::framework::{CycleState, NodeInfo, PodInfo, Resource, Status};
+
+/// What both plugins' PreScore leaves for Score: the pod's request of each scored resource.
+#[derive(Clone, Debug)]
+pub(crate) struct PreScoreState {
+    pub(crate) pod_requests: Vec<i64>,
+}
 
 /// How a configured resource maps onto [`Resource`]'s fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +54,22 @@ pub(crate) struct ResourceAllocation {
 }
 
 impl ResourceAllocation {
+    /// The pod's requests as PreScore left them under `key`, or computed now if PreScore did not run.
+    pub(crate) fn scored_requests<'a>(
+        &self,
+        state: &'a CycleState,
+        key: &'static str,
+        pod: &PodInfo,
+    ) -> Result<Cow<'a, [i64]>, Status> {
+        if self.is_empty() {
+            return Err(Status::error("resources not found"));
+        }
+        Ok(match state.read::<PreScoreState>(key) {
+            Some(pre_score) => Cow::Borrowed(&pre_score.pod_requests),
+            None => Cow::Owned(self.pod_requests(pod)),
+        })
+    }
+
     /// The scorer for `specs`.
     pub(crate) fn new(specs: &[ResourceSpec], use_requested: bool) -> Self {
         let resources = specs
