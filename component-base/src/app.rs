@@ -8,7 +8,7 @@ use clap::Args;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{self, ClientError};
+use crate::client::{self, ClientError, ClientOptions};
 use crate::flags::{ClientFlags, LeaderElectionFlags, LoggingFlags, ServingFlags};
 use crate::leaderelection::{self, LeaderElectionConfig, LeaderElector};
 use crate::serving::{Readiness, Server, ServingError};
@@ -58,6 +58,10 @@ pub enum AppError {
 pub struct ComponentContext {
     /// A client with the component's rate limit.
     pub client: Client,
+    /// The loaded kubeconfig, for components that make more clients (one per controller).
+    pub config: kube::Config,
+    /// The rate limit and kubeconfig path `client` was made with.
+    pub client_options: ClientOptions,
     /// Checks reported by `/readyz`.
     pub readiness: Readiness,
     /// Cancelled when the work must stop.
@@ -83,7 +87,8 @@ where
         0 => None,
         port => Some(Server::bind(SocketAddr::new(flags.serving.bind_address, port)).await?),
     };
-    let client = client::connect(&flags.client.options(defaults.qps, defaults.burst)).await?;
+    let options = flags.client.options(defaults.qps, defaults.burst);
+    let (client, config) = client::connect_with_config(&options).await?;
     let readiness = Readiness::default();
     let serving =
         server.map(|server| tokio::spawn(server.serve(readiness.clone(), shutdown.clone())));
@@ -95,6 +100,8 @@ where
 
     let context = |stop| ComponentContext {
         client: client.clone(),
+        config: config.clone(),
+        client_options: options.clone(),
         readiness: readiness.clone(),
         stop,
     };

@@ -2,6 +2,7 @@
 //! every request so `--kube-api-qps`/`--kube-api-burst` mean what they mean upstream, and client-go's
 //! `rest_client_*` metrics behind it.
 
+mod bearer;
 mod metrics;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ use tower::{Layer, Service};
 
 use crate::ratelimit::TokenBucket;
 
+pub use bearer::{BearerToken, WithBearerToken};
 pub use metrics::{RestClientMetrics, RestClientMetricsLayer};
 
 /// Why a client could not be made or could not reach the apiserver; each message names the fix.
@@ -85,12 +87,34 @@ pub async fn build_client(options: &ClientOptions) -> Result<Client, ClientError
 /// Wraps `config` in a client whose requests pass through a `qps`/`burst` token bucket and are recorded in
 /// the `rest_client_*` metrics.
 pub fn client_from_config(config: Config, qps: f32, burst: u32) -> Result<Client, ClientError> {
+    layered_client(config, None, qps, burst)
+}
+
+/// Like [`client_from_config`], but authenticating with `token` (kept current by its owner) instead of
+/// `config`'s credentials; the server and its CA stay `config`'s.
+pub fn client_with_token(
+    mut config: Config,
+    token: &BearerToken,
+    qps: f32,
+    burst: u32,
+) -> Result<Client, ClientError> {
+    config.auth_info = Default::default();
+    layered_client(config, Some(token), qps, burst)
+}
+
+fn layered_client(
+    config: Config,
+    token: Option<&BearerToken>,
+    qps: f32,
+    burst: u32,
+) -> Result<Client, ClientError> {
     let url = config.cluster_url.to_string();
     let metrics = RestClientMetricsLayer::new(&config.cluster_url);
     let builder =
         ClientBuilder::try_from(config).map_err(|source| ClientError::Build { url, source })?;
     // Each layer wraps the ones before it: the limiter goes outermost so the metrics see its wait.
     Ok(builder
+        .with_layer(&tower::util::option_layer(token.cloned()))
         .with_layer(&metrics)
         .with_layer(&RateLimitLayer::new(qps, burst))
         .build())
@@ -99,12 +123,17 @@ pub fn client_from_config(config: Config, qps: f32, burst: u32) -> Result<Client
 /// Builds a client and checks that the apiserver answers, so a wrong kubeconfig or a stopped apiserver is
 /// reported at start-up in one line instead of as endless retries.
 pub async fn connect(options: &ClientOptions) -> Result<Client, ClientError> {
+    Ok(connect_with_config(options).await?.0)
+}
+
+/// [`connect`], also returning the loaded configuration for components that build more clients from it.
+pub async fn connect_with_config(options: &ClientOptions) -> Result<(Client, Config), ClientError> {
     let config = load_config(options.kubeconfig.as_deref()).await?;
     let url = config.cluster_url.to_string();
-    let client = client_from_config(config, options.qps, options.burst)?;
+    let client = client_from_config(config.clone(), options.qps, options.burst)?;
     let probe = tokio::time::timeout(Duration::from_secs(10), client.apiserver_version()).await;
     match probe {
-        Ok(Ok(_)) => Ok(client),
+        Ok(Ok(_)) => Ok((client, config)),
         Ok(Err(e)) => Err(ClientError::Unreachable {
             url,
             reason: one_line(&e),

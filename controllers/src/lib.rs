@@ -1,10 +1,26 @@
-//! ferrokube-controller-manager: a drop-in replacement for kube-controller-manager. This is its skeleton: it
-//! starts, connects, serves /metrics and the health endpoints, and takes part in leader election with
-//! upstream's flags. The controllers come with their own issue.
+//! ferrokube-controller-manager: a drop-in replacement for kube-controller-manager. Shared informers feed
+//! per-controller work queues; each controller reads from the caches, decides with pure functions, and
+//! writes through its own client.
+
+pub mod client_builder;
+pub mod context;
+pub mod names;
+pub mod options;
+pub mod worker;
+
+use std::sync::Arc;
 
 use clap::Parser;
 use component_base::app::{self, ComponentContext, ComponentDefaults, ControlPlaneFlags};
+use component_base::informer::SharedInformerFactory;
 use component_base::version;
+use futures::future::BoxFuture;
+use tokio::task::JoinSet;
+
+use crate::client_builder::ClientBuilder;
+use crate::context::{ControllerContext, StartError};
+use crate::names::ControllerSelection;
+use crate::options::ControllerManagerFlags;
 
 /// Upstream's name, and defaults from KubeControllerManagerConfiguration.
 pub const DEFAULTS: ComponentDefaults = ComponentDefaults {
@@ -21,15 +37,92 @@ pub const DEFAULTS: ComponentDefaults = ComponentDefaults {
 pub struct Flags {
     #[command(flatten)]
     pub common: ControlPlaneFlags,
+    #[command(flatten)]
+    pub controller_manager: ControllerManagerFlags,
 }
+
+/// Runs a controller until its context's `stop`.
+type StartFn = fn(ControllerContext) -> BoxFuture<'static, Result<(), StartError>>;
+
+/// A controller ferrokube implements: its upstream name and how to run it.
+pub struct ControllerDescriptor {
+    /// Upstream's canonical name (`--controllers` also takes its alias).
+    pub name: &'static str,
+    /// Runs it.
+    pub start: StartFn,
+}
+
+/// The controllers ferrokube implements.
+pub const CONTROLLERS: &[ControllerDescriptor] = &[];
 
 /// Runs the controller-manager until SIGTERM/SIGINT.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
-    app::run(DEFAULTS, &flags.common, run_controllers).await?;
-    Ok(())
+    let selection = ControllerSelection::parse(&flags.controller_manager.controllers)
+        .map_err(anyhow::Error::msg)?;
+    let implemented: Vec<&str> = CONTROLLERS.iter().map(|c| c.name).collect();
+    let unimplemented = selection.unimplemented(&implemented);
+    if !unimplemented.is_empty() {
+        tracing::warn!(
+            "not implemented by ferrokube, not started: {}",
+            unimplemented.join(", ")
+        );
+    }
+    let controller_manager = Arc::new(flags.controller_manager);
+    let mut failure = None;
+    app::run(DEFAULTS, &flags.common, |context| {
+        run_controllers(context, controller_manager, selection, &mut failure)
+    })
+    .await?;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
-async fn run_controllers(context: ComponentContext) {
-    tracing::warn!("no controllers are implemented yet; holding the lease until stopped");
-    context.stop.cancelled().await;
+/// Starts every enabled controller and the informers they registered; a controller that fails to start
+/// stops them all.
+async fn run_controllers(
+    component: ComponentContext,
+    flags: Arc<ControllerManagerFlags>,
+    selection: ControllerSelection,
+    failure: &mut Option<StartError>,
+) {
+    let stop = component.stop.child_token();
+    let clients = ClientBuilder::new(
+        component.client.clone(),
+        component.config,
+        component.client_options,
+        flags.use_service_account_credentials,
+        stop.clone(),
+    );
+    let context = ControllerContext {
+        informers: SharedInformerFactory::new(component.client),
+        clients,
+        flags,
+        stop: stop.clone(),
+        instance: component_base::leaderelection::default_identity(),
+    };
+    let mut running = JoinSet::new();
+    for controller in CONTROLLERS.iter().filter(|c| selection.is_enabled(c.name)) {
+        let name = controller.name;
+        let future = (controller.start)(context.clone());
+        running.spawn(async move { (name, future.await) });
+        tracing::info!(controller = name, "Started controller");
+    }
+    context.informers.start(stop.clone());
+    component.readiness.set("controllers", true);
+    while let Some(joined) = running.join_next().await {
+        match joined {
+            Ok((_, Ok(()))) => {}
+            Ok((name, Err(e))) => {
+                tracing::error!(controller = name, "error starting controller: {e}");
+                failure.get_or_insert(StartError::Invalid(format!("{name}: {e}")));
+                stop.cancel();
+            }
+            Err(e) => {
+                tracing::error!("a controller panicked: {e}");
+                stop.cancel();
+            }
+        }
+    }
 }

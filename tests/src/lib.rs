@@ -1,10 +1,15 @@
 //! Helpers for ferrokube's end-to-end tests: finding the workspace's binaries and running them.
 
+pub mod controllers;
 pub mod scheduling;
 
 use std::path::PathBuf;
-use std::process::{Child, ExitStatus};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
+
+use ferrokube_cluster::Identity;
+use ferrokube_cluster::process::ManagedProcess;
+use ferrokube_cluster::testing::shared_control_plane;
 
 /// The path of workspace binary `name`, built beside the test binary by `cargo test --workspace`.
 pub fn binary(name: &str) -> PathBuf {
@@ -35,5 +40,44 @@ pub fn wait_with_limit(child: &mut Child, limit: Duration) -> ExitStatus {
             panic!("process {} did not exit within {limit:?}", child.id());
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A ferrokube component running against the shared control plane.
+pub struct ComponentProcess {
+    /// The process.
+    pub process: ManagedProcess,
+    binary: &'static str,
+}
+
+impl ComponentProcess {
+    /// Starts workspace binary `binary` as `identity`, logging to `<name>.log`, with `args` added to the
+    /// kubeconfig, serving off and `-v=2`.
+    pub fn start(binary: &'static str, identity: &Identity, name: &str, args: &[&str]) -> Self {
+        let control_plane = shared_control_plane();
+        let kubeconfig = control_plane.kubeconfig(identity).unwrap().to_path_buf();
+        let mut command = Command::new(crate::binary(binary));
+        command
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .arg("--secure-port=0")
+            .arg("-v=2")
+            .args(args);
+        let log = control_plane.dir().join(format!("{name}.log"));
+        let process = ManagedProcess::spawn(name, command, &log).unwrap();
+        Self { process, binary }
+    }
+
+    /// The log so far (last lines), for assertion messages.
+    pub fn log_tail(&self) -> String {
+        ferrokube_cluster::process::tail(self.process.log(), 30)
+    }
+}
+
+impl Drop for ComponentProcess {
+    /// A failing test shows what the component was doing: its log lives in a directory removed at exit.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- {} log (tail) ---\n{}", self.binary, self.log_tail());
+        }
     }
 }

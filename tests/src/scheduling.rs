@@ -2,12 +2,12 @@
 //! plane, Node objects made by the test (no kubelets), pods, and waiting for what the scheduler writes.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ferrokube_cluster::Identity;
-use ferrokube_cluster::process::ManagedProcess;
+
+use crate::ComponentProcess;
 use ferrokube_cluster::testing::shared_control_plane;
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
@@ -22,43 +22,13 @@ pub async fn exclusive() -> MutexGuard<'static, ()> {
     LOCK.get_or_init(|| Mutex::new(())).lock().await
 }
 
-/// A running ferrokube-scheduler.
-pub struct SchedulerProcess {
-    /// The process.
-    pub process: ManagedProcess,
-}
+/// Starts ferrokube-scheduler.
+pub struct SchedulerProcess;
 
 impl SchedulerProcess {
     /// Starts ferrokube-scheduler as system:kube-scheduler with `args` added.
-    pub fn start(name: &str, args: &[&str]) -> Self {
-        let control_plane = shared_control_plane();
-        let kubeconfig = control_plane
-            .kubeconfig(&Identity::scheduler())
-            .unwrap()
-            .to_path_buf();
-        let mut command = Command::new(crate::binary("ferrokube-scheduler"));
-        command
-            .arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .arg("--secure-port=0")
-            .arg("-v=2")
-            .args(args);
-        let log = control_plane.dir().join(format!("{name}.log"));
-        let process = ManagedProcess::spawn(name, command, &log).unwrap();
-        Self { process }
-    }
-
-    /// The scheduler's log so far (last lines), for assertion messages.
-    pub fn log_tail(&self) -> String {
-        ferrokube_cluster::process::tail(self.process.log(), 30)
-    }
-}
-
-impl Drop for SchedulerProcess {
-    /// A failing test shows what the scheduler was doing: its log lives in a directory removed at exit.
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- scheduler log (tail) ---\n{}", self.log_tail());
-        }
+    pub fn start(name: &str, args: &[&str]) -> ComponentProcess {
+        ComponentProcess::start("ferrokube-scheduler", &Identity::scheduler(), name, args)
     }
 }
 
