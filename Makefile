@@ -5,7 +5,7 @@ CARGO ?= cargo
 CONTROL_PLANE_BINS := etcd kube-apiserver kubectl
 FERROKUBE := target/debug/ferrokube
 
-.PHONY: deps upstream build lint test up bench-scheduler
+.PHONY: deps upstream build lint test up bench-scheduler bench-controllers
 
 deps:
 	@hack/deps.sh
@@ -36,3 +36,10 @@ bench-scheduler: deps
 	@hack/upstream/build.sh etcd kube-apiserver kube-scheduler
 	$(CARGO) build --release -p ferrokube-cluster -p ferrokube-scheduler
 	target/release/ferrokube bench scheduler $(ARGS)
+
+# ferrokube-controller-manager and upstream kube-controller-manager side by side, release builds; results in
+# bench-out/. E.g. `make bench-controllers ARGS="--replicas 1000 --qps 5000 --burst 5000"`.
+bench-controllers: deps
+	@hack/upstream/build.sh etcd kube-apiserver kube-controller-manager
+	$(CARGO) build --release -p ferrokube-cluster -p ferrokube-controller-manager
+	target/release/ferrokube bench controllers $(ARGS)

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+pub mod controllers;
+pub mod controllers_report;
 pub mod measure;
 pub mod report;
 pub mod scheduler;
 pub mod workload;
 
-use measure::Machine;
+use controllers_report::{ControllersReport, ControllersResult, ControllersWorkload};
+use measure::{Machine, ProcessUsage};
 use report::{ImplementationResult, Report, Workload, round};
 
 /// Flags of `ferrokube bench`.
@@ -28,6 +31,32 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Schedule pods onto fake nodes with ferrokube-scheduler and with upstream kube-scheduler.
     Scheduler(SchedulerArgs),
+    /// Scale, roll and delete a Deployment with ferrokube-controller-manager and with upstream
+    /// kube-controller-manager.
+    Controllers(ControllersArgs),
+}
+
+/// Flags of `ferrokube bench controllers`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ControllersArgs {
+    /// Replicas of the measured Deployment.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub replicas: u32,
+    /// The controller-manager's --kube-api-qps.
+    #[arg(long, default_value_t = 20.0)]
+    pub qps: f64,
+    /// The controller-manager's --kube-api-burst.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub burst: u32,
+    /// Directory for controllers.json, controllers.md and the controller-managers' logs.
+    #[arg(long, default_value = "bench-out")]
+    pub out: PathBuf,
+    /// Which controller-managers to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "ferrokube,upstream")]
+    pub implementations: Vec<Implementation>,
+    /// Seconds each phase may take.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
 }
 
 /// Flags of `ferrokube bench scheduler`.
@@ -56,12 +85,12 @@ pub struct SchedulerArgs {
     pub timeout: u64,
 }
 
-/// A scheduler under test.
+/// A component under test.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Implementation {
-    /// ferrokube-scheduler, beside the running `ferrokube`.
+    /// ferrokube's, beside the running `ferrokube`.
     Ferrokube,
-    /// Upstream kube-scheduler, built by hack/upstream.
+    /// Upstream's, built by hack/upstream.
     Upstream,
 }
 
@@ -88,6 +117,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         result = async {
             match args.command {
                 BenchCommand::Scheduler(args) => bench_scheduler(args).await,
+                BenchCommand::Controllers(args) => bench_controllers(args).await,
             }
         } => result,
         () = shutdown.cancelled() => bail!("interrupted; stopped everything the benchmark started"),
@@ -95,25 +125,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 async fn bench_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
-    if !(args.qps.is_finite() && args.qps > 0.0) {
-        bail!("--qps must be a positive number, not {}", args.qps);
-    }
-    let mut implementations = Vec::new();
-    for implementation in &args.implementations {
-        if !implementations.contains(implementation) {
-            implementations.push(*implementation);
-        }
-    }
-    if implementations.is_empty() {
-        bail!("--implementations names no scheduler (choose from ferrokube,upstream)");
-    }
-    // Find every binary before the first run, so a missing one fails in seconds, not after a run.
-    let mut binaries = Vec::new();
-    for implementation in &implementations {
-        binaries.push((*implementation, scheduler_binary(*implementation).await?));
-    }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    let binaries = prepare(
+        args.qps,
+        &args.implementations,
+        &args.out,
+        ("ferrokube-scheduler", "kube-scheduler"),
+    )
+    .await?;
 
     let settings = scheduler::Settings {
         nodes: args.nodes as usize,
@@ -165,60 +183,82 @@ async fn bench_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
         },
         results,
     };
-    let json_path = args.out.join("scheduler.json");
-    let json = report.to_json().context("rendering scheduler.json")?;
-    std::fs::write(&json_path, json).with_context(|| format!("writing {}", json_path.display()))?;
-    let markdown = report.to_markdown(&Machine::current(), &command_line(), &notes);
-    let md_path = args.out.join("scheduler.md");
-    std::fs::write(&md_path, &markdown)
-        .with_context(|| format!("writing {}", md_path.display()))?;
-    print!("{markdown}");
-    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
-    Ok(())
+    write_reports(
+        &args.out,
+        "scheduler",
+        &report.to_json().context("rendering scheduler.json")?,
+        &report.to_markdown(&Machine::current(), &command_line(), &notes),
+    )
 }
 
-/// The scheduler binary of `implementation`: ferrokube-scheduler beside this executable (so a release
-/// `ferrokube` runs a release scheduler), or upstream's, built by hack/upstream if it is missing.
-async fn scheduler_binary(implementation: Implementation) -> anyhow::Result<PathBuf> {
-    match implementation {
-        Implementation::Ferrokube => {
-            let exe = std::env::current_exe().context("finding the ferrokube executable")?;
-            let path = exe
-                .parent()
-                .unwrap_or_else(|| Path::new("."))
-                .join("ferrokube-scheduler");
-            if !path.is_file() {
-                bail!(
-                    "ferrokube-scheduler not found at {} (beside this ferrokube): build it with \
-                     `cargo build --release -p ferrokube-scheduler -p ferrokube-cluster` and run target/release/ferrokube",
-                    path.display()
-                );
-            }
-            Ok(path)
-        }
-        Implementation::Upstream => {
-            if let Ok(path) = crate::upstream::binary("kube-scheduler") {
-                return Ok(path);
-            }
-            build_upstream_scheduler().await?;
-            Ok(crate::upstream::binary("kube-scheduler")?)
+/// Checks the common flags, finds every binary (so a missing one fails in seconds, not after a run) and
+/// makes the output directory. `names` are ferrokube's and upstream's binary names.
+async fn prepare(
+    qps: f64,
+    requested: &[Implementation],
+    out: &Path,
+    names: (&str, &str),
+) -> anyhow::Result<Vec<(Implementation, PathBuf)>> {
+    if !(qps.is_finite() && qps > 0.0) {
+        bail!("--qps must be a positive number, not {qps}");
+    }
+    let mut implementations = Vec::new();
+    for implementation in requested {
+        if !implementations.contains(implementation) {
+            implementations.push(*implementation);
         }
     }
+    if implementations.is_empty() {
+        bail!("--implementations names nothing to run (choose from ferrokube,upstream)");
+    }
+    let mut binaries = Vec::new();
+    for implementation in implementations {
+        let binary = match implementation {
+            Implementation::Ferrokube => ferrokube_binary(names.0)?,
+            Implementation::Upstream => upstream_binary(names.1).await?,
+        };
+        binaries.push((implementation, binary));
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    Ok(binaries)
 }
 
-/// Runs `hack/upstream/build.sh kube-scheduler` from the source tree this binary was built from.
-async fn build_upstream_scheduler() -> anyhow::Result<()> {
+/// ferrokube's binary `name` beside this executable, so a release `ferrokube` runs a release component.
+fn ferrokube_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the ferrokube executable")?;
+    let path = exe.parent().unwrap_or_else(|| Path::new(".")).join(name);
+    if !path.is_file() {
+        bail!(
+            "{name} not found at {} (beside this ferrokube): build it with \
+             `cargo build --release --workspace` and run target/release/ferrokube",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Upstream's binary `name`, built by hack/upstream if it is missing.
+async fn upstream_binary(name: &str) -> anyhow::Result<PathBuf> {
+    if let Ok(path) = crate::upstream::binary(name) {
+        return Ok(path);
+    }
+    build_upstream(name).await?;
+    Ok(crate::upstream::binary(name)?)
+}
+
+/// Runs `hack/upstream/build.sh NAME` from the source tree this binary was built from.
+async fn build_upstream(name: &str) -> anyhow::Result<()> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/upstream/build.sh");
     if !script.is_file() {
         bail!(
-            "upstream kube-scheduler is not in {} and the build script {} is not there: run \
-             `hack/upstream/build.sh kube-scheduler` in a ferrokube checkout",
+            "upstream {name} is not in {} and the build script {} is not there: run \
+             `hack/upstream/build.sh {name}` in a ferrokube checkout",
             crate::upstream::bin_dir().display(),
             script.display()
         );
     }
     eprintln!(
-        "upstream: kube-scheduler is missing; building it with {} kube-scheduler",
+        "upstream: {name} is missing; building it with {} {name}",
         script.display()
     );
     // The script's progress goes to stderr with ours; stdout stays for the report.
@@ -227,14 +267,81 @@ async fn build_upstream_scheduler() -> anyhow::Result<()> {
         .try_clone_to_owned()
         .context("duplicating stderr")?;
     let status = tokio::process::Command::new(&script)
-        .arg("kube-scheduler")
+        .arg(name)
         .stdout(std::process::Stdio::from(stderr))
         .status()
         .await
         .with_context(|| format!("running {}", script.display()))?;
     if !status.success() {
-        bail!("{} kube-scheduler failed ({status})", script.display());
+        bail!("{} {name} failed ({status})", script.display());
     }
+    Ok(())
+}
+
+async fn bench_controllers(args: ControllersArgs) -> anyhow::Result<()> {
+    let binaries = prepare(
+        args.qps,
+        &args.implementations,
+        &args.out,
+        ("ferrokube-controller-manager", "kube-controller-manager"),
+    )
+    .await?;
+    let settings = controllers::Settings {
+        replicas: args.replicas as usize,
+        qps: args.qps,
+        burst: args.burst,
+        timeout: Duration::from_secs(args.timeout),
+        out: args.out.clone(),
+    };
+    let mut results = Vec::new();
+    let mut notes = Vec::new();
+    for (implementation, binary) in &binaries {
+        let name = implementation.name();
+        eprintln!("{name}: benchmarking {}", binary.display());
+        let outcome = controllers::run(name, binary, &settings)
+            .await
+            .with_context(|| format!("benchmarking the {name} controller-manager"))?;
+        if let Some(note) = &outcome.note {
+            notes.push(format!("{name}: {note}"));
+        }
+        let seconds = |phase: Option<Duration>| phase.map(|d| round(d.as_secs_f64(), 2));
+        let ProcessUsage {
+            peak_rss_mib,
+            cpu_seconds,
+        } = outcome.usage;
+        results.push(ControllersResult {
+            implementation: name.to_string(),
+            scale_up_s: seconds(outcome.scale_up),
+            rollout_s: seconds(outcome.rollout),
+            delete_s: seconds(outcome.delete),
+            peak_rss_mib: peak_rss_mib.map(|v| round(v, 1)),
+            cpu_seconds: cpu_seconds.map(|v| round(v, 2)),
+        });
+    }
+    let report = ControllersReport {
+        workload: ControllersWorkload {
+            replicas: settings.replicas,
+            qps: args.qps,
+            burst: args.burst,
+        },
+        results,
+    };
+    write_reports(
+        &args.out,
+        "controllers",
+        &report.to_json().context("rendering controllers.json")?,
+        &report.to_markdown(&Machine::current(), &command_line(), &notes),
+    )
+}
+
+/// Writes `DIR/NAME.json` and `DIR/NAME.md` and prints the Markdown.
+fn write_reports(out: &Path, name: &str, json: &str, markdown: &str) -> anyhow::Result<()> {
+    let json_path = out.join(format!("{name}.json"));
+    std::fs::write(&json_path, json).with_context(|| format!("writing {}", json_path.display()))?;
+    let md_path = out.join(format!("{name}.md"));
+    std::fs::write(&md_path, markdown).with_context(|| format!("writing {}", md_path.display()))?;
+    print!("{markdown}");
+    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
     Ok(())
 }
 
@@ -282,8 +389,10 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<SchedulerArgs, clap::Error> {
         let cli = Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))?;
-        let BenchCommand::Scheduler(args) = cli.command;
-        Ok(args)
+        match cli.command {
+            BenchCommand::Scheduler(args) => Ok(args),
+            BenchCommand::Controllers(_) => panic!("not the scheduler's flags"),
+        }
     }
 
     #[test]

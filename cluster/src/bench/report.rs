@@ -153,26 +153,32 @@ impl Report {
              \"—\" means not measured, or, in the ratio column, not comparable: latency, memory and CPU are \
              compared only when both bound every pod.\n"
         );
-        if !notes.is_empty() {
-            let _ = writeln!(md, "## Notes\n");
-            for note in notes {
-                let _ = writeln!(md, "- {note}");
-            }
-            md.push('\n');
-        }
-        let _ = writeln!(md, "## Machine\n");
-        let _ = writeln!(md, "- CPUs (nproc): {}", machine.cpus);
-        let _ = writeln!(md, "- Memory: {:.1} GiB", machine.memory_gib);
-        let _ = writeln!(md, "- Kernel: {}", machine.kernel);
-        let _ = writeln!(md, "- CPU: {}\n", machine.cpu_model);
-        let _ = writeln!(md, "## Command\n\n```\n{command_line}\n```");
+        append_footer(&mut md, notes, machine, command_line);
         md
     }
 }
 
+/// The end every benchmark's Markdown shares: notes on runs that did not finish, the machine, the command.
+pub fn append_footer(md: &mut String, notes: &[String], machine: &Machine, command_line: &str) {
+    if !notes.is_empty() {
+        let _ = writeln!(md, "## Notes\n");
+        for note in notes {
+            let _ = writeln!(md, "- {note}");
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## Machine\n");
+    let _ = writeln!(md, "- CPUs (nproc): {}", machine.cpus);
+    let _ = writeln!(md, "- Memory: {:.1} GiB", machine.memory_gib);
+    let _ = writeln!(md, "- Kernel: {}", machine.kernel);
+    let _ = writeln!(md, "- CPU: {}\n", machine.cpu_model);
+    let _ = writeln!(md, "## Command\n\n```\n{command_line}\n```");
+}
+
 type Metric = fn(&ImplementationResult) -> Option<f64>;
 
-fn cell(value: Option<f64>) -> String {
+/// A table cell: the value, or a dash when not measured.
+pub fn cell(value: Option<f64>) -> String {
     match value {
         Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
         Some(v) => format!("{v}"),
@@ -180,7 +186,8 @@ fn cell(value: Option<f64>) -> String {
     }
 }
 
-fn ratio_cell(ours: Option<f64>, theirs: Option<f64>) -> String {
+/// The ferrokube/upstream ratio cell.
+pub fn ratio_cell(ours: Option<f64>, theirs: Option<f64>) -> String {
     match (ours, theirs) {
         (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
         _ => "—".into(),

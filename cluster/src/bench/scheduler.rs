@@ -281,8 +281,8 @@ async fn create_nodes(admin: &Client, count: usize) -> anyhow::Result<()> {
         .await
 }
 
-/// The benchmark namespace and its `default` ServiceAccount.
-async fn create_namespace(admin: &Client) -> anyhow::Result<()> {
+/// The benchmark namespace and its `default` ServiceAccount (no serviceaccount controller runs).
+pub(super) async fn create_namespace(admin: &Client) -> anyhow::Result<()> {
     Api::<Namespace>::all(admin.clone())
         .create(&PostParams::default(), &workload::namespace(NAMESPACE))
         .await
