@@ -85,9 +85,19 @@ impl Scheduler {
     /// Runs until `stop` is cancelled: event handlers, periodic flushes, and the scheduling loop.
     pub async fn run(self: Arc<Self>, listers: InformerListers, stop: CancellationToken) {
         let handlers = self.clone().spawn_event_handlers(&listers, stop.clone());
-        self.pods.wait_for_sync().await;
-        self.nodes.wait_for_sync().await;
-        listers.wait_for_sync().await;
+        let synced = async {
+            self.pods.wait_for_sync().await;
+            self.nodes.wait_for_sync().await;
+            listers.wait_for_sync().await;
+        };
+        // The informers stop with `stop`, so a stop before the caches sync must not wait for them.
+        tokio::select! {
+            () = synced => {}
+            () = stop.cancelled() => {
+                handlers.iter().for_each(|handler| handler.abort());
+                return;
+            }
+        }
         tracing::info!(
             nodes = self.cache().node_count(),
             "caches synced; scheduling"
@@ -124,5 +134,31 @@ impl Scheduler {
                 _ = leftover.tick() => self.queue.flush_unschedulable_left_over(Instant::now()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config;
+    use crate::profile;
+
+    #[tokio::test]
+    async fn a_stop_before_the_caches_sync_ends_the_run() {
+        // Never contacted: the informers are not started, so the caches never sync.
+        let kube_config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let client = Client::try_from(kube_config).unwrap();
+        let factory = SharedInformerFactory::new(client.clone());
+        let listers = InformerListers::new(&factory);
+        let config = config::default_config();
+        let queue = Arc::new(profile::build_queue(&config, &HashMap::new()));
+        let scheduler = Scheduler::new(client, &factory, HashMap::new(), queue, 0);
+        let stop = CancellationToken::new();
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), scheduler.run(listers, stop))
+            .await
+            .expect("run returned after the stop");
     }
 }
