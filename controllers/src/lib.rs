@@ -2,10 +2,16 @@
 //! per-controller work queues; each controller reads from the caches, decides with pure functions, and
 //! writes through its own client.
 
+pub mod active_pods;
 pub mod client_builder;
 pub mod context;
+pub mod controller_ref_manager;
+pub mod expectations;
 pub mod names;
 pub mod options;
+pub mod pod_control;
+pub mod pod_util;
+pub mod replicaset;
 pub mod worker;
 
 use std::sync::Arc;
@@ -53,7 +59,16 @@ pub struct ControllerDescriptor {
 }
 
 /// The controllers ferrokube implements.
-pub const CONTROLLERS: &[ControllerDescriptor] = &[];
+pub const CONTROLLERS: &[ControllerDescriptor] = &[
+    ControllerDescriptor {
+        name: "replicaset-controller",
+        start: replicaset::start,
+    },
+    ControllerDescriptor {
+        name: "replicationcontroller-controller",
+        start: replicaset::start_replication_controller,
+    },
+];
 
 /// Runs the controller-manager until SIGTERM/SIGINT.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
