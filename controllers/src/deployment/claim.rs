@@ -1,0 +1,209 @@
+//! Which ReplicaSets a Deployment owns (upstream `ReplicaSetControllerRefManager.ClaimReplicaSets`):
+//! its own that still match its selector, plus orphans that match, which it adopts; its own that no
+//! longer match are released.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, Resource};
+use serde_json::json;
+
+/// What claiming a ReplicaSet means for it.
+#[derive(Debug, PartialEq)]
+pub enum Claim {
+    /// Controlled by the Deployment and matching: it is the Deployment's.
+    Owned,
+    /// An orphan that matches: adopt it.
+    Adopt,
+    /// Controlled by the Deployment but no longer matching: release it.
+    Release,
+    /// Not the Deployment's business.
+    Ignore,
+}
+
+/// The controller reference of an object's owners.
+pub fn controller_ref(owners: Option<&Vec<OwnerReference>>) -> Option<&OwnerReference> {
+    owners?.iter().find(|o| o.controller == Some(true))
+}
+
+/// Whether the selector selects nothing in particular (upstream warns "SelectingAll" and does nothing).
+pub fn selects_everything(selector: &LabelSelector) -> bool {
+    selector
+        .match_labels
+        .as_ref()
+        .is_none_or(BTreeMap::is_empty)
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
+}
+
+/// `metav1.LabelSelectorAsSelector(selector).Matches(labels)`; an invalid operator matches nothing.
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let labels_match = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    labels_match
+        && selector.match_expressions.iter().flatten().all(|e| {
+            let values = e.values.as_deref().unwrap_or_default();
+            let value = labels.get(&e.key);
+            match e.operator.as_str() {
+                "In" => value.is_some_and(|v| values.contains(v)),
+                "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                _ => false,
+            }
+        })
+}
+
+/// Upstream's `ClaimObject` decision for one ReplicaSet.
+pub fn claim(d: &Deployment, rs: &ReplicaSet) -> Claim {
+    let d_uid = d.metadata.uid.as_deref().unwrap_or_default();
+    let selector = d.spec.as_ref().map(|s| &s.selector);
+    let empty = BTreeMap::new();
+    let labels = rs.metadata.labels.as_ref().unwrap_or(&empty);
+    let matches = selector.is_some_and(|s| selector_matches(s, labels));
+    let deleting = d.metadata.deletion_timestamp.is_some();
+    match controller_ref(rs.metadata.owner_references.as_ref()) {
+        Some(owner) if owner.uid != d_uid => Claim::Ignore,
+        Some(_) if matches => Claim::Owned,
+        Some(_) if deleting => Claim::Ignore,
+        Some(_) => Claim::Release,
+        None if deleting || !matches || rs.metadata.deletion_timestamp.is_some() => Claim::Ignore,
+        None if rs.metadata.namespace != d.metadata.namespace => Claim::Ignore,
+        None => Claim::Adopt,
+    }
+}
+
+/// The controller reference a Deployment puts on its ReplicaSets.
+pub fn owner_reference(d: &Deployment) -> OwnerReference {
+    OwnerReference {
+        api_version: Deployment::api_version(&()).into_owned(),
+        kind: Deployment::kind(&()).into_owned(),
+        name: d.metadata.name.clone().unwrap_or_default(),
+        uid: d.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Adopts (`adopt`) or releases an orphan/owned ReplicaSet with upstream's strategic-merge patches; the
+/// UID in the patch makes it fail if the ReplicaSet was replaced meanwhile.
+pub async fn patch_owner(
+    client: &Client,
+    d: &Deployment,
+    rs: &ReplicaSet,
+    adopt: bool,
+) -> Result<Option<ReplicaSet>, kube::Error> {
+    let namespace = rs.metadata.namespace.as_deref().unwrap_or_default();
+    let name = rs.metadata.name.as_deref().unwrap_or_default();
+    let owner = if adopt {
+        serde_json::to_value(owner_reference(d)).unwrap_or_default()
+    } else {
+        json!({"$patch": "delete", "uid": d.metadata.uid})
+    };
+    let patch = json!({"metadata": {"ownerReferences": [owner], "uid": rs.metadata.uid}});
+    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+    {
+        Ok(rs) => Ok(Some(rs)),
+        // Gone (or replaced, which the UID precondition reports as invalid/conflict): nothing to claim.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 422 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(selector: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "d", "namespace": "ns", "uid": "d-uid"},
+            "spec": {"selector": selector, "template": {}}
+        }))
+        .unwrap()
+    }
+
+    fn rs(labels: serde_json::Value, owner: Option<&str>) -> ReplicaSet {
+        let owners: Vec<serde_json::Value> = owner
+            .map(|uid| json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "x", "uid": uid, "controller": true}))
+            .into_iter()
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {"name": "r", "namespace": "ns", "uid": "r-uid", "labels": labels, "ownerReferences": owners}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn selectors_match_labels_and_expressions() {
+        let s: LabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                {"key": "canary", "operator": "DoesNotExist"},
+                {"key": "env", "operator": "NotIn", "values": ["prod"]}
+            ]
+        }))
+        .unwrap();
+        let labels =
+            |v: serde_json::Value| serde_json::from_value::<BTreeMap<String, String>>(v).unwrap();
+        assert!(selector_matches(
+            &s,
+            &labels(json!({"app": "web", "tier": "a"}))
+        ));
+        assert!(!selector_matches(
+            &s,
+            &labels(json!({"app": "web", "tier": "c"}))
+        ));
+        assert!(!selector_matches(
+            &s,
+            &labels(json!({"app": "web", "tier": "a", "canary": "1"}))
+        ));
+        assert!(!selector_matches(
+            &s,
+            &labels(json!({"app": "web", "tier": "a", "env": "prod"}))
+        ));
+        assert!(!selector_matches(&s, &labels(json!({"tier": "a"}))));
+        assert!(selects_everything(&LabelSelector::default()));
+        assert!(!selects_everything(&s));
+    }
+
+    #[test]
+    fn claims_follow_controller_refs_and_the_selector() {
+        let d = deployment(json!({"matchLabels": {"app": "web"}}));
+        assert_eq!(
+            claim(&d, &rs(json!({"app": "web"}), Some("d-uid"))),
+            Claim::Owned
+        );
+        assert_eq!(
+            claim(&d, &rs(json!({"app": "db"}), Some("d-uid"))),
+            Claim::Release
+        );
+        assert_eq!(
+            claim(&d, &rs(json!({"app": "web"}), Some("other"))),
+            Claim::Ignore
+        );
+        assert_eq!(claim(&d, &rs(json!({"app": "web"}), None)), Claim::Adopt);
+        assert_eq!(claim(&d, &rs(json!({"app": "db"}), None)), Claim::Ignore);
+        let mut deleting = d.clone();
+        deleting.metadata.deletion_timestamp = Some(crate::deployment::util::now());
+        assert_eq!(
+            claim(&deleting, &rs(json!({"app": "web"}), None)),
+            Claim::Ignore
+        );
+        assert_eq!(
+            claim(&deleting, &rs(json!({"app": "db"}), Some("d-uid"))),
+            Claim::Ignore
+        );
+    }
+}
