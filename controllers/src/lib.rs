@@ -2,11 +2,16 @@
 //! per-controller work queues; each controller reads from the caches, decides with pure functions, and
 //! writes through its own client.
 
+pub mod active_pods;
 pub mod client_builder;
 pub mod context;
+pub mod controller_ref_manager;
 pub mod deployment;
+pub mod expectations;
 pub mod names;
 pub mod options;
+pub mod pod_control;
+pub mod pod_util;
 pub mod worker;
 
 use std::sync::Arc;

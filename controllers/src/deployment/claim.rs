@@ -1,27 +1,26 @@
 //! Which ReplicaSets a Deployment owns (upstream `ReplicaSetControllerRefManager.ClaimReplicaSets`):
 //! its own that still match its selector, plus orphans that match, which it adopts; its own that no
-//! longer match are released.
+//! longer match are released. The decision and the patches are the shared controller_ref_manager's.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, Resource};
-use serde_json::json;
+use kube::core::SelectorExt;
 
-/// What claiming a ReplicaSet means for it.
-#[derive(Debug, PartialEq)]
-pub enum Claim {
-    /// Controlled by the Deployment and matching: it is the Deployment's.
-    Owned,
-    /// An orphan that matches: adopt it.
-    Adopt,
-    /// Controlled by the Deployment but no longer matching: release it.
-    Release,
-    /// Not the Deployment's business.
-    Ignore,
-}
+pub use crate::controller_ref_manager::ClaimAction;
+use crate::controller_ref_manager::{
+    adopt_patch, claim_action, label_selector_as_selector, release_patch,
+};
+use crate::pod_control::ControllerKind;
+
+/// The Deployment kind, for controller references.
+pub const CONTROLLER_KIND: ControllerKind = ControllerKind {
+    api_version: "apps/v1",
+    kind: "Deployment",
+};
 
 /// The controller reference of an object's owners.
 pub fn controller_ref(owners: Option<&Vec<OwnerReference>>) -> Option<&OwnerReference> {
@@ -40,56 +39,25 @@ pub fn selects_everything(selector: &LabelSelector) -> bool {
             .is_none_or(Vec::is_empty)
 }
 
-/// `metav1.LabelSelectorAsSelector(selector).Matches(labels)`; an invalid operator matches nothing.
+/// `metav1.LabelSelectorAsSelector(selector).Matches(labels)`; an invalid selector matches nothing.
 pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_match = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    labels_match
-        && selector.match_expressions.iter().flatten().all(|e| {
-            let values = e.values.as_deref().unwrap_or_default();
-            let value = labels.get(&e.key);
-            match e.operator.as_str() {
-                "In" => value.is_some_and(|v| values.contains(v)),
-                "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                "Exists" => value.is_some(),
-                "DoesNotExist" => value.is_none(),
-                _ => false,
-            }
-        })
+    label_selector_as_selector(selector).is_ok_and(|s| s.matches(labels))
 }
 
 /// Upstream's `ClaimObject` decision for one ReplicaSet.
-pub fn claim(d: &Deployment, rs: &ReplicaSet) -> Claim {
-    let d_uid = d.metadata.uid.as_deref().unwrap_or_default();
-    let selector = d.spec.as_ref().map(|s| &s.selector);
+pub fn claim(d: &Deployment, rs: &ReplicaSet) -> ClaimAction {
     let empty = BTreeMap::new();
     let labels = rs.metadata.labels.as_ref().unwrap_or(&empty);
-    let matches = selector.is_some_and(|s| selector_matches(s, labels));
-    let deleting = d.metadata.deletion_timestamp.is_some();
-    match controller_ref(rs.metadata.owner_references.as_ref()) {
-        Some(owner) if owner.uid != d_uid => Claim::Ignore,
-        Some(_) if matches => Claim::Owned,
-        Some(_) if deleting => Claim::Ignore,
-        Some(_) => Claim::Release,
-        None if deleting || !matches || rs.metadata.deletion_timestamp.is_some() => Claim::Ignore,
-        None if rs.metadata.namespace != d.metadata.namespace => Claim::Ignore,
-        None => Claim::Adopt,
-    }
+    let matches = d
+        .spec
+        .as_ref()
+        .is_some_and(|s| selector_matches(&s.selector, labels));
+    claim_action(&d.metadata, &rs.metadata, matches)
 }
 
 /// The controller reference a Deployment puts on its ReplicaSets.
 pub fn owner_reference(d: &Deployment) -> OwnerReference {
-    OwnerReference {
-        api_version: Deployment::api_version(&()).into_owned(),
-        kind: Deployment::kind(&()).into_owned(),
-        name: d.metadata.name.clone().unwrap_or_default(),
-        uid: d.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
+    CONTROLLER_KIND.controller_ref(&d.metadata)
 }
 
 /// Adopts (`adopt`) or releases an orphan/owned ReplicaSet with upstream's strategic-merge patches; the
@@ -102,12 +70,16 @@ pub async fn patch_owner(
 ) -> Result<Option<ReplicaSet>, kube::Error> {
     let namespace = rs.metadata.namespace.as_deref().unwrap_or_default();
     let name = rs.metadata.name.as_deref().unwrap_or_default();
-    let owner = if adopt {
-        serde_json::to_value(owner_reference(d)).unwrap_or_default()
+    let rs_uid = rs.metadata.uid.as_deref().unwrap_or_default();
+    let patch = if adopt {
+        adopt_patch(CONTROLLER_KIND, &d.metadata, rs_uid, &[])
     } else {
-        json!({"$patch": "delete", "uid": d.metadata.uid})
+        release_patch(
+            rs_uid,
+            &[d.metadata.uid.as_deref().unwrap_or_default()],
+            &[],
+        )
     };
-    let patch = json!({"metadata": {"ownerReferences": [owner], "uid": rs.metadata.uid}});
     let api: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
     match api
         .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
@@ -183,27 +155,33 @@ mod tests {
         let d = deployment(json!({"matchLabels": {"app": "web"}}));
         assert_eq!(
             claim(&d, &rs(json!({"app": "web"}), Some("d-uid"))),
-            Claim::Owned
+            ClaimAction::Keep
         );
         assert_eq!(
             claim(&d, &rs(json!({"app": "db"}), Some("d-uid"))),
-            Claim::Release
+            ClaimAction::Release
         );
         assert_eq!(
             claim(&d, &rs(json!({"app": "web"}), Some("other"))),
-            Claim::Ignore
+            ClaimAction::Ignore
         );
-        assert_eq!(claim(&d, &rs(json!({"app": "web"}), None)), Claim::Adopt);
-        assert_eq!(claim(&d, &rs(json!({"app": "db"}), None)), Claim::Ignore);
+        assert_eq!(
+            claim(&d, &rs(json!({"app": "web"}), None)),
+            ClaimAction::Adopt
+        );
+        assert_eq!(
+            claim(&d, &rs(json!({"app": "db"}), None)),
+            ClaimAction::Ignore
+        );
         let mut deleting = d.clone();
         deleting.metadata.deletion_timestamp = Some(crate::deployment::util::now());
         assert_eq!(
             claim(&deleting, &rs(json!({"app": "web"}), None)),
-            Claim::Ignore
+            ClaimAction::Ignore
         );
         assert_eq!(
             claim(&deleting, &rs(json!({"app": "db"}), Some("d-uid"))),
-            Claim::Ignore
+            ClaimAction::Ignore
         );
     }
 }

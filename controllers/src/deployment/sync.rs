@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::Controller;
-use super::claim::{self, Claim};
+use super::claim::{self, ClaimAction};
 use super::hash::{compute_hash, replica_set_name};
 use super::plan::{self, ScalePlan};
 use super::util::{self, *};
@@ -179,14 +179,14 @@ impl Controller {
         let mut can_adopt: Option<bool> = None;
         for rs in self.replica_sets.by_index(index::NAMESPACE, &namespace) {
             match claim::claim(d, &rs) {
-                Claim::Owned => claimed.push((*rs).clone()),
-                Claim::Ignore => {}
-                Claim::Release => {
+                ClaimAction::Keep => claimed.push((*rs).clone()),
+                ClaimAction::Ignore => {}
+                ClaimAction::Release => {
                     claim::patch_owner(&self.client, d, &rs, false)
                         .await
                         .map_err(api_err("releasing replica set", util::name(&rs)))?;
                 }
-                Claim::Adopt => {
+                ClaimAction::Adopt => {
                     if can_adopt.is_none() {
                         can_adopt = Some(self.fresh_and_alive(d).await?);
                     }
