@@ -12,6 +12,7 @@ pub mod names;
 pub mod options;
 pub mod pod_control;
 pub mod pod_util;
+pub mod replicaset;
 pub mod worker;
 
 use std::sync::Arc;
@@ -59,10 +60,20 @@ pub struct ControllerDescriptor {
 }
 
 /// The controllers ferrokube implements.
-pub const CONTROLLERS: &[ControllerDescriptor] = &[ControllerDescriptor {
-    name: "deployment-controller",
-    start: deployment::start,
-}];
+pub const CONTROLLERS: &[ControllerDescriptor] = &[
+    ControllerDescriptor {
+        name: "deployment-controller",
+        start: deployment::start,
+    },
+    ControllerDescriptor {
+        name: "replicaset-controller",
+        start: replicaset::start,
+    },
+    ControllerDescriptor {
+        name: "replicationcontroller-controller",
+        start: replicaset::start_replication_controller,
+    },
+];
 
 /// Runs the controller-manager until SIGTERM/SIGINT.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
