@@ -6,6 +6,7 @@ pub mod active_pods;
 pub mod client_builder;
 pub mod context;
 pub mod controller_ref_manager;
+pub mod deployment;
 pub mod expectations;
 pub mod names;
 pub mod options;
@@ -60,6 +61,10 @@ pub struct ControllerDescriptor {
 
 /// The controllers ferrokube implements.
 pub const CONTROLLERS: &[ControllerDescriptor] = &[
+    ControllerDescriptor {
+        name: "deployment-controller",
+        start: deployment::start,
+    },
     ControllerDescriptor {
         name: "replicaset-controller",
         start: replicaset::start,

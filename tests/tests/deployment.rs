@@ -1,0 +1,675 @@
+//! The Deployment controller against the real apiserver, with ferrokube's ReplicaSet controller making the
+//! pods (`--controllers=deployment,replicaset`). No kubelet runs: a helper task marks pods Running and
+//! Ready, as a kubelet would. What a user sees is checked: ReplicaSets (names, hash label, annotations),
+//! the Deployment's status and conditions, events, and `kubectl rollout undo`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrokube_cluster::Identity;
+use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
+use ferrokube_tests::ComponentProcess;
+use ferrokube_tests::controllers::ControllerManagerProcess;
+use ferrokube_tests::scheduling::{admin, default_service_account, event_notes, eventually};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher::{self, Event};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+const LIMIT: Duration = Duration::from_secs(40);
+
+struct Setup {
+    ns: TestNamespace,
+    client: Client,
+    manager: ComponentProcess,
+}
+
+async fn setup(test: &str) -> Setup {
+    let ns = TestNamespace::new(test).await;
+    let client = admin().await;
+    default_service_account(&client, &ns.name).await;
+    let manager = ControllerManagerProcess::start(test, "deployment,replicaset", &[]);
+    Setup {
+        ns,
+        client,
+        manager,
+    }
+}
+
+fn deployment(name: &str, replicas: i32, image: &str, strategy: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": strategy,
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": image}]}
+            }
+        }
+    })
+}
+
+fn rolling(surge: Value, unavailable: Value) -> Value {
+    json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}})
+}
+
+async fn create(client: &Client, ns: &str, d: Value) -> Deployment {
+    let d: Deployment = serde_json::from_value(d).unwrap();
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap()
+}
+
+async fn patch(client: &Client, ns: &str, name: &str, patch: Value) {
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+}
+
+fn set_image(image: &str) -> Value {
+    json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}})
+}
+
+/// Marks every pod of the namespace Running and Ready, as the kubelet would once its containers start.
+fn mark_pods_ready(client: &Client, ns: &str) -> JoinHandle<()> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    tokio::spawn(async move {
+        loop {
+            if let Ok(list) = pods.list(&ListParams::default()).await {
+                for pod in list.items {
+                    if pod.metadata.deletion_timestamp.is_some() || is_ready(&pod) {
+                        continue;
+                    }
+                    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+                    let status = json!({"status": {"phase": "Running", "conditions": [
+                        {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}
+                    ]}});
+                    let name = pod.metadata.name.unwrap_or_default();
+                    let _ = pods
+                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+                        .await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn condition(d: &Deployment, type_: &str) -> Option<DeploymentCondition> {
+    d.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+fn reason_and_message(c: &DeploymentCondition) -> (String, String, String) {
+    (
+        c.status.clone(),
+        c.reason.clone().unwrap_or_default(),
+        c.message.clone().unwrap_or_default(),
+    )
+}
+
+async fn get(client: &Client, ns: &str, name: &str) -> Deployment {
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .unwrap()
+}
+
+/// Waits until the Deployment's latest spec is rolled out completely and available.
+async fn wait_complete(s: &Setup, name: &str, replicas: i32) -> Deployment {
+    let what = format!("deployment {name} to complete with {replicas} replicas");
+    eventually(LIMIT, &what, || async {
+        let d = get(&s.client, &s.ns.name, name).await;
+        let status = d.status.clone()?;
+        let done = status.observed_generation == d.metadata.generation
+            && status.replicas == Some(replicas)
+            && status.updated_replicas == Some(replicas)
+            && status.available_replicas == Some(replicas)
+            && status.ready_replicas == Some(replicas)
+            && condition(&d, "Progressing")?.reason.as_deref() == Some("NewReplicaSetAvailable");
+        done.then_some(d)
+    })
+    .await
+}
+
+async fn replica_sets(client: &Client, ns: &str) -> Vec<ReplicaSet> {
+    Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+}
+
+fn annotation(rs: &ReplicaSet, key: &str) -> Option<String> {
+    rs.metadata.annotations.as_ref()?.get(key).cloned()
+}
+
+fn image(rs: &ReplicaSet) -> String {
+    rs.spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.spec.as_ref())
+        .map(|s| s.containers[0].image.clone().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+fn hash_label(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
+    meta.labels.as_ref()?.get("pod-template-hash").cloned()
+}
+
+fn rs_replicas(rs: &ReplicaSet) -> i32 {
+    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+}
+
+async fn scaling_events(s: &Setup, name: &str) -> Vec<String> {
+    event_notes(&s.client, &s.ns.name, name, "ScalingReplicaSet").await
+}
+
+/// Watches `K` in the namespace and calls `check` with every object after each change; `check` reports
+/// violations into the returned list.
+fn watch_all<K>(
+    client: &Client,
+    ns: &str,
+    check: impl Fn(&BTreeMap<String, K>) -> Option<String> + Send + 'static,
+) -> (JoinHandle<()>, Arc<Mutex<Vec<String>>>)
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let found = violations.clone();
+    let api = Api::<K>::namespaced(client.clone(), ns);
+    let task = tokio::spawn(async move {
+        let mut objects: BTreeMap<String, K> = BTreeMap::new();
+        let mut init: BTreeMap<String, K> = BTreeMap::new();
+        let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Event::Init) => init.clear(),
+                Ok(Event::InitApply(o)) => {
+                    init.insert(o.meta().name.clone().unwrap_or_default(), o);
+                }
+                Ok(Event::InitDone) => objects = std::mem::take(&mut init),
+                Ok(Event::Apply(o)) => {
+                    objects.insert(o.meta().name.clone().unwrap_or_default(), o);
+                }
+                Ok(Event::Delete(o)) => {
+                    objects.remove(&o.meta().name.clone().unwrap_or_default());
+                }
+                Err(_) => continue,
+            }
+            if let Some(v) = check(&objects) {
+                found.lock().unwrap().push(v);
+            }
+        }
+    });
+    (task, violations)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_deployment_becomes_available() {
+    let s = setup("deploy-available").await;
+    let ready = mark_pods_ready(&s.client, &s.ns.name);
+    create(
+        &s.client,
+        &s.ns.name,
+        deployment("web", 3, "nginx:1", rolling(json!("25%"), json!("25%"))),
+    )
+    .await;
+    let d = wait_complete(&s, "web", 3).await;
+    let status = d.status.clone().unwrap();
+    assert_eq!(
+        (status.unavailable_replicas, status.terminating_replicas),
+        (Some(0), Some(0))
+    );
+
+    let rss = replica_sets(&s.client, &s.ns.name).await;
+    assert_eq!(rss.len(), 1, "one ReplicaSet");
+    let rs = &rss[0];
+    let name = rs.metadata.name.clone().unwrap();
+    let hash = hash_label(&rs.metadata).expect("pod-template-hash label");
+    assert_eq!(name, format!("web-{hash}"));
+    let spec = rs.spec.clone().unwrap();
+    assert_eq!(
+        spec.selector.match_labels.unwrap().get("pod-template-hash"),
+        Some(&hash)
+    );
+    assert_eq!(
+        hash_label(spec.template.as_ref().unwrap().metadata.as_ref().unwrap()),
+        Some(hash.clone())
+    );
+    assert_eq!(
+        annotation(rs, "deployment.kubernetes.io/revision").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        annotation(rs, "deployment.kubernetes.io/desired-replicas").as_deref(),
+        Some("3")
+    );
+    // 25% of 3 rounds up to 1.
+    assert_eq!(
+        annotation(rs, "deployment.kubernetes.io/max-replicas").as_deref(),
+        Some("4")
+    );
+    let owner = &rs.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.controller),
+        ("Deployment", Some(true))
+    );
+    assert_eq!(
+        d.metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .get("deployment.kubernetes.io/revision")
+            .map(String::as_str),
+        Some("1")
+    );
+
+    assert_eq!(
+        reason_and_message(&condition(&d, "Available").unwrap()),
+        (
+            "True".into(),
+            "MinimumReplicasAvailable".into(),
+            "Deployment has minimum availability.".into()
+        )
+    );
+    assert_eq!(
+        reason_and_message(&condition(&d, "Progressing").unwrap()),
+        (
+            "True".into(),
+            "NewReplicaSetAvailable".into(),
+            format!("ReplicaSet \"{name}\" has successfully progressed.")
+        )
+    );
+    let events = eventually(
+        Duration::from_secs(10),
+        "the ScalingReplicaSet event",
+        || async {
+            let notes = scaling_events(&s, "web").await;
+            (!notes.is_empty()).then_some(notes)
+        },
+    )
+    .await;
+    assert_eq!(
+        events,
+        [format!("Scaled up replica set {name} from 0 to 3")],
+        "{}",
+        s.manager.log_tail()
+    );
+    ready.abort();
+    s.ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_update_keeps_within_surge_and_availability() {
+    let s = setup("deploy-rolling").await;
+    let ready = mark_pods_ready(&s.client, &s.ns.name);
+    let (replicas, surge, unavailable) = (4, 1, 1);
+    create(
+        &s.client,
+        &s.ns.name,
+        deployment(
+            "web",
+            replicas,
+            "nginx:1",
+            rolling(json!(surge), json!(unavailable)),
+        ),
+    )
+    .await;
+    wait_complete(&s, "web", replicas).await;
+    let first = replica_sets(&s.client, &s.ns.name).await.remove(0);
+
+    let (rs_watch, rs_violations) = watch_all::<ReplicaSet>(&s.client, &s.ns.name, move |rss| {
+        let total: i32 = rss.values().map(rs_replicas).sum();
+        (total > replicas + surge).then(|| format!("ReplicaSets ask for {total} pods"))
+    });
+    let seen_steps = Arc::new(Mutex::new(0usize));
+    let steps = seen_steps.clone();
+    let (pod_watch, pod_violations) = watch_all::<Pod>(&s.client, &s.ns.name, move |pods| {
+        *steps.lock().unwrap() += 1;
+        let ready = pods
+            .values()
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
+            .count();
+        let ready = i32::try_from(ready).unwrap();
+        (ready < replicas - unavailable).then(|| format!("only {ready} pods ready"))
+    });
+    // Let the watches list first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    patch(&s.client, &s.ns.name, "web", set_image("nginx:2")).await;
+    let d = wait_complete(&s, "web", replicas).await;
+    let rss = replica_sets(&s.client, &s.ns.name).await;
+    rs_watch.abort();
+    pod_watch.abort();
+    assert_eq!(
+        rs_violations.lock().unwrap().clone(),
+        Vec::<String>::new(),
+        "maxSurge exceeded"
+    );
+    assert_eq!(
+        pod_violations.lock().unwrap().clone(),
+        Vec::<String>::new(),
+        "maxUnavailable exceeded"
+    );
+    assert!(*seen_steps.lock().unwrap() > 4, "the rollout was watched");
+
+    assert_eq!(rss.len(), 2);
+    let old = rss
+        .iter()
+        .find(|rs| rs.metadata.uid == first.metadata.uid)
+        .unwrap();
+    let new = rss
+        .iter()
+        .find(|rs| rs.metadata.uid != first.metadata.uid)
+        .unwrap();
+    assert_eq!((rs_replicas(old), rs_replicas(new)), (0, replicas));
+    assert_eq!(image(new), "nginx:2");
+    assert_eq!(
+        annotation(new, "deployment.kubernetes.io/revision").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        annotation(old, "deployment.kubernetes.io/revision").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        d.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+        "2"
+    );
+    let new_name = new.metadata.name.clone().unwrap();
+    let old_name = old.metadata.name.clone().unwrap();
+    let events = scaling_events(&s, "web").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with(&format!("Scaled up replica set {new_name} from 0 to "))),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with(&format!("Scaled down replica set {old_name} from "))),
+        "{events:?}"
+    );
+    ready.abort();
+    s.ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recreate_removes_old_pods_before_making_new_ones() {
+    let s = setup("deploy-recreate").await;
+    let ready = mark_pods_ready(&s.client, &s.ns.name);
+    create(
+        &s.client,
+        &s.ns.name,
+        deployment("web", 3, "nginx:1", json!({"type": "Recreate"})),
+    )
+    .await;
+    wait_complete(&s, "web", 3).await;
+    let (pod_watch, violations) = watch_all::<Pod>(&s.client, &s.ns.name, |pods| {
+        let hashes: std::collections::BTreeSet<String> = pods
+            .values()
+            .filter_map(|p| hash_label(&p.metadata))
+            .collect();
+        (hashes.len() > 1).then(|| format!("old and new pods at once: {hashes:?}"))
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    patch(&s.client, &s.ns.name, "web", set_image("nginx:2")).await;
+    let d = wait_complete(&s, "web", 3).await;
+    pod_watch.abort();
+    assert_eq!(violations.lock().unwrap().clone(), Vec::<String>::new());
+    let rss = replica_sets(&s.client, &s.ns.name).await;
+    let new = rss.iter().find(|rs| image(rs) == "nginx:2").unwrap();
+    assert_eq!(rs_replicas(new), 3);
+    assert!(d.status.unwrap().replicas == Some(3));
+    let events = scaling_events(&s, "web").await;
+    let name = |rs: &ReplicaSet| rs.metadata.name.clone().unwrap();
+    let old = rss.iter().find(|rs| image(rs) == "nginx:1").unwrap();
+    assert!(
+        events.contains(&format!(
+            "Scaled down replica set {} from 3 to 0",
+            name(old)
+        )),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&format!("Scaled up replica set {} from 0 to 3", name(new))),
+        "{events:?}"
+    );
+    ready.abort();
+    s.ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_rollout_undo_returns_to_the_old_replica_set() {
+    let s = setup("deploy-undo").await;
+    let ready = mark_pods_ready(&s.client, &s.ns.name);
+    create(
+        &s.client,
+        &s.ns.name,
+        deployment("web", 2, "nginx:1", rolling(json!(1), json!(0))),
+    )
+    .await;
+    wait_complete(&s, "web", 2).await;
+    let first = replica_sets(&s.client, &s.ns.name).await.remove(0);
+    patch(&s.client, &s.ns.name, "web", set_image("nginx:2")).await;
+    wait_complete(&s, "web", 2).await;
+
+    let kubectl = ferrokube_cluster::upstream::binary("kubectl").unwrap();
+    let kubeconfig = shared_control_plane()
+        .kubeconfig(&Identity::admin())
+        .unwrap()
+        .to_path_buf();
+    let ns = s.ns.name.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(kubectl)
+            .args([
+                "rollout",
+                "undo",
+                "deployment/web",
+                "-n",
+                &ns,
+                "--kubeconfig",
+            ])
+            .arg(kubeconfig)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "deployment.apps/web rolled back"
+    );
+
+    let d = eventually(LIMIT, "the rollback to complete", || async {
+        let d = get(&s.client, &s.ns.name, "web").await;
+        let rs = replica_sets(&s.client, &s.ns.name)
+            .await
+            .into_iter()
+            .find(|rs| rs.metadata.uid == first.metadata.uid)?;
+        let done = rs_replicas(&rs) == 2
+            && annotation(&rs, "deployment.kubernetes.io/revision").as_deref() == Some("3")
+            && d.status.as_ref()?.updated_replicas == Some(2)
+            && d.status.as_ref()?.available_replicas == Some(2)
+            && d.status.as_ref()?.replicas == Some(2);
+        done.then_some(d)
+    })
+    .await;
+    let rss = replica_sets(&s.client, &s.ns.name).await;
+    assert_eq!(rss.len(), 2, "no third ReplicaSet");
+    let back = rss
+        .iter()
+        .find(|rs| rs.metadata.uid == first.metadata.uid)
+        .unwrap();
+    assert_eq!(back.metadata.name, first.metadata.name);
+    assert_eq!(
+        annotation(back, "deployment.kubernetes.io/revision-history").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        d.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    let other = rss
+        .iter()
+        .find(|rs| rs.metadata.uid != first.metadata.uid)
+        .unwrap();
+    eventually(LIMIT, "the nginx:2 ReplicaSet to scale down", || async {
+        let rs = Api::<ReplicaSet>::namespaced(s.client.clone(), &s.ns.name)
+            .get(other.metadata.name.as_deref().unwrap())
+            .await
+            .ok()?;
+        (rs_replicas(&rs) == 0).then_some(())
+    })
+    .await;
+    ready.abort();
+    s.ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_deployment_scales_but_does_not_roll_out() {
+    let s = setup("deploy-pause").await;
+    let ready = mark_pods_ready(&s.client, &s.ns.name);
+    create(
+        &s.client,
+        &s.ns.name,
+        deployment("web", 2, "nginx:1", rolling(json!(1), json!(0))),
+    )
+    .await;
+    wait_complete(&s, "web", 2).await;
+    patch(
+        &s.client,
+        &s.ns.name,
+        "web",
+        json!({"spec": {"paused": true}}),
+    )
+    .await;
+    eventually(LIMIT, "the DeploymentPaused condition", || async {
+        let d = get(&s.client, &s.ns.name, "web").await;
+        let c = reason_and_message(&condition(&d, "Progressing")?);
+        (c == (
+            "Unknown".into(),
+            "DeploymentPaused".into(),
+            "Deployment is paused".into(),
+        ))
+            .then_some(())
+    })
+    .await;
+    // A new template while paused: nothing rolls out; scaling still happens.
+    patch(&s.client, &s.ns.name, "web", set_image("nginx:2")).await;
+    patch(
+        &s.client,
+        &s.ns.name,
+        "web",
+        json!({"spec": {"replicas": 4}}),
+    )
+    .await;
+    eventually(LIMIT, "the paused deployment to scale to 4", || async {
+        let rss = replica_sets(&s.client, &s.ns.name).await;
+        (rss.len() == 1 && rs_replicas(&rss[0]) == 4).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = replica_sets(&s.client, &s.ns.name).await;
+    assert_eq!(rss.len(), 1, "no rollout while paused");
+    assert_eq!(image(&rss[0]), "nginx:1");
+
+    patch(
+        &s.client,
+        &s.ns.name,
+        "web",
+        json!({"spec": {"paused": false}}),
+    )
+    .await;
+    let d = wait_complete(&s, "web", 4).await;
+    let rss = replica_sets(&s.client, &s.ns.name).await;
+    assert_eq!(rss.len(), 2);
+    assert!(
+        rss.iter()
+            .any(|rs| image(rs) == "nginx:2" && rs_replicas(rs) == 4)
+    );
+    assert_eq!(
+        d.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+        "2"
+    );
+    ready.abort();
+    s.ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_rollout_exceeds_its_progress_deadline() {
+    // No pod ever becomes ready.
+    let s = setup("deploy-deadline").await;
+    let mut d = deployment("web", 2, "nginx:1", rolling(json!(1), json!(0)));
+    d["spec"]["progressDeadlineSeconds"] = json!(3);
+    create(&s.client, &s.ns.name, d).await;
+    let rs_name = eventually(LIMIT, "the ReplicaSet", || async {
+        replica_sets(&s.client, &s.ns.name)
+            .await
+            .first()?
+            .metadata
+            .name
+            .clone()
+    })
+    .await;
+    let d = eventually(LIMIT, "ProgressDeadlineExceeded", || async {
+        let d = get(&s.client, &s.ns.name, "web").await;
+        (condition(&d, "Progressing")?.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+            .then_some(d)
+    })
+    .await;
+    assert_eq!(
+        reason_and_message(&condition(&d, "Progressing").unwrap()),
+        (
+            "False".into(),
+            "ProgressDeadlineExceeded".into(),
+            format!("ReplicaSet \"{rs_name}\" has timed out progressing.")
+        )
+    );
+    assert_eq!(
+        reason_and_message(&condition(&d, "Available").unwrap()),
+        (
+            "False".into(),
+            "MinimumReplicasUnavailable".into(),
+            "Deployment does not have minimum availability.".into()
+        ),
+        "{}",
+        s.manager.log_tail()
+    );
+    s.ns.delete().await;
+}
