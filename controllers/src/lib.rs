@@ -4,6 +4,7 @@
 
 pub mod client_builder;
 pub mod context;
+pub mod garbagecollector;
 pub mod names;
 pub mod options;
 pub mod worker;
@@ -53,7 +54,12 @@ pub struct ControllerDescriptor {
 }
 
 /// The controllers ferrokube implements.
-pub const CONTROLLERS: &[ControllerDescriptor] = &[];
+pub const CONTROLLERS: &[ControllerDescriptor] = &[
+    ControllerDescriptor {
+        name: "garbage-collector-controller",
+        start: garbagecollector::start,
+    },
+];
 
 /// Runs the controller-manager until SIGTERM/SIGINT.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
