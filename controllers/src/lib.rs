@@ -6,6 +6,7 @@ pub mod client_builder;
 pub mod context;
 pub mod garbagecollector;
 pub mod names;
+pub mod namespace;
 pub mod options;
 pub mod worker;
 
@@ -58,6 +59,10 @@ pub const CONTROLLERS: &[ControllerDescriptor] = &[
     ControllerDescriptor {
         name: "garbage-collector-controller",
         start: garbagecollector::start,
+    },
+    ControllerDescriptor {
+        name: "namespace-controller",
+        start: namespace::start,
     },
 ];
 
