@@ -10,12 +10,12 @@ use ferrokube_tests::scheduling::{admin, default_service_account, eventually};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::serde::de::DeserializeOwned;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
     PostParams, PropagationPolicy,
 };
 use kube::{Client, Resource, ResourceExt};
-use k8s_openapi::serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(45);
@@ -134,7 +134,13 @@ async fn background_deletion_and_dangling_references() {
     configmap(&client, &ns.name, "dep-b", vec![owner_ref(&owner, true)]).await;
     // A dependent of an owner that never existed is garbage.
     let never = "00000000-0000-0000-0000-00000000dead";
-    configmap(&client, &ns.name, "dangling", vec![dead_ref("ConfigMap", "ghost", never)]).await;
+    configmap(
+        &client,
+        &ns.name,
+        "dangling",
+        vec![dead_ref("ConfigMap", "ghost", never)],
+    )
+    .await;
     // A dependent with one live and one dead owner lives on, without the dead reference.
     let live = configmap(&client, &ns.name, "live-owner", vec![]).await;
     configmap(
@@ -152,7 +158,12 @@ async fn background_deletion_and_dangling_references() {
     gone(&configmaps, "owner", "the owner to be deleted").await;
     gone(&configmaps, "dep-a", "dep-a to be collected").await;
     gone(&configmaps, "dep-b", "dep-b to be collected").await;
-    gone(&configmaps, "dangling", "the dangling dependent to be collected").await;
+    gone(
+        &configmaps,
+        "dangling",
+        "the dangling dependent to be collected",
+    )
+    .await;
     let live_uid = live.metadata.uid.clone().unwrap();
     eventually(LIMIT, "the dead reference to be removed", || async {
         let half = configmaps.get("half-owned").await.unwrap();
@@ -179,7 +190,13 @@ async fn background_deletion_and_dangling_references() {
                "spec": selector_spec("web")}),
     )
     .await;
-    pod(&client, &ns.name, "web-1-a", vec![owner_ref(&replicaset, true)]).await;
+    pod(
+        &client,
+        &ns.name,
+        "web-1-a",
+        vec![owner_ref(&replicaset, true)],
+    )
+    .await;
     delete_with(&deployments, "web", PropagationPolicy::Background).await;
     gone(&replicasets, "web-1", "the ReplicaSet to be collected").await;
     gone(&pods, "web-1-a", "the Pod to be collected").await;
@@ -228,7 +245,12 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         .await
         .unwrap();
     gone(&configmaps, "held", "the dependent to go").await;
-    gone(&configmaps, "owner", "the owner to go once its dependents are gone").await;
+    gone(
+        &configmaps,
+        "owner",
+        "the owner to go once its dependents are gone",
+    )
+    .await;
 
     // A ReplicaSet owning Pods, deleted in the foreground: pods first, then the ReplicaSet.
     let replicasets = Api::<ReplicaSet>::namespaced(client.clone(), &ns.name);
@@ -267,9 +289,18 @@ async fn orphaning_removes_the_owner_reference() {
     )
     .await;
     delete_with(&configmaps, "owner", PropagationPolicy::Orphan).await;
-    gone(&configmaps, "owner", "the owner to be deleted after orphaning").await;
+    gone(
+        &configmaps,
+        "owner",
+        "the owner to be deleted after orphaning",
+    )
+    .await;
     let a = stays(&configmaps, "orphan-a", Duration::from_secs(2)).await;
-    assert!(owner_uids(&a).is_empty(), "{:?}", a.metadata.owner_references);
+    assert!(
+        owner_uids(&a).is_empty(),
+        "{:?}",
+        a.metadata.owner_references
+    );
     let b = configmaps.get("orphan-b").await.unwrap();
     assert_eq!(owner_uids(&b), [other.metadata.uid.clone().unwrap()]);
     drop(manager);
@@ -335,7 +366,10 @@ async fn namespace_deletion_removes_all_content() {
     })
     .await;
     widgets
-        .create(&PostParams::default(), &widget("held", json!(["example.com/hold"])))
+        .create(
+            &PostParams::default(),
+            &widget("held", json!(["example.com/hold"])),
+        )
         .await
         .unwrap();
     for name in ["cm-a", "cm-b"] {
@@ -406,8 +440,21 @@ async fn namespace_deletion_removes_all_content() {
     }
     let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &ns.name);
     let pods = Api::<Pod>::namespaced(client.clone(), &ns.name);
-    assert!(configmaps.list(&Default::default()).await.unwrap().items.is_empty());
-    assert!(pods.list(&Default::default()).await.unwrap().items.is_empty());
+    assert!(
+        configmaps
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        pods.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     let remaining: Vec<String> = widgets
         .list(&Default::default())
         .await
@@ -426,14 +473,18 @@ async fn namespace_deletion_removes_all_content() {
         )
         .await
         .unwrap();
-    eventually(Duration::from_secs(60), "the namespace to disappear", || async {
-        namespaces
-            .get_opt(&ns.name)
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the namespace to disappear",
+        || async {
+            namespaces
+                .get_opt(&ns.name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
     .await;
     crds.delete(&format!("widgets.{group}"), &DeleteParams::default())
         .await

@@ -17,7 +17,11 @@ pub enum OwnerState {
 }
 
 /// classifyReferences for one owner: absent → dangling; being deleted with foregroundDeletion → waiting.
-pub fn classify(dangling: bool, owner_being_deleted: bool, owner_finalizers: &[String]) -> OwnerState {
+pub fn classify(
+    dangling: bool,
+    owner_being_deleted: bool,
+    owner_finalizers: &[String],
+) -> OwnerState {
     if dangling {
         OwnerState::Dangling
     } else if owner_being_deleted && owner_finalizers.iter().any(|f| f == FOREGROUND_DELETION) {
@@ -138,7 +142,11 @@ mod tests {
         let fg = vec![FOREGROUND_DELETION.to_string()];
         assert_eq!(classify(true, false, &[]), OwnerState::Dangling);
         assert_eq!(classify(false, false, &fg), OwnerState::Solid);
-        assert_eq!(classify(false, true, &[]), OwnerState::Solid, "background deletion");
+        assert_eq!(
+            classify(false, true, &[]),
+            OwnerState::Solid,
+            "background deletion"
+        );
         assert_eq!(
             classify(false, true, &fg),
             OwnerState::WaitingForDependentsDeletion

@@ -77,13 +77,10 @@ pub enum Change {
     /// Added or updated; `old` is the previous state the monitor had, if any.
     Upsert {
         object: ObjectState,
-        old: Option<ObjectState>,
+        old: Option<Box<ObjectState>>,
     },
     /// Deleted; `virtual_` when the collector found the object absent rather than a watch reporting it.
-    Delete {
-        identity: Identity,
-        virtual_: bool,
-    },
+    Delete { identity: Identity, virtual_: bool },
 }
 
 /// What processing a change asks of the collector.
@@ -98,7 +95,10 @@ pub enum Action {
     /// Remember these coordinates as verified absent.
     Absent(Identity),
     /// Warn on `dependent` that its reference to `owner` names another namespace (OwnerRefInvalidNamespace).
-    InvalidNamespaceOwnerRef { dependent: Identity, owner: Identity },
+    InvalidNamespaceOwnerRef {
+        dependent: Identity,
+        owner: Identity,
+    },
 }
 
 /// One object in the graph.
@@ -173,7 +173,12 @@ impl Graph {
         actions
     }
 
-    fn upsert(&mut self, object: ObjectState, old: Option<ObjectState>, actions: &mut Vec<Action>) {
+    fn upsert(
+        &mut self,
+        object: ObjectState,
+        old: Option<Box<ObjectState>>,
+        actions: &mut Vec<Action>,
+    ) {
         let uid = object.identity.uid.clone();
         if let Some(existing) = self.nodes.get(&uid)
             && !existing.observed
@@ -200,7 +205,10 @@ impl Graph {
             let (added, removed, changed) = references_diffs(&existing.owners, &object.owners);
             if !added.is_empty() || !removed.is_empty() || !changed.is_empty() {
                 // A dependent that stops blocking may let a foreground-deleting owner finish.
-                for reference in removed.iter().filter(|r| r.block_owner_deletion == Some(true)) {
+                for reference in removed
+                    .iter()
+                    .filter(|r| r.block_owner_deletion == Some(true))
+                {
                     if self.nodes.contains_key(&reference.uid) {
                         actions.push(Action::AttemptToDelete(reference.uid.clone()));
                     }
@@ -237,7 +245,7 @@ impl Graph {
             self.nodes.insert(uid.clone(), node);
             self.add_dependent_to_owners(&uid, &object.owners, actions);
         }
-        self.process_transitions(old.as_ref(), &object, actions);
+        self.process_transitions(old.as_deref(), &object, actions);
     }
 
     /// Upstream processTransitions: deletion just started with the orphan or foregroundDeletion finalizer.
@@ -293,7 +301,8 @@ impl Graph {
                         continue;
                     }
                     let owner_namespaced = !owner.identity.namespace.is_empty();
-                    if owner_namespaced && owner.identity.namespace != dependent_identity.namespace {
+                    if owner_namespaced && owner.identity.namespace != dependent_identity.namespace
+                    {
                         // A namespaced owner only owns objects of its own namespace.
                         if owner.observed {
                             let owner_identity = owner.identity.clone();
@@ -439,7 +448,8 @@ impl Graph {
                 {
                     continue;
                 }
-                let mut candidate = Identity::of_reference(reference, &dependent.identity.namespace);
+                let mut candidate =
+                    Identity::of_reference(reference, &dependent.identity.namespace);
                 if cluster_scoped
                     && candidate.api_version == absent.api_version
                     && candidate.kind == absent.kind

@@ -16,16 +16,16 @@ use component_base::events::EventRecorder;
 use component_base::workqueue::RateLimitingQueue;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::discovery::Discovery;
 use kube::Client;
+use kube::discovery::Discovery;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{ControllerContext, StartError};
 use crate::worker::run_workers;
 use decision::{Decision, OwnerState};
-use graph::{Action, Change, Graph, Identity, FOREGROUND_DELETION, ORPHAN};
+use graph::{Action, Change, FOREGROUND_DELETION, Graph, Identity, ORPHAN};
 use monitors::{GraphChanges, Monitors};
-use operations::{Operations, OperationError, RestMapper};
+use operations::{OperationError, Operations, RestMapper};
 
 /// Upstream's controller name, also the event source.
 const NAME: &str = "garbage-collector-controller";
@@ -103,7 +103,8 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
             recorder: ctx.recorder(client.clone(), NAME),
         });
         let stop = ctx.stop.clone();
-        let mut monitors = Monitors::new(ctx.clients.root(), collector.changes.clone(), stop.clone());
+        let mut monitors =
+            Monitors::new(ctx.clients.root(), collector.changes.clone(), stop.clone());
         // The first discovery must succeed before anything can be watched.
         loop {
             if collector.resync(&client, &mut monitors).await {
@@ -116,7 +117,9 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
         }
         tokio::spawn(collector.clone().process_graph_changes(stop.clone()));
         monitors.wait_for_sync().await;
-        tracing::info!("garbage collector: all resource monitors have synced, proceeding to collect garbage");
+        tracing::info!(
+            "garbage collector: all resource monitors have synced, proceeding to collect garbage"
+        );
         let rediscover = {
             let collector = collector.clone();
             let stop = stop.clone();
@@ -240,7 +243,12 @@ impl GarbageCollector {
                         dependent.namespace
                     );
                     self.recorder
-                        .warning(&regarding, "OwnerRefInvalidNamespace", "GarbageCollect", note)
+                        .warning(
+                            &regarding,
+                            "OwnerRefInvalidNamespace",
+                            "GarbageCollect",
+                            note,
+                        )
                         .await;
                 }
             }
@@ -276,7 +284,10 @@ impl GarbageCollector {
         }
     }
 
-    async fn attempt_to_delete_item(&self, item: &graph::Node) -> Result<AttemptOutcome, SyncError> {
+    async fn attempt_to_delete_item(
+        &self,
+        item: &graph::Node,
+    ) -> Result<AttemptOutcome, SyncError> {
         // Being deleted is a one-way trip: the deletion will be observed and the dependents handled then.
         if item.being_deleted && !item.deleting_dependents {
             return Ok(AttemptOutcome::Done);

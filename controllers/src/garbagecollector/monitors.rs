@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use component_base::workqueue::RateLimitingQueue;
 use futures::StreamExt;
+use kube::Client;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::discovery::ApiResource;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use kube::Client;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -116,7 +116,8 @@ impl Monitors {
             changed = true;
             let stop = self.stop.child_token();
             let (synced, receiver) = watch::channel(false);
-            let api = Api::<PartialObjectMeta<DynamicObject>>::all_with(self.client.clone(), resource);
+            let api =
+                Api::<PartialObjectMeta<DynamicObject>>::all_with(self.client.clone(), resource);
             tokio::spawn(run(
                 api,
                 resource.clone(),
@@ -177,7 +178,10 @@ fn upsert(changes: &GraphChanges, object: ObjectState, old: Option<ObjectState>)
         old => old,
     };
     if old.as_ref() != Some(&object) {
-        changes.push(Change::Upsert { object, old });
+        changes.push(Change::Upsert {
+            object,
+            old: old.map(Box::new),
+        });
     }
 }
 

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Client;
 use kube::api::{
-    Api, DeleteParams, DynamicObject, Patch, PatchParams, PartialObjectMeta, Preconditions,
+    Api, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams, Preconditions,
     PropagationPolicy,
 };
 use kube::core::discovery::Scope;
 use kube::discovery::{ApiResource, Discovery, verbs};
-use kube::Client;
 use serde_json::json;
 
 use super::decision::Propagation;
@@ -198,7 +198,11 @@ impl Operations {
                 };
                 let unchanged_owners = live.metadata.uid.as_deref() == Some(identity.uid.as_str())
                     && live.metadata.resource_version != resource_version
-                    && live.metadata.owner_references.as_deref().unwrap_or_default()
+                    && live
+                        .metadata
+                        .owner_references
+                        .as_deref()
+                        .unwrap_or_default()
                         == owners_at_version;
                 if !unchanged_owners {
                     return Err(error(e));
@@ -266,7 +270,11 @@ impl Operations {
             "ownerReferences": kept,
         }});
         match api
-            .patch_metadata(&identity.name, &PatchParams::default(), &Patch::Merge(merge))
+            .patch_metadata(
+                &identity.name,
+                &PatchParams::default(),
+                &Patch::Merge(merge),
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -277,7 +285,10 @@ impl Operations {
 
     /// Sets blockOwnerDeletion=false on every blocking reference of the object (breaking a possible
     /// foreground-deletion cycle), guarded by the resourceVersion just read.
-    pub async fn unblock_owner_references(&self, identity: &Identity) -> Result<(), OperationError> {
+    pub async fn unblock_owner_references(
+        &self,
+        identity: &Identity,
+    ) -> Result<(), OperationError> {
         let Some(api) = self.api(identity)? else {
             return Ok(());
         };
@@ -306,7 +317,11 @@ impl Operations {
             "ownerReferences": references,
         }});
         match api
-            .patch_metadata(&identity.name, &PatchParams::default(), &Patch::Merge(merge))
+            .patch_metadata(
+                &identity.name,
+                &PatchParams::default(),
+                &Patch::Merge(merge),
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -347,7 +362,11 @@ impl Operations {
                 "finalizers": kept,
             }});
             match api
-                .patch_metadata(&identity.name, &PatchParams::default(), &Patch::Merge(merge))
+                .patch_metadata(
+                    &identity.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(merge),
+                )
                 .await
             {
                 Ok(_) => return Ok(()),

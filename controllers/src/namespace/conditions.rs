@@ -118,7 +118,10 @@ impl ConditionUpdater {
     /// anything changed.
     pub fn update(mut self, status: &mut NamespaceStatus, now: &Time) -> bool {
         if !self.delete_content_errors.is_empty()
-            && !self.conditions.iter().any(|(t, _, _)| *t == CONTENT_FAILURE)
+            && !self
+                .conditions
+                .iter()
+                .any(|(t, _, _)| *t == CONTENT_FAILURE)
         {
             let mut messages = std::mem::take(&mut self.delete_content_errors);
             messages.sort();
@@ -223,9 +226,7 @@ mod tests {
     #[test]
     fn remaining_content_and_finalizers_are_counted_as_upstream() {
         let mut totals = ContentTotals::default();
-        totals
-            .by_resource
-            .insert(("pods".into(), String::new()), 2);
+        totals.by_resource.insert(("pods".into(), String::new()), 2);
         totals
             .by_resource
             .insert(("widgets".into(), "example.com".into()), 1);

@@ -7,13 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Client;
 use kube::api::{
-    Api, DeleteParams, DynamicObject, ListParams, PartialObjectMeta, PostParams,
-    PropagationPolicy,
+    Api, DeleteParams, DynamicObject, ListParams, PartialObjectMeta, PostParams, PropagationPolicy,
 };
 use kube::core::discovery::Scope;
 use kube::discovery::{ApiResource, Discovery, verbs};
-use kube::Client;
 
 use super::conditions::{ConditionUpdater, ContentTotals};
 
@@ -242,9 +241,8 @@ impl Deleter {
             .clone()
             .map(|t| t.0)
             .unwrap_or_else(k8s_openapi::jiff::Timestamp::now);
-        let since_deletion = (k8s_openapi::jiff::Timestamp::now().as_second()
-            - deleted_at.as_second())
-        .max(0);
+        let since_deletion =
+            (k8s_openapi::jiff::Timestamp::now().as_second() - deleted_at.as_second()).max(0);
         let mut conditions = ConditionUpdater::default();
         let mut errors = Vec::new();
         let resources = match Discovery::new(self.client.clone()).run_aggregated().await {
@@ -308,7 +306,9 @@ impl Deleter {
             {
                 Ok(updated) => *namespace = updated,
                 // Like upstream: a failed condition update does not fail the pass.
-                Err(e) => tracing::warn!(namespace = name, "couldn't update status conditions: {e}"),
+                Err(e) => {
+                    tracing::warn!(namespace = name, "couldn't update status conditions: {e}")
+                }
             }
         }
         if errors.is_empty() {
@@ -453,7 +453,11 @@ mod tests {
 
     #[test]
     fn pods_estimate_is_the_longest_grace_period_of_live_pods() {
-        let pods = [pod(30, "Running"), pod(60, "Pending"), pod(600, "Succeeded")];
+        let pods = [
+            pod(30, "Running"),
+            pod(60, "Pending"),
+            pod(600, "Succeeded"),
+        ];
         assert_eq!(estimate_for_pods(&pods, 0), 60);
         assert_eq!(estimate_for_pods(&pods, 59), 60);
         assert_eq!(estimate_for_pods(&pods, 60), 0, "waited long enough");

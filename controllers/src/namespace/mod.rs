@@ -56,7 +56,10 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
                         InformerEvent::Deleted(_) => continue,
                     };
                     if terminating(&namespace) {
-                        queue.add_after(ObjectKey::of(namespace.as_ref()).name, DELETION_GRACE_PERIOD);
+                        queue.add_after(
+                            ObjectKey::of(namespace.as_ref()).name,
+                            DELETION_GRACE_PERIOD,
+                        );
                     }
                 }
             }
@@ -94,33 +97,43 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
         }
         let workers = ctx.flags.concurrent_namespace_syncs;
         let requeue = queue.clone();
-        crate::worker::run_workers(NAME, queue, workers, ctx.stop.clone(), move |name: String| {
-            let deleter = deleter.clone();
-            let informer = informer.clone();
-            let requeue = requeue.clone();
-            async move {
-                // Gone from the cache: deleted, nothing to do.
-                if informer
-                    .get(&ObjectKey {
-                        namespace: None,
-                        name: name.clone(),
-                    })
-                    .is_none()
-                {
-                    return Ok(());
-                }
-                match deleter.delete(&name).await {
-                    Err(DeleteError::ResourcesRemaining(estimate)) => {
-                        // Look again in about half the time the content is expected to take.
-                        let wait = Duration::from_secs((estimate / 2 + 1).max(1) as u64);
-                        tracing::debug!(namespace = name, ?wait, "content remaining in namespace");
-                        requeue.add_after(name, wait);
-                        Ok(())
+        crate::worker::run_workers(
+            NAME,
+            queue,
+            workers,
+            ctx.stop.clone(),
+            move |name: String| {
+                let deleter = deleter.clone();
+                let informer = informer.clone();
+                let requeue = requeue.clone();
+                async move {
+                    // Gone from the cache: deleted, nothing to do.
+                    if informer
+                        .get(&ObjectKey {
+                            namespace: None,
+                            name: name.clone(),
+                        })
+                        .is_none()
+                    {
+                        return Ok(());
                     }
-                    other => other,
+                    match deleter.delete(&name).await {
+                        Err(DeleteError::ResourcesRemaining(estimate)) => {
+                            // Look again in about half the time the content is expected to take.
+                            let wait = Duration::from_secs((estimate / 2 + 1).max(1) as u64);
+                            tracing::debug!(
+                                namespace = name,
+                                ?wait,
+                                "content remaining in namespace"
+                            );
+                            requeue.add_after(name, wait);
+                            Ok(())
+                        }
+                        other => other,
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         Ok(())
     })

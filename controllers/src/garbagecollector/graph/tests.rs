@@ -111,7 +111,7 @@ fn foreground_deletion_enqueues_dependents_and_the_owner() {
     deleting.finalizers = vec![FOREGROUND_DELETION.into()];
     let actions = graph.process(Change::Upsert {
         object: deleting.clone(),
-        old: Some(old),
+        old: Some(Box::new(old)),
     });
     assert_eq!(
         actions,
@@ -125,7 +125,7 @@ fn foreground_deletion_enqueues_dependents_and_the_owner() {
     // The same state again is no transition.
     let actions = graph.process(Change::Upsert {
         object: deleting.clone(),
-        old: Some(deleting),
+        old: Some(Box::new(deleting)),
     });
     assert!(actions.is_empty());
     // The dependent going lets the owner be re-examined.
