@@ -8,7 +8,9 @@ pub mod context;
 pub mod controller_ref_manager;
 pub mod deployment;
 pub mod expectations;
+pub mod garbagecollector;
 pub mod names;
+pub mod namespace;
 pub mod options;
 pub mod pod_control;
 pub mod pod_util;
@@ -72,6 +74,14 @@ pub const CONTROLLERS: &[ControllerDescriptor] = &[
     ControllerDescriptor {
         name: "replicationcontroller-controller",
         start: replicaset::start_replication_controller,
+    },
+    ControllerDescriptor {
+        name: "garbage-collector-controller",
+        start: garbagecollector::start,
+    },
+    ControllerDescriptor {
+        name: "namespace-controller",
+        start: namespace::start,
     },
 ];
 

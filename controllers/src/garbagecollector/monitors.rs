@@ -1,0 +1,245 @@
+//! One metadata-only watch per deletable resource (upstream's monitors), feeding the graph changes queue.
+//! Each keeps the last metadata it saw per object so updates carry the old state (deletion transitions)
+//! and a relist turns vanished objects into deletes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use component_base::workqueue::RateLimitingQueue;
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, DynamicObject, PartialObjectMeta};
+use kube::discovery::ApiResource;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::graph::{Change, Identity, ObjectState};
+
+/// A queued graph change; queued changes are all distinct (each has its own sequence number).
+#[derive(Clone, Debug)]
+pub struct GraphChange {
+    seq: u64,
+    /// The change.
+    pub change: Arc<Change>,
+}
+
+impl PartialEq for GraphChange {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+    }
+}
+impl Eq for GraphChange {}
+impl Hash for GraphChange {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.seq.hash(state);
+    }
+}
+
+/// The graph_changes queue: changes in the order observed, processed by one worker.
+#[derive(Clone)]
+pub struct GraphChanges {
+    /// The queue.
+    pub queue: RateLimitingQueue<GraphChange>,
+    next: Arc<AtomicU64>,
+}
+
+impl GraphChanges {
+    /// An empty queue named as upstream's.
+    pub fn new() -> Self {
+        Self {
+            queue: RateLimitingQueue::with_default_rate_limiter("garbage_collector_graph_changes"),
+            next: Arc::default(),
+        }
+    }
+
+    /// Queues `change`.
+    pub fn push(&self, change: Change) {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        self.queue.add(GraphChange {
+            seq,
+            change: Arc::new(change),
+        });
+    }
+}
+
+impl Default for GraphChanges {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct Monitor {
+    stop: CancellationToken,
+    synced: watch::Receiver<bool>,
+}
+
+/// The running monitors, by `group/version/plural`.
+pub struct Monitors {
+    client: Client,
+    changes: GraphChanges,
+    stop: CancellationToken,
+    running: BTreeMap<String, Monitor>,
+}
+
+impl Monitors {
+    /// No monitors yet; they will watch through `client` until `stop`.
+    pub fn new(client: Client, changes: GraphChanges, stop: CancellationToken) -> Self {
+        Self {
+            client,
+            changes,
+            stop,
+            running: BTreeMap::new(),
+        }
+    }
+
+    /// Starts monitors for new resources and stops those of resources that went away; whether anything
+    /// changed.
+    pub fn sync(&mut self, resources: &BTreeMap<String, ApiResource>) -> bool {
+        let before = self.running.len();
+        self.running.retain(|key, monitor| {
+            let keep = resources.contains_key(key);
+            if !keep {
+                tracing::info!(resource = key, "garbage collector: stopping monitor");
+                monitor.stop.cancel();
+            }
+            keep
+        });
+        let mut changed = before != self.running.len();
+        for (key, resource) in resources {
+            if self.running.contains_key(key) {
+                continue;
+            }
+            changed = true;
+            let stop = self.stop.child_token();
+            let (synced, receiver) = watch::channel(false);
+            let api =
+                Api::<PartialObjectMeta<DynamicObject>>::all_with(self.client.clone(), resource);
+            tokio::spawn(run(
+                api,
+                resource.clone(),
+                self.changes.clone(),
+                synced,
+                stop.clone(),
+            ));
+            self.running.insert(
+                key.clone(),
+                Monitor {
+                    stop,
+                    synced: receiver,
+                },
+            );
+        }
+        changed
+    }
+
+    /// Waits until every running monitor has listed once, or `stop`.
+    pub async fn wait_for_sync(&self) {
+        for monitor in self.running.values() {
+            let mut synced = monitor.synced.clone();
+            tokio::select! {
+                _ = synced.wait_for(|s| *s) => {}
+                () = self.stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// What the graph keeps of `object` of `resource`.
+fn state(resource: &ApiResource, object: &PartialObjectMeta<DynamicObject>) -> ObjectState {
+    let meta = &object.metadata;
+    ObjectState {
+        identity: Identity {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+        },
+        owners: meta.owner_references.clone().unwrap_or_default(),
+        being_deleted: meta.deletion_timestamp.is_some(),
+        finalizers: meta.finalizers.clone().unwrap_or_default(),
+    }
+}
+
+/// The change for `object` replacing `old` (a recreated object with the same name is a delete first).
+fn upsert(changes: &GraphChanges, object: ObjectState, old: Option<ObjectState>) {
+    let old = match old {
+        Some(old) if old.identity.uid != object.identity.uid => {
+            changes.push(Change::Delete {
+                identity: old.identity,
+                virtual_: false,
+            });
+            None
+        }
+        old => old,
+    };
+    if old.as_ref() != Some(&object) {
+        changes.push(Change::Upsert {
+            object,
+            old: old.map(Box::new),
+        });
+    }
+}
+
+type Key = (String, String);
+
+async fn run(
+    api: Api<PartialObjectMeta<DynamicObject>>,
+    resource: ApiResource,
+    changes: GraphChanges,
+    synced: watch::Sender<bool>,
+    stop: CancellationToken,
+) {
+    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut cache: HashMap<Key, ObjectState> = HashMap::new();
+    let mut relist: Vec<ObjectState> = Vec::new();
+    let key = |s: &ObjectState| (s.identity.namespace.clone(), s.identity.name.clone());
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => return,
+            event = stream.next() => event,
+        };
+        match event {
+            None => return,
+            Some(Err(e)) => {
+                tracing::debug!(resource = %resource.plural, "garbage collector monitor: {e}");
+            }
+            Some(Ok(Event::Init)) => relist.clear(),
+            Some(Ok(Event::InitApply(object))) => relist.push(state(&resource, &object)),
+            Some(Ok(Event::InitDone)) => {
+                let mut fresh = HashMap::new();
+                for object in std::mem::take(&mut relist) {
+                    let old = cache.remove(&key(&object));
+                    fresh.insert(key(&object), object.clone());
+                    upsert(&changes, object, old);
+                }
+                for (_, gone) in cache.drain() {
+                    changes.push(Change::Delete {
+                        identity: gone.identity,
+                        virtual_: false,
+                    });
+                }
+                cache = fresh;
+                synced.send_replace(true);
+            }
+            Some(Ok(Event::Apply(object))) => {
+                let object = state(&resource, &object);
+                let old = cache.insert(key(&object), object.clone());
+                upsert(&changes, object, old);
+            }
+            Some(Ok(Event::Delete(object))) => {
+                let object = state(&resource, &object);
+                cache.remove(&key(&object));
+                changes.push(Change::Delete {
+                    identity: object.identity,
+                    virtual_: false,
+                });
+            }
+        }
+    }
+}

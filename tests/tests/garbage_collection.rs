@@ -1,0 +1,493 @@
+//! The garbage collector and the namespace controller against the real apiserver. No replicaset or
+//! deployment controller runs: the tests build owner chains by hand with ownerReferences, and pods (never
+//! bound, no kubelet) are deleted by the apiserver at once.
+
+use std::time::Duration;
+
+use ferrokube_cluster::testing::TestNamespace;
+use ferrokube_tests::controllers::ControllerManagerProcess;
+use ferrokube_tests::scheduling::{admin, default_service_account, eventually};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::serde::de::DeserializeOwned;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+    PostParams, PropagationPolicy,
+};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+const LIMIT: Duration = Duration::from_secs(45);
+
+fn owner_ref<K: Resource<DynamicType = ()>>(owner: &K, block: bool) -> Value {
+    json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "name": owner.meta().name,
+        "uid": owner.meta().uid,
+        "blockOwnerDeletion": block,
+    })
+}
+
+fn dead_ref(kind: &str, name: &str, uid: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": kind, "name": name, "uid": uid})
+}
+
+async fn create<K>(client: &Client, namespace: &str, object: Value) -> K
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + k8s_openapi::serde::Serialize
+        + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).unwrap();
+    Api::<K>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap()
+}
+
+async fn configmap(client: &Client, namespace: &str, name: &str, owners: Vec<Value>) -> ConfigMap {
+    create(
+        client,
+        namespace,
+        json!({"metadata": {"name": name, "ownerReferences": owners}}),
+    )
+    .await
+}
+
+async fn pod(client: &Client, namespace: &str, name: &str, owners: Vec<Value>) -> Pod {
+    create(
+        client,
+        namespace,
+        json!({"metadata": {"name": name, "ownerReferences": owners},
+               "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}),
+    )
+    .await
+}
+
+fn selector_spec(app: &str) -> Value {
+    json!({
+        "replicas": 0,
+        "selector": {"matchLabels": {"app": app}},
+        "template": {"metadata": {"labels": {"app": app}},
+                     "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}},
+    })
+}
+
+async fn delete_with<K>(api: &Api<K>, name: &str, policy: PropagationPolicy)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let params = DeleteParams {
+        propagation_policy: Some(policy),
+        ..DeleteParams::default()
+    };
+    api.delete(name, &params).await.unwrap();
+}
+
+async fn gone<K>(api: &Api<K>, name: &str, what: &str)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    eventually(LIMIT, what, || async {
+        api.get_opt(name).await.unwrap().is_none().then_some(())
+    })
+    .await;
+}
+
+/// Asserts `name` still exists after the collector had `period` to (wrongly) act on it.
+async fn stays<K>(api: &Api<K>, name: &str, period: Duration) -> K
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    tokio::time::sleep(period).await;
+    api.get_opt(name)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{name} was deleted"))
+}
+
+fn owner_uids<K: Resource>(object: &K) -> Vec<String> {
+    object
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .map(|r| r.uid.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn background_deletion_and_dangling_references() {
+    let ns = TestNamespace::new("gc-background").await;
+    let client = admin().await;
+    default_service_account(&client, &ns.name).await;
+    let manager = ControllerManagerProcess::start("gc-background", "garbagecollector", &[]);
+    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &ns.name);
+
+    // ConfigMaps owning ConfigMaps: deleting the owner in the background removes the dependents.
+    let owner = configmap(&client, &ns.name, "owner", vec![]).await;
+    configmap(&client, &ns.name, "dep-a", vec![owner_ref(&owner, false)]).await;
+    configmap(&client, &ns.name, "dep-b", vec![owner_ref(&owner, true)]).await;
+    // A dependent of an owner that never existed is garbage.
+    let never = "00000000-0000-0000-0000-00000000dead";
+    configmap(
+        &client,
+        &ns.name,
+        "dangling",
+        vec![dead_ref("ConfigMap", "ghost", never)],
+    )
+    .await;
+    // A dependent with one live and one dead owner lives on, without the dead reference.
+    let live = configmap(&client, &ns.name, "live-owner", vec![]).await;
+    configmap(
+        &client,
+        &ns.name,
+        "half-owned",
+        vec![
+            owner_ref(&live, false),
+            dead_ref("ConfigMap", "ghost", never),
+        ],
+    )
+    .await;
+
+    delete_with(&configmaps, "owner", PropagationPolicy::Background).await;
+    gone(&configmaps, "owner", "the owner to be deleted").await;
+    gone(&configmaps, "dep-a", "dep-a to be collected").await;
+    gone(&configmaps, "dep-b", "dep-b to be collected").await;
+    gone(
+        &configmaps,
+        "dangling",
+        "the dangling dependent to be collected",
+    )
+    .await;
+    let live_uid = live.metadata.uid.clone().unwrap();
+    eventually(LIMIT, "the dead reference to be removed", || async {
+        let half = configmaps.get("half-owned").await.unwrap();
+        (owner_uids(&half) == [live_uid.clone()]).then_some(())
+    })
+    .await;
+    stays(&configmaps, "half-owned", Duration::from_secs(2)).await;
+    assert!(configmaps.get_opt("live-owner").await.unwrap().is_some());
+
+    // Deployment → ReplicaSet → Pod, built by hand: deleting the Deployment takes the whole chain.
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns.name);
+    let replicasets = Api::<ReplicaSet>::namespaced(client.clone(), &ns.name);
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns.name);
+    let deployment: Deployment = create(
+        &client,
+        &ns.name,
+        json!({"metadata": {"name": "web"}, "spec": selector_spec("web")}),
+    )
+    .await;
+    let replicaset: ReplicaSet = create(
+        &client,
+        &ns.name,
+        json!({"metadata": {"name": "web-1", "ownerReferences": [owner_ref(&deployment, true)]},
+               "spec": selector_spec("web")}),
+    )
+    .await;
+    pod(
+        &client,
+        &ns.name,
+        "web-1-a",
+        vec![owner_ref(&replicaset, true)],
+    )
+    .await;
+    delete_with(&deployments, "web", PropagationPolicy::Background).await;
+    gone(&replicasets, "web-1", "the ReplicaSet to be collected").await;
+    gone(&pods, "web-1-a", "the Pod to be collected").await;
+    drop(manager);
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn foreground_deletion_waits_for_blocking_dependents() {
+    let ns = TestNamespace::new("gc-foreground").await;
+    let client = admin().await;
+    default_service_account(&client, &ns.name).await;
+    let manager = ControllerManagerProcess::start("gc-foreground", "garbagecollector", &[]);
+    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &ns.name);
+
+    // The blocking dependent carries a finalizer of its own, so the owner visibly waits for it.
+    let owner = configmap(&client, &ns.name, "owner", vec![]).await;
+    let held: ConfigMap = create(
+        &client,
+        &ns.name,
+        json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"],
+                            "ownerReferences": [owner_ref(&owner, true)]}}),
+    )
+    .await;
+    assert!(held.metadata.deletion_timestamp.is_none());
+    delete_with(&configmaps, "owner", PropagationPolicy::Foreground).await;
+    eventually(LIMIT, "the blocking dependent to be deleted", || async {
+        let held = configmaps.get("held").await.unwrap();
+        held.metadata.deletion_timestamp.is_some().then_some(())
+    })
+    .await;
+    let waiting = stays(&configmaps, "owner", Duration::from_secs(2)).await;
+    assert!(waiting.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        waiting.metadata.finalizers.as_deref(),
+        Some(&["foregroundDeletion".to_string()][..]),
+        "{}",
+        manager.log_tail()
+    );
+    configmaps
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    gone(&configmaps, "held", "the dependent to go").await;
+    gone(
+        &configmaps,
+        "owner",
+        "the owner to go once its dependents are gone",
+    )
+    .await;
+
+    // A ReplicaSet owning Pods, deleted in the foreground: pods first, then the ReplicaSet.
+    let replicasets = Api::<ReplicaSet>::namespaced(client.clone(), &ns.name);
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns.name);
+    let replicaset: ReplicaSet = create(
+        &client,
+        &ns.name,
+        json!({"metadata": {"name": "rs"}, "spec": selector_spec("rs")}),
+    )
+    .await;
+    for name in ["rs-a", "rs-b"] {
+        pod(&client, &ns.name, name, vec![owner_ref(&replicaset, true)]).await;
+    }
+    delete_with(&replicasets, "rs", PropagationPolicy::Foreground).await;
+    gone(&pods, "rs-a", "rs-a to be collected").await;
+    gone(&pods, "rs-b", "rs-b to be collected").await;
+    gone(&replicasets, "rs", "the ReplicaSet to go after its pods").await;
+    drop(manager);
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orphaning_removes_the_owner_reference() {
+    let ns = TestNamespace::new("gc-orphan").await;
+    let client = admin().await;
+    let manager = ControllerManagerProcess::start("gc-orphan", "garbagecollector", &[]);
+    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &ns.name);
+    let owner = configmap(&client, &ns.name, "owner", vec![]).await;
+    let other = configmap(&client, &ns.name, "other-owner", vec![]).await;
+    configmap(&client, &ns.name, "orphan-a", vec![owner_ref(&owner, true)]).await;
+    configmap(
+        &client,
+        &ns.name,
+        "orphan-b",
+        vec![owner_ref(&owner, false), owner_ref(&other, false)],
+    )
+    .await;
+    delete_with(&configmaps, "owner", PropagationPolicy::Orphan).await;
+    gone(
+        &configmaps,
+        "owner",
+        "the owner to be deleted after orphaning",
+    )
+    .await;
+    let a = stays(&configmaps, "orphan-a", Duration::from_secs(2)).await;
+    assert!(
+        owner_uids(&a).is_empty(),
+        "{:?}",
+        a.metadata.owner_references
+    );
+    let b = configmaps.get("orphan-b").await.unwrap();
+    assert_eq!(owner_uids(&b), [other.metadata.uid.clone().unwrap()]);
+    drop(manager);
+    ns.delete().await;
+}
+
+fn condition(namespace: &Namespace, type_: &str) -> Option<(String, String, String)> {
+    namespace
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| {
+            (
+                c.status.clone(),
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default(),
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn namespace_deletion_removes_all_content() {
+    let ns = TestNamespace::new("ns-deletion").await;
+    let client = admin().await;
+    default_service_account(&client, &ns.name).await;
+    let manager = ControllerManagerProcess::start("ns-deletion", "garbagecollector,namespace", &[]);
+
+    // A CRD of the test's own, and one instance held by a finalizer so the termination is observable.
+    let group = format!("{}.example.com", ns.name);
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
+        },
+    }))
+    .unwrap();
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(&group, "v1", "Widget"),
+        "widgets",
+    );
+    let widgets = Api::<DynamicObject>::namespaced_with(client.clone(), &ns.name, &resource);
+    let widget = |name: &str, finalizers: Value| {
+        serde_json::from_value::<DynamicObject>(json!({
+            "apiVersion": format!("{group}/v1"), "kind": "Widget",
+            "metadata": {"name": name, "finalizers": finalizers},
+        }))
+        .unwrap()
+    };
+    eventually(LIMIT, "the CRD to be served", || async {
+        widgets
+            .create(&PostParams::default(), &widget("plain", json!([])))
+            .await
+            .ok()
+    })
+    .await;
+    widgets
+        .create(
+            &PostParams::default(),
+            &widget("held", json!(["example.com/hold"])),
+        )
+        .await
+        .unwrap();
+    for name in ["cm-a", "cm-b"] {
+        configmap(&client, &ns.name, name, vec![]).await;
+    }
+    for name in ["pod-a", "pod-b"] {
+        pod(&client, &ns.name, name, vec![]).await;
+    }
+
+    let namespaces = Api::<Namespace>::all(client.clone());
+    namespaces
+        .delete(&ns.name, &DeleteParams::default())
+        .await
+        .unwrap();
+    // Everything else goes; the held widget keeps the namespace terminating, as the conditions say.
+    let terminating = eventually(LIMIT, "the content-remaining conditions", || async {
+        let namespace = namespaces.get(&ns.name).await.unwrap();
+        condition(&namespace, "NamespaceFinalizersRemaining")
+            .is_some_and(|c| c.0 == "True")
+            .then_some(namespace)
+    })
+    .await;
+    assert_eq!(
+        terminating.status.as_ref().unwrap().phase.as_deref(),
+        Some("Terminating")
+    );
+    assert_eq!(
+        condition(&terminating, "NamespaceContentRemaining").unwrap(),
+        (
+            "True".into(),
+            "SomeResourcesRemain".into(),
+            format!("Some resources are remaining: widgets.{group} has 1 resource instances")
+        ),
+        "{}",
+        manager.log_tail()
+    );
+    assert_eq!(
+        condition(&terminating, "NamespaceFinalizersRemaining").unwrap(),
+        (
+            "True".into(),
+            "SomeFinalizersRemain".into(),
+            "Some content in the namespace has finalizers remaining: example.com/hold in 1 \
+             resource instances"
+                .into()
+        )
+    );
+    for (type_, reason, message) in [
+        (
+            "NamespaceDeletionDiscoveryFailure",
+            "ResourcesDiscovered",
+            "All resources successfully discovered",
+        ),
+        (
+            "NamespaceDeletionGroupVersionParsingFailure",
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed",
+        ),
+        (
+            "NamespaceDeletionContentFailure",
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization",
+        ),
+    ] {
+        assert_eq!(
+            condition(&terminating, type_).unwrap(),
+            ("False".into(), reason.into(), message.into())
+        );
+    }
+    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &ns.name);
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns.name);
+    assert!(
+        configmaps
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        pods.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let remaining: Vec<String> = widgets
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|w| w.name_any())
+        .collect();
+    assert_eq!(remaining, ["held"]);
+
+    widgets
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the namespace to disappear",
+        || async {
+            namespaces
+                .get_opt(&ns.name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    crds.delete(&format!("widgets.{group}"), &DeleteParams::default())
+        .await
+        .unwrap();
+    drop(manager);
+}
