@@ -66,6 +66,20 @@ impl ClientBuilder {
         self.root.clone()
     }
 
+    /// The CA bundle of the controller-manager's kubeconfig (upstream's `rest.Config.CAData`), as PEM; empty
+    /// when the kubeconfig names no certificate authority.
+    pub fn root_ca(&self) -> std::io::Result<Vec<u8>> {
+        // In-cluster configs keep the file they read; kubeconfigs only keep the certificates, as DER.
+        if let Some(path) = &self.config.root_cert_file {
+            return std::fs::read(path);
+        }
+        let certificates = self.config.root_cert.iter().flatten();
+        Ok(certificates
+            .map(|der| pem_certificate(der))
+            .collect::<String>()
+            .into_bytes())
+    }
+
     /// A new client for the controller whose ServiceAccount is `account`.
     pub async fn client(&self, account: &str) -> Result<Client, ClientBuilderError> {
         let (qps, burst) = (self.options.qps, self.options.burst);
@@ -167,5 +181,56 @@ impl ClientBuilder {
             });
         let lifetime = Duration::from_secs(u64::try_from(seconds).unwrap_or(0)).max(RETRY);
         Ok((token, lifetime))
+    }
+}
+
+/// `der` as a PEM CERTIFICATE block (base64 in 64-column lines, as Go's encoding/pem writes it).
+fn pem_certificate(der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut encoded = String::with_capacity(der.len().div_ceil(3) * 4);
+    for chunk in der.chunks(3) {
+        let bytes = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let triple = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let index = (triple >> (18 - 6 * i)) & 0x3f;
+                encoded.push(char::from(ALPHABET[index as usize]));
+            } else {
+                encoded.push('=');
+            }
+        }
+    }
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pem_certificate;
+
+    #[test]
+    fn pem_encodes_with_padding_and_64_column_lines() {
+        assert_eq!(
+            pem_certificate(b"any carnal pleas"),
+            "-----BEGIN CERTIFICATE-----\nYW55IGNhcm5hbCBwbGVhcw==\n-----END CERTIFICATE-----\n"
+        );
+        assert_eq!(
+            pem_certificate(b"any carnal pleasu"),
+            "-----BEGIN CERTIFICATE-----\nYW55IGNhcm5hbCBwbGVhc3U=\n-----END CERTIFICATE-----\n"
+        );
+        let pem = pem_certificate(&[0xff; 60]);
+        let lines: Vec<&str> = pem.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(lines[2], "/".repeat(16));
     }
 }

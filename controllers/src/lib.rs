@@ -4,8 +4,11 @@
 
 pub mod client_builder;
 pub mod context;
+pub mod endpointslice;
 pub mod names;
 pub mod options;
+pub mod root_ca_publisher;
+pub mod serviceaccount;
 pub mod worker;
 
 use std::sync::Arc;
@@ -53,7 +56,20 @@ pub struct ControllerDescriptor {
 }
 
 /// The controllers ferrokube implements.
-pub const CONTROLLERS: &[ControllerDescriptor] = &[];
+pub const CONTROLLERS: &[ControllerDescriptor] = &[
+    ControllerDescriptor {
+        name: serviceaccount::NAME,
+        start: serviceaccount::start,
+    },
+    ControllerDescriptor {
+        name: root_ca_publisher::NAME,
+        start: root_ca_publisher::start,
+    },
+    ControllerDescriptor {
+        name: endpointslice::NAME,
+        start: endpointslice::start,
+    },
+];
 
 /// Runs the controller-manager until SIGTERM/SIGINT.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
