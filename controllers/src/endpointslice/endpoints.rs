@@ -47,9 +47,8 @@ pub fn should_pod_be_in_endpoints(pod: &Pod) -> bool {
     if matches!(status.phase.as_deref(), Some("Failed" | "Succeeded")) {
         return false;
     }
-    let has_ip = status.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
-        || status.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty());
-    has_ip
+    status.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
+        || status.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty())
 }
 
 /// Whether an endpoint carries the pod's hostname: it has one and its subdomain is the Service.

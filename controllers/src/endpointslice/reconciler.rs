@@ -290,7 +290,7 @@ fn reconcile_port_mapping<N: Fn(&str) -> Option<Arc<Node>>>(
     if !desired.is_empty() && !to_update.is_empty() {
         let mut order: Vec<(usize, String)> = to_update
             .iter()
-            .map(|name| (endpoint_count(&by_name[name]), name.clone()))
+            .map(|name| (by_name.get(name).map_or(0, endpoint_count), name.clone()))
             .collect();
         order.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         for (_, name) in order {
@@ -362,7 +362,7 @@ fn slice_to_fill(
 ) -> Option<String> {
     let mut best: Option<(usize, &String)> = None;
     for name in unchanged {
-        let filled = count + endpoint_count(&by_name[name]);
+        let filled = count + by_name.get(name).map_or(0, endpoint_count);
         if filled > max {
             continue;
         }
