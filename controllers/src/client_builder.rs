@@ -8,6 +8,7 @@ use component_base::client::{self, BearerToken, ClientError, ClientOptions};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, ObjectMeta, PostParams};
+use kube::config::Kubeconfig;
 use kube::{Client, Config};
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +65,26 @@ impl ClientBuilder {
     /// The controller-manager's own client (informers, discovery).
     pub fn root(&self) -> Client {
         self.root.clone()
+    }
+
+    /// The CA bundle of the controller-manager's kubeconfig (upstream's `rest.Config.CAData`) as PEM: the
+    /// kubeconfig's own bytes where it names them, else the loaded certificates re-encoded; empty when there
+    /// is no certificate authority.
+    pub fn root_ca(&self) -> std::io::Result<Vec<u8>> {
+        if let Some(path) = &self.options.kubeconfig
+            && let Some(bundle) = kubeconfig_ca(path)?
+        {
+            return Ok(bundle);
+        }
+        // In-cluster configs keep the file they read; otherwise only the certificates, as DER, remain.
+        if let Some(path) = &self.config.root_cert_file {
+            return std::fs::read(path);
+        }
+        let certificates = self.config.root_cert.iter().flatten();
+        Ok(certificates
+            .map(|der| pem_certificate(der))
+            .collect::<String>()
+            .into_bytes())
     }
 
     /// A new client for the controller whose ServiceAccount is `account`.
@@ -167,5 +188,121 @@ impl ClientBuilder {
             });
         let lifetime = Duration::from_secs(u64::try_from(seconds).unwrap_or(0)).max(RETRY);
         Ok((token, lifetime))
+    }
+}
+
+/// The certificate authority of the current context's cluster in the kubeconfig at `path`, as written
+/// there (certificate-authority-data, or the certificate-authority file).
+fn kubeconfig_ca(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| invalid(e.to_string()))?;
+    let context = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| Some(&c.name) == kubeconfig.current_context.as_ref())
+        .and_then(|c| c.context.as_ref());
+    let Some(cluster) = context.and_then(|context| {
+        let named = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| c.name == context.cluster)?;
+        named.cluster.as_ref()
+    }) else {
+        return Ok(None);
+    };
+    if let Some(data) = &cluster.certificate_authority_data {
+        // ByteString is the API's base64 bytes: it decodes the kubeconfig's base64 too.
+        let bytes: k8s_openapi::ByteString =
+            serde_json::from_value(serde_json::Value::String(data.clone()))
+                .map_err(|e| invalid(format!("certificate-authority-data: {e}")))?;
+        return Ok(Some(bytes.0));
+    }
+    match &cluster.certificate_authority {
+        Some(file) => std::fs::read(file).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `der` as a PEM CERTIFICATE block (base64 in 64-column lines, as Go's encoding/pem writes it).
+fn pem_certificate(der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut encoded = String::with_capacity(der.len().div_ceil(3) * 4);
+    for chunk in der.chunks(3) {
+        let bytes = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let triple = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let index = (triple >> (18 - 6 * i)) & 0x3f;
+                encoded.push(char::from(ALPHABET[index as usize]));
+            } else {
+                encoded.push('=');
+            }
+        }
+    }
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{kubeconfig_ca, pem_certificate};
+
+    #[test]
+    fn the_kubeconfig_ca_is_read_as_written() {
+        let dir = std::env::temp_dir().join(format!("ferrokube-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = "-----BEGIN CERTIFICATE-----\r\nQUJD\r\n-----END CERTIFICATE-----\r\n";
+        std::fs::write(dir.join("ca.pem"), pem).unwrap();
+        // base64 of the PEM above.
+        let data =
+            "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tDQpRVUpEDQotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tDQo=";
+        let kubeconfig = |cluster: &str| {
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: other\n  cluster:\n    server: https://x\n\
+                 - name: c\n  cluster:\n    server: https://y\n    {cluster}\ncontexts:\n\
+                 - name: ctx\n  context:\n    cluster: c\n    user: u\ncurrent-context: ctx\n\
+                 users:\n- name: u\n  user: {{}}\n"
+            )
+        };
+        let path = dir.join("data.kubeconfig");
+        std::fs::write(
+            &path,
+            kubeconfig(&format!("certificate-authority-data: {data}")),
+        )
+        .unwrap();
+        assert_eq!(kubeconfig_ca(&path).unwrap().unwrap(), pem.as_bytes());
+        let path = dir.join("file.kubeconfig");
+        std::fs::write(&path, kubeconfig("certificate-authority: ca.pem")).unwrap();
+        assert_eq!(kubeconfig_ca(&path).unwrap().unwrap(), pem.as_bytes());
+        let path = dir.join("none.kubeconfig");
+        std::fs::write(&path, kubeconfig("insecure-skip-tls-verify: true")).unwrap();
+        assert_eq!(kubeconfig_ca(&path).unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pem_encodes_with_padding_and_64_column_lines() {
+        assert_eq!(
+            pem_certificate(b"any carnal pleas"),
+            "-----BEGIN CERTIFICATE-----\nYW55IGNhcm5hbCBwbGVhcw==\n-----END CERTIFICATE-----\n"
+        );
+        assert_eq!(
+            pem_certificate(b"any carnal pleasu"),
+            "-----BEGIN CERTIFICATE-----\nYW55IGNhcm5hbCBwbGVhc3U=\n-----END CERTIFICATE-----\n"
+        );
+        let pem = pem_certificate(&[0xff; 60]);
+        let lines: Vec<&str> = pem.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(lines[2], "/".repeat(16));
     }
 }

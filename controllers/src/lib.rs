@@ -9,12 +9,15 @@ pub mod controller_ref_manager;
 pub mod deployment;
 pub mod expectations;
 pub mod garbagecollector;
+pub mod endpointslice;
 pub mod names;
 pub mod namespace;
 pub mod options;
 pub mod pod_control;
 pub mod pod_util;
 pub mod replicaset;
+pub mod root_ca_publisher;
+pub mod serviceaccount;
 pub mod worker;
 
 use std::sync::Arc;
@@ -82,6 +85,18 @@ pub const CONTROLLERS: &[ControllerDescriptor] = &[
     ControllerDescriptor {
         name: "namespace-controller",
         start: namespace::start,
+    },
+    ControllerDescriptor {
+        name: serviceaccount::NAME,
+        start: serviceaccount::start,
+    },
+    ControllerDescriptor {
+        name: root_ca_publisher::NAME,
+        start: root_ca_publisher::start,
+    },
+    ControllerDescriptor {
+        name: endpointslice::NAME,
+        start: endpointslice::start,
     },
 ];
 
