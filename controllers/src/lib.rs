@@ -5,7 +5,11 @@
 pub mod client_builder;
 pub mod context;
 pub mod names;
+pub mod nodelifecycle;
 pub mod options;
+pub mod pod_status;
+pub mod podgc;
+pub mod taint_eviction;
 pub mod worker;
 
 use std::sync::Arc;
@@ -53,7 +57,20 @@ pub struct ControllerDescriptor {
 }
 
 /// The controllers ferrokube implements.
-pub const CONTROLLERS: &[ControllerDescriptor] = &[];
+pub const CONTROLLERS: &[ControllerDescriptor] = &[
+    ControllerDescriptor {
+        name: "node-lifecycle-controller",
+        start: nodelifecycle::start,
+    },
+    ControllerDescriptor {
+        name: "taint-eviction-controller",
+        start: taint_eviction::start,
+    },
+    ControllerDescriptor {
+        name: "pod-garbage-collector-controller",
+        start: podgc::start,
+    },
+];
 
 /// Runs the controller-manager until SIGTERM/SIGINT.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
