@@ -18,6 +18,11 @@ pub mod pod_util;
 pub mod replicaset;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
+pub mod nodelifecycle;
+pub mod options;
+pub mod pod_status;
+pub mod podgc;
+pub mod taint_eviction;
 pub mod worker;
 
 use std::sync::Arc;
@@ -97,6 +102,18 @@ pub const CONTROLLERS: &[ControllerDescriptor] = &[
     ControllerDescriptor {
         name: endpointslice::NAME,
         start: endpointslice::start,
+    },
+    ControllerDescriptor {
+        name: "node-lifecycle-controller",
+        start: nodelifecycle::start,
+    },
+    ControllerDescriptor {
+        name: "taint-eviction-controller",
+        start: taint_eviction::start,
+    },
+    ControllerDescriptor {
+        name: "pod-garbage-collector-controller",
+        start: podgc::start,
     },
 ];
 
