@@ -229,6 +229,16 @@ async fn adopts_a_matching_orphan_and_releases_it_when_its_labels_change() {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &orphan).await.unwrap();
+    // Matching labels but controlled by another (missing) ReplicaSet: never claimed, never a crash.
+    let foreign: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "foreign", "labels": {"app": "adopt"}, "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "ghost",
+            "uid": "00000000-0000-0000-0000-000000000000", "controller": true,
+        }]},
+        "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &foreign).await.unwrap();
     let rs = create_rs(
         &client,
         &ns.name,
@@ -273,6 +283,9 @@ async fn adopts_a_matching_orphan_and_releases_it_when_its_labels_change() {
             .iter()
             .all(|p| p.metadata.name.as_deref() != Some("orphan"))
     );
+    let foreign = pods.get("foreign").await.unwrap();
+    let refs = foreign.metadata.owner_references.unwrap();
+    assert_eq!((refs.len(), refs[0].name.as_str()), (1, "ghost"));
     ns.delete().await;
 }
 
