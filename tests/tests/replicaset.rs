@@ -229,6 +229,16 @@ async fn adopts_a_matching_orphan_and_releases_it_when_its_labels_change() {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &orphan).await.unwrap();
+    // Matching labels but controlled by another (missing) ReplicaSet: never claimed, never a crash.
+    let foreign: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "foreign", "labels": {"app": "adopt"}, "ownerReferences": [{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "ghost",
+            "uid": "00000000-0000-0000-0000-000000000000", "controller": true,
+        }]},
+        "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &foreign).await.unwrap();
     let rs = create_rs(
         &client,
         &ns.name,
@@ -273,6 +283,9 @@ async fn adopts_a_matching_orphan_and_releases_it_when_its_labels_change() {
             .iter()
             .all(|p| p.metadata.name.as_deref() != Some("orphan"))
     );
+    let foreign = pods.get("foreign").await.unwrap();
+    let refs = foreign.metadata.owner_references.unwrap();
+    assert_eq!((refs.len(), refs[0].name.as_str()), (1, "ghost"));
     ns.delete().await;
 }
 
@@ -481,5 +494,69 @@ async fn a_replication_controller_scales() {
     .await;
     let created = event_notes(&client, &ns.name, "legacy", "SuccessfulCreate").await;
     assert_eq!(created.len(), 3, "{created:?} {}", cm.log_tail());
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminating_pods_are_counted_apart_until_they_are_gone() {
+    let _turn = turn().await;
+    let (ns, client, cm) = setup("rs-terminating").await;
+    let mut rs = replica_set("held", 2, json!({"app": "held"}), 0);
+    let template = rs.spec.as_mut().unwrap().template.as_mut().unwrap();
+    template.metadata.as_mut().unwrap().finalizers = Some(vec!["example.com/hold".into()]);
+    let rs = create_rs(&client, &ns.name, rs).await;
+    let uid = rs.meta().uid.clone().unwrap();
+    let owned = wait_for_owned(&client, &ns.name, &uid, 2).await;
+    assert_eq!(
+        owned[0].metadata.finalizers.as_deref(),
+        Some(&["example.com/hold".to_string()][..]),
+        "finalizers come from the template"
+    );
+
+    scale_rs(&client, &ns.name, "held", 1).await;
+    wait_for_owned(&client, &ns.name, &uid, 1).await;
+    eventually(LIMIT, "1 replica and 1 terminating", || async {
+        let s = rs_status(&client, &ns.name, "held").await.status?;
+        (s.replicas == 1 && s.terminating_replicas == Some(1)).then_some(())
+    })
+    .await;
+
+    // The finalizer goes: the pod is gone and so is the count.
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns.name);
+    let all = pods.list(&ListParams::default()).await.unwrap();
+    let held = all
+        .items
+        .iter()
+        .find(|p| p.metadata.deletion_timestamp.is_some())
+        .expect("a terminating pod");
+    pods.patch(
+        held.metadata.name.as_deref().unwrap(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    eventually(LIMIT, "0 terminating", || async {
+        let s = rs_status(&client, &ns.name, "held").await.status?;
+        (s.replicas == 1 && s.terminating_replicas == Some(0)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        owned_pods(&client, &ns.name, &uid).await.len(),
+        1,
+        "{}",
+        cm.log_tail()
+    );
+
+    // Leave nothing blocking the namespace's deletion.
+    for pod in pods.list(&ListParams::default()).await.unwrap().items {
+        let _ = pods
+            .patch(
+                pod.metadata.name.as_deref().unwrap(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+            )
+            .await;
+    }
     ns.delete().await;
 }
