@@ -333,3 +333,62 @@ async fn endpoint_slices_follow_pods_of_services_with_selectors() {
         .await;
     ns.delete().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_endpoints_per_slice_splits_endpoints() {
+    let _turn = exclusive().await;
+    let manager = ControllerManagerProcess::start(
+        "sync-max-endpoints",
+        CONTROLLERS,
+        &["--max-endpoints-per-slice=2"],
+    );
+    let ns = TestNamespace::new("sync-max").await;
+    let client = admin().await;
+    default_service_account(&client, &ns.name).await;
+    let node = "max-endpoints-node";
+    create_node(&client, node, "4", json!({}), json!([])).await;
+    let web: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }))
+    .unwrap();
+    Api::<Service>::namespaced(client.clone(), &ns.name)
+        .create(&PostParams::default(), &web)
+        .await
+        .unwrap();
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns.name);
+    for i in 1..=5 {
+        let name = format!("web-{i}");
+        pods.create(
+            &PostParams::default(),
+            &web_pod(&name, node, 8080, json!(null)),
+        )
+        .await
+        .unwrap();
+        let ip = format!("10.244.1.{i}");
+        set_pod_status(&pods, &name, &ip, true, "2026-01-01T00:00:01Z").await;
+    }
+    let slices = eventually(QUICKLY, "5 endpoints in slices", || async {
+        let slices = slices_of(&client, &ns.name, "web").await;
+        (endpoints(&slices).len() == 5).then_some(slices)
+    })
+    .await;
+    let mut sizes: Vec<usize> = slices
+        .iter()
+        .map(|s| s.endpoints.as_ref().map_or(0, Vec::len))
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes, [1, 2, 2], "{}", manager.log_tail());
+    for i in 1..=5 {
+        let _ = pods
+            .delete(
+                &format!("web-{i}"),
+                &DeleteParams::default().grace_period(0),
+            )
+            .await;
+    }
+    let _ = Api::<Node>::all(client.clone())
+        .delete(node, &DeleteParams::default())
+        .await;
+    ns.delete().await;
+}

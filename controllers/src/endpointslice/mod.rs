@@ -40,6 +40,8 @@ const COMPONENT: &str = "endpoint-slice-controller";
 /// The least delay before a Service is synced for a change to one of its slices, so bursts of our own
 /// writes coalesce.
 const SLICE_CHANGE_MIN_SYNC_DELAY: Duration = Duration::from_secs(1);
+/// Failed syncs of one Service retried before it is dropped until its next change.
+const MAX_RETRIES: u32 = 15;
 
 /// Why a Service could not be synced.
 #[derive(Debug, thiserror::Error)]
@@ -136,9 +138,21 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
         }
         tracing::info!("Starting endpoint slice controller");
         let workers = ctx.flags.concurrent_service_endpoint_syncs;
+        let retries = queue.clone();
         let sync = move |key: String| {
             let controller = controller.clone();
-            async move { controller.sync_service(&key).await }
+            let retries = retries.clone();
+            async move {
+                let result = controller.sync_service(&key).await;
+                match result {
+                    // As upstream: past the retry budget the Service waits for its next change.
+                    Err(e) if retries.num_requeues(&key) >= MAX_RETRIES => {
+                        tracing::info!(%key, "Retry budget exceeded, dropping service out of the queue: {e}");
+                        Ok(())
+                    }
+                    result => result,
+                }
+            }
         };
         run_workers(NAME, queue, workers, ctx.stop.clone(), sync).await;
         tracing::info!("Shutting down endpoint slice controller");
