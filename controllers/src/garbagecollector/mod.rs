@@ -85,7 +85,11 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
             tracing::info!("garbage collector disabled by --enable-garbage-collector=false");
             return Ok(());
         }
-        let client = ctx.client("generic-garbage-collector").await?;
+        // Upstream doubles the qps of the collector's metadata client, which does all of its writes.
+        let client = ctx
+            .clients
+            .client_scaled("generic-garbage-collector", 2.0, 1)
+            .await?;
         let collector = Arc::new(GarbageCollector {
             graph: Mutex::default(),
             absent: Mutex::default(),

@@ -109,11 +109,15 @@ impl Monitors {
             keep
         });
         let mut changed = before != self.running.len();
+        let initial = self.running.is_empty();
         for (key, resource) in resources {
             if self.running.contains_key(key) {
                 continue;
             }
             changed = true;
+            if !initial {
+                tracing::info!(resource = key, "garbage collector: starting monitor");
+            }
             let stop = self.stop.child_token();
             let (synced, receiver) = watch::channel(false);
             let api =
