@@ -8,6 +8,8 @@ pub mod graph;
 mod monitors;
 mod operations;
 
+pub use operations::discover;
+
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -17,7 +19,6 @@ use component_base::workqueue::RateLimitingQueue;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
-use kube::discovery::Discovery;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{ControllerContext, StartError};
@@ -174,7 +175,7 @@ impl GarbageCollector {
     /// Re-discovers resources: refreshes the REST mapper and the set of monitors. Whether discovery
     /// succeeded.
     async fn resync(&self, client: &Client, monitors: &mut Monitors) -> bool {
-        let discovery = match Discovery::new(client.clone()).run_aggregated().await {
+        let discovery = match operations::discover(client).await {
             Ok(discovery) => discovery,
             Err(e) => {
                 tracing::warn!("garbage collector: discovery failed: {e}");
