@@ -89,7 +89,19 @@ impl ClientBuilder {
 
     /// A new client for the controller whose ServiceAccount is `account`.
     pub async fn client(&self, account: &str) -> Result<Client, ClientBuilderError> {
-        let (qps, burst) = (self.options.qps, self.options.burst);
+        self.client_scaled(account, 1.0, 1).await
+    }
+
+    /// A new client for `account` whose `--kube-api-qps`/`--kube-api-burst` are multiplied by `qps_factor`
+    /// and `burst_factor` (upstream raises them for the chatty namespace controller and garbage collector).
+    pub async fn client_scaled(
+        &self,
+        account: &str,
+        qps_factor: f32,
+        burst_factor: u32,
+    ) -> Result<Client, ClientBuilderError> {
+        let qps = self.options.qps * qps_factor;
+        let burst = self.options.burst.saturating_mul(burst_factor);
         if !self.service_accounts {
             return Ok(client::client_from_config(self.config.clone(), qps, burst)?);
         }

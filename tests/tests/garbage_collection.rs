@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ferrokube_cluster::testing::TestNamespace;
 use ferrokube_tests::controllers::ControllerManagerProcess;
-use ferrokube_tests::scheduling::{admin, default_service_account, eventually};
+use ferrokube_tests::scheduling::{admin, default_service_account, event_notes, eventually};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -154,6 +154,18 @@ async fn background_deletion_and_dangling_references() {
     )
     .await;
 
+    // An owner reference naming an object of another namespace is dangling: that owner is not visible
+    // from the dependent's namespace.
+    let elsewhere = TestNamespace::new("gc-background-other").await;
+    let foreign = configmap(
+        &client,
+        &elsewhere.name,
+        "foreign",
+        vec![owner_ref(&live, false)],
+    )
+    .await;
+    let foreign_configmaps = Api::<ConfigMap>::namespaced(client.clone(), &elsewhere.name);
+
     delete_with(&configmaps, "owner", PropagationPolicy::Background).await;
     gone(&configmaps, "owner", "the owner to be deleted").await;
     gone(&configmaps, "dep-a", "dep-a to be collected").await;
@@ -170,6 +182,30 @@ async fn background_deletion_and_dangling_references() {
         (owner_uids(&half) == [live_uid.clone()]).then_some(())
     })
     .await;
+    gone(
+        &foreign_configmaps,
+        "foreign",
+        "the dependent of another namespace's owner",
+    )
+    .await;
+    let note = format!(
+        "ownerRef [v1/ConfigMap, namespace: {0}, name: live-owner, uid: {1}] does not exist in \
+         namespace \"{0}\"",
+        elsewhere.name, live_uid
+    );
+    eventually(LIMIT, "the OwnerRefInvalidNamespace event", || async {
+        let notes = event_notes(
+            &client,
+            &elsewhere.name,
+            "foreign",
+            "OwnerRefInvalidNamespace",
+        )
+        .await;
+        notes.contains(&note).then_some(())
+    })
+    .await;
+    assert!(foreign.metadata.uid.is_some());
+    elsewhere.delete().await;
     stays(&configmaps, "half-owned", Duration::from_secs(2)).await;
     assert!(configmaps.get_opt("live-owner").await.unwrap().is_some());
 
@@ -307,6 +343,128 @@ async fn orphaning_removes_the_owner_reference() {
     ns.delete().await;
 }
 
+/// Creates CRD `widgets.<group>` (namespaced, kind Widget, any content) and waits until it is served.
+async fn widget_crd(client: &Client, namespace: &str, group: &str) -> Api<DynamicObject> {
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
+        },
+    }))
+    .unwrap();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", "Widget"), "widgets");
+    let widgets = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
+    eventually(LIMIT, "the CRD to be served", || async {
+        widgets.list(&Default::default()).await.ok()
+    })
+    .await;
+    widgets
+}
+
+fn widget(group: &str, name: &str, finalizers: Value, owners: Vec<Value>) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": format!("{group}/v1"), "kind": "Widget",
+        "metadata": {"name": name, "finalizers": finalizers, "ownerReferences": owners},
+    }))
+    .unwrap()
+}
+
+async fn delete_crd(client: &Client, group: &str) {
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .delete(&format!("widgets.{group}"), &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_resources_of_a_crd_created_later_are_collected() {
+    let ns = TestNamespace::new("gc-crd").await;
+    let client = admin().await;
+    let manager = ControllerManagerProcess::start("gc-crd", "garbagecollector", &[]);
+    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &ns.name);
+    // Created after the collector's first discovery: only its periodic re-discovery (30 s) covers it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let group = format!("{}.example.com", ns.name);
+    let widgets = widget_crd(&client, &ns.name, &group).await;
+    let owner = configmap(&client, &ns.name, "owner", vec![]).await;
+    let live = configmap(&client, &ns.name, "live", vec![]).await;
+    let never = "00000000-0000-0000-0000-0000000000ff";
+    let post = PostParams::default();
+    widgets
+        .create(
+            &post,
+            &widget(&group, "owned", json!([]), vec![owner_ref(&owner, false)]),
+        )
+        .await
+        .unwrap();
+    // Custom resources take no strategic merge patch: the dead reference goes by a JSON merge patch.
+    widgets
+        .create(
+            &post,
+            &widget(
+                &group,
+                "half",
+                json!([]),
+                vec![
+                    owner_ref(&live, false),
+                    dead_ref("ConfigMap", "ghost", never),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    // Other tests' collectors share this apiserver; this one must have found the CRD by itself.
+    let monitor = format!("{group}/v1/widgets");
+    eventually(
+        Duration::from_secs(45),
+        "a monitor for the new CRD",
+        || async {
+            let log = std::fs::read_to_string(manager.process.log()).unwrap_or_default();
+            log.lines()
+                .any(|l| l.contains("starting monitor") && l.contains(&monitor))
+                .then_some(())
+        },
+    )
+    .await;
+    delete_with(&configmaps, "owner", PropagationPolicy::Background).await;
+    eventually(LIMIT, "the owned widget to be collected", || async {
+        widgets
+            .get_opt("owned")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let live_uid = live.metadata.uid.clone().unwrap();
+    eventually(
+        LIMIT,
+        "the widget's dead reference to be removed",
+        || async {
+            let half = widgets.get("half").await.unwrap();
+            (owner_uids(&half) == [live_uid.clone()]).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        widgets.get_opt("half").await.unwrap().is_some(),
+        "{}",
+        manager.log_tail()
+    );
+    delete_crd(&client, &group).await;
+    drop(manager);
+    ns.delete().await;
+}
+
 fn condition(namespace: &Namespace, type_: &str) -> Option<(String, String, String)> {
     namespace
         .status
@@ -333,42 +491,16 @@ async fn namespace_deletion_removes_all_content() {
 
     // A CRD of the test's own, and one instance held by a finalizer so the termination is observable.
     let group = format!("{}.example.com", ns.name);
-    let crd: CustomResourceDefinition = serde_json::from_value(json!({
-        "metadata": {"name": format!("widgets.{group}")},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
-        },
-    }))
-    .unwrap();
-    let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    crds.create(&PostParams::default(), &crd).await.unwrap();
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(&group, "v1", "Widget"),
-        "widgets",
-    );
-    let widgets = Api::<DynamicObject>::namespaced_with(client.clone(), &ns.name, &resource);
-    let widget = |name: &str, finalizers: Value| {
-        serde_json::from_value::<DynamicObject>(json!({
-            "apiVersion": format!("{group}/v1"), "kind": "Widget",
-            "metadata": {"name": name, "finalizers": finalizers},
-        }))
-        .unwrap()
-    };
-    eventually(LIMIT, "the CRD to be served", || async {
-        widgets
-            .create(&PostParams::default(), &widget("plain", json!([])))
-            .await
-            .ok()
-    })
-    .await;
+    let widgets = widget_crd(&client, &ns.name, &group).await;
+    let post = PostParams::default();
+    widgets
+        .create(&post, &widget(&group, "plain", json!([]), vec![]))
+        .await
+        .unwrap();
     widgets
         .create(
-            &PostParams::default(),
-            &widget("held", json!(["example.com/hold"])),
+            &post,
+            &widget(&group, "held", json!(["example.com/hold"]), vec![]),
         )
         .await
         .unwrap();
@@ -486,8 +618,6 @@ async fn namespace_deletion_removes_all_content() {
         },
     )
     .await;
-    crds.delete(&format!("widgets.{group}"), &DeleteParams::default())
-        .await
-        .unwrap();
+    delete_crd(&client, &group).await;
     drop(manager);
 }

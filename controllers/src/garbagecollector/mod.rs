@@ -8,6 +8,8 @@ pub mod graph;
 mod monitors;
 mod operations;
 
+pub use operations::discover;
+
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -17,7 +19,6 @@ use component_base::workqueue::RateLimitingQueue;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
-use kube::discovery::Discovery;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{ControllerContext, StartError};
@@ -85,7 +86,11 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
             tracing::info!("garbage collector disabled by --enable-garbage-collector=false");
             return Ok(());
         }
-        let client = ctx.client("generic-garbage-collector").await?;
+        // Upstream doubles the qps of the collector's metadata client, which does all of its writes.
+        let client = ctx
+            .clients
+            .client_scaled("generic-garbage-collector", 2.0, 1)
+            .await?;
         let collector = Arc::new(GarbageCollector {
             graph: Mutex::default(),
             absent: Mutex::default(),
@@ -170,7 +175,7 @@ impl GarbageCollector {
     /// Re-discovers resources: refreshes the REST mapper and the set of monitors. Whether discovery
     /// succeeded.
     async fn resync(&self, client: &Client, monitors: &mut Monitors) -> bool {
-        let discovery = match Discovery::new(client.clone()).run_aggregated().await {
+        let discovery = match operations::discover(client).await {
             Ok(discovery) => discovery,
             Err(e) => {
                 tracing::warn!("garbage collector: discovery failed: {e}");

@@ -109,11 +109,15 @@ impl Monitors {
             keep
         });
         let mut changed = before != self.running.len();
+        let initial = self.running.is_empty();
         for (key, resource) in resources {
             if self.running.contains_key(key) {
                 continue;
             }
             changed = true;
+            if !initial {
+                tracing::info!(resource = key, "garbage collector: starting monitor");
+            }
             let stop = self.stop.child_token();
             let (synced, receiver) = watch::channel(false);
             let api =
@@ -241,5 +245,58 @@ async fn run(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(name: &str, uid: &str) -> ObjectState {
+        ObjectState {
+            identity: Identity {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: "ns".into(),
+                name: name.into(),
+                uid: uid.into(),
+            },
+            ..ObjectState::default()
+        }
+    }
+
+    async fn drain(changes: &GraphChanges) -> Vec<Change> {
+        let mut out = Vec::new();
+        while !changes.queue.is_empty() {
+            let item = changes.queue.get().await.unwrap();
+            changes.queue.done(&item);
+            out.push(item.change.as_ref().clone());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_object_is_no_change_and_a_recreated_one_is_a_delete_first() {
+        let changes = GraphChanges::new();
+        let a = object("a", "1");
+        upsert(&changes, a.clone(), Some(a.clone()));
+        assert!(drain(&changes).await.is_empty(), "nothing changed");
+
+        let mut deleting = a.clone();
+        deleting.being_deleted = true;
+        upsert(&changes, deleting.clone(), Some(a.clone()));
+        let out = drain(&changes).await;
+        assert!(
+            matches!(&out[..], [Change::Upsert { object, old: Some(old) }]
+                if *object == deleting && **old == a)
+        );
+
+        // Same name, new UID: the old object is gone, the new one is new.
+        upsert(&changes, object("a", "2"), Some(a));
+        let out = drain(&changes).await;
+        assert!(matches!(&out[..], [
+            Change::Delete { identity, virtual_: false },
+            Change::Upsert { object, old: None },
+        ] if identity.uid == "1" && object.identity.uid == "2"));
     }
 }

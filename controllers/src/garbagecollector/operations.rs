@@ -73,6 +73,18 @@ impl RestMapper {
     }
 }
 
+/// Discovers the server's resources: aggregated discovery (two requests), or group by group where the
+/// server does not serve it.
+pub async fn discover(client: &Client) -> Result<Discovery, kube::Error> {
+    match Discovery::new(client.clone()).run_aggregated().await {
+        Ok(discovery) => Ok(discovery),
+        Err(e) => {
+            tracing::debug!("aggregated discovery failed, discovering group by group: {e}");
+            Discovery::new(client.clone()).run().await
+        }
+    }
+}
+
 /// Resources upstream's collector never watches: events are never owned and are many.
 fn ignored(resource: &ApiResource) -> bool {
     resource.plural == "events" && (resource.group.is_empty() || resource.group == "events.k8s.io")

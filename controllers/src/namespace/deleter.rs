@@ -245,7 +245,7 @@ impl Deleter {
             (k8s_openapi::jiff::Timestamp::now().as_second() - deleted_at.as_second()).max(0);
         let mut conditions = ConditionUpdater::default();
         let mut errors = Vec::new();
-        let resources = match Discovery::new(self.client.clone()).run_aggregated().await {
+        let resources = match crate::garbagecollector::discover(&self.client).await {
             Ok(discovery) => deletable_namespaced_resources(&discovery),
             Err(e) => {
                 errors.push(e.to_string());
