@@ -121,7 +121,10 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
             }
         }
         tokio::spawn(collector.clone().process_graph_changes(stop.clone()));
-        monitors.wait_for_sync().await;
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            () = monitors.wait_for_sync() => {}
+        }
         tracing::info!(
             "garbage collector: all resource monitors have synced, proceeding to collect garbage"
         );
