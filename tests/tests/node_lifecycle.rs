@@ -300,6 +300,20 @@ async fn silent_node_goes_unknown_is_tainted_and_evicted_by_toleration_then_reco
     let forever = pods.get("tolerates-forever").await.unwrap();
     assert!(forever.metadata.deletion_timestamp.is_none());
     assert_eq!(pod_condition(&forever, "Ready").unwrap().0, "False");
+    let warnings = event_notes(&client, &ns.name, "tolerates-forever", "NodeNotReady").await;
+    assert_eq!(warnings, ["Node is not ready"]);
+    // Events about the node go to the default namespace, as for every cluster-scoped object.
+    let registered = event_notes(&client, "default", "nl-victim", "RegisteredNode").await;
+    assert!(
+        registered
+            .contains(&"Node nl-victim event: Registered Node nl-victim in Controller".to_string()),
+        "{registered:?}"
+    );
+    let not_ready = event_notes(&client, "default", "nl-victim", "NodeNotReady").await;
+    assert!(
+        not_ready.contains(&"Node nl-victim status is now: NodeNotReady".to_string()),
+        "{not_ready:?}"
+    );
 
     // Reporting again: Ready=True as reported, and every taint the controller added is gone.
     let _victim = Heartbeat::start(&client, "nl-victim").await;
