@@ -320,11 +320,9 @@ impl Shared {
         let Some(ready) = ready_condition(&node) else {
             return Err(Duration::from_millis(50));
         };
-        let (add, opposite) = match ready.status.as_str() {
-            "False" => (NOT_READY, UNREACHABLE),
-            "Unknown" => (UNREACHABLE, NOT_READY),
-            // Ready again: nothing to taint.
-            _ => return Ok(()),
+        // Ready again: nothing to taint.
+        let Some((add, opposite)) = taints::no_execute_for(&ready.status) else {
+            return Ok(());
         };
         let result = taints::swap(
             &self.client,
@@ -374,13 +372,8 @@ impl Shared {
     async fn process_taint_based_eviction(&self, node: &Node, ready: &NodeCondition) {
         let name = name_of(node);
         let node_taints = taints::node_taints(node);
-        match ready.status.as_str() {
-            status @ ("False" | "Unknown") => {
-                let (wanted, opposite) = if status == "False" {
-                    (NOT_READY, UNREACHABLE)
-                } else {
-                    (UNREACHABLE, NOT_READY)
-                };
+        match (ready.status.as_str(), taints::no_execute_for(&ready.status)) {
+            (status, Some((wanted, opposite))) => {
                 // Already tainted with the opposite one: swap at once, without waiting for the rate.
                 if taints::has(node_taints, &taint(opposite, "NoExecute")) {
                     let add = [taint(wanted, "NoExecute")];
@@ -399,7 +392,7 @@ impl Shared {
                     );
                 }
             }
-            "True" => match self.mark_node_as_reachable(node).await {
+            ("True", None) => match self.mark_node_as_reachable(node).await {
                 Ok(true) => {
                     tracing::info!(node = name, "Node is healthy again, removed all taints")
                 }
