@@ -80,8 +80,18 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
         let pod_queue = RateLimitingQueue::<ObjectKey>::with_default_rate_limiter(
             "node_lifecycle_controller_pods",
         );
-        tokio::spawn(enqueue_nodes(shared.clone(), node_queue.clone()));
-        tokio::spawn(enqueue_pods(pods.subscribe(), pod_queue.clone()));
+        // The event handlers end with the controller.
+        let handlers = futures::future::join(
+            enqueue_nodes(shared.clone(), node_queue.clone()),
+            enqueue_pods(pods.subscribe(), pod_queue.clone()),
+        );
+        let handlers_stop = ctx.stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = handlers_stop.cancelled() => {}
+                _ = handlers => {}
+            }
+        });
         let synced = wait_for_sync(leases, nodes, pods.clone());
         tokio::select! {
             _ = ctx.stop.cancelled() => return Ok(()),
