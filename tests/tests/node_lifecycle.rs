@@ -38,6 +38,11 @@ struct Heartbeat {
 
 impl Heartbeat {
     async fn start(client: &Client, node: &str) -> Self {
+        Self::reporting(client, node, "True").await
+    }
+
+    /// Heartbeats reporting Ready=`ready`.
+    async fn reporting(client: &Client, node: &str, ready: &'static str) -> Self {
         let leases = Api::<Lease>::namespaced(client.clone(), "kube-node-lease");
         let lease: Lease = serde_json::from_value(json!({
             "metadata": {"name": node},
@@ -50,7 +55,7 @@ impl Heartbeat {
         tokio::spawn(async move {
             let started = Timestamp::now().to_string();
             loop {
-                beat(&client, &node, &started).await;
+                beat(&client, &node, &started, ready).await;
                 tokio::select! {
                     _ = token.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -73,7 +78,7 @@ fn now_micro() -> String {
         .to_string()
 }
 
-async fn beat(client: &Client, node: &str, started: &str) {
+async fn beat(client: &Client, node: &str, started: &str, ready: &str) {
     let leases = Api::<Lease>::namespaced(client.clone(), "kube-node-lease");
     let renew = json!({"spec": {"renewTime": now_micro()}});
     let _ = leases
@@ -85,7 +90,7 @@ async fn beat(client: &Client, node: &str, started: &str) {
                "lastHeartbeatTime": now, "lastTransitionTime": started})
     };
     let status = json!({"status": {"conditions": [
-        condition("Ready", "True", "KubeletReady"),
+        condition("Ready", ready, if ready == "True" { "KubeletReady" } else { "KubeletNotReady" }),
         condition("MemoryPressure", "False", "KubeletHasSufficientMemory"),
         condition("DiskPressure", "False", "KubeletHasNoDiskPressure"),
         condition("PIDPressure", "False", "KubeletHasSufficientPID"),
@@ -300,6 +305,20 @@ async fn silent_node_goes_unknown_is_tainted_and_evicted_by_toleration_then_reco
     let forever = pods.get("tolerates-forever").await.unwrap();
     assert!(forever.metadata.deletion_timestamp.is_none());
     assert_eq!(pod_condition(&forever, "Ready").unwrap().0, "False");
+    let warnings = event_notes(&client, &ns.name, "tolerates-forever", "NodeNotReady").await;
+    assert_eq!(warnings, ["Node is not ready"]);
+    // Events about the node go to the default namespace, as for every cluster-scoped object.
+    let registered = event_notes(&client, "default", "nl-victim", "RegisteredNode").await;
+    assert!(
+        registered
+            .contains(&"Node nl-victim event: Registered Node nl-victim in Controller".to_string()),
+        "{registered:?}"
+    );
+    let not_ready = event_notes(&client, "default", "nl-victim", "NodeNotReady").await;
+    assert!(
+        not_ready.contains(&"Node nl-victim status is now: NodeNotReady".to_string()),
+        "{not_ready:?}"
+    );
 
     // Reporting again: Ready=True as reported, and every taint the controller added is gone.
     let _victim = Heartbeat::start(&client, "nl-victim").await;
@@ -363,6 +382,79 @@ async fn untolerated_no_execute_taint_evicts_at_once_and_removal_cancels() {
         )),
         "{notes:?}"
     );
+    delete_all_nodes(&client).await;
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_schedule_taints_follow_conditions_and_not_ready_gets_no_execute() {
+    let _turn = exclusive().await;
+    let (ns, client) = setup("conditiontaints").await;
+    let nodes = Api::<Node>::all(client.clone());
+    // The healthy node keeps the zone out of full disruption.
+    create_node(&client, "ct-healthy", "4", json!({}), json!([])).await;
+    create_node(&client, "ct-node", "4", json!({}), json!([])).await;
+    let _healthy = Heartbeat::start(&client, "ct-healthy").await;
+    let beat = Heartbeat::start(&client, "ct-node").await;
+    let cm = ControllerManagerProcess::start("conditiontaints", CONTROLLERS, &[]);
+    let cordon = |on: bool| json!({"spec": {"unschedulable": on}});
+    nodes
+        .patch(
+            "ct-node",
+            &PatchParams::default(),
+            &Patch::Merge(cordon(true)),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the unschedulable taint",
+        || async {
+            let t = taints(&client, "ct-node").await;
+            has_taint(&t, "node.kubernetes.io/unschedulable", "NoSchedule").then_some(())
+        },
+    )
+    .await;
+    nodes
+        .patch(
+            "ct-node",
+            &PatchParams::default(),
+            &Patch::Merge(cordon(false)),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the unschedulable taint removed",
+        || async { taints(&client, "ct-node").await.is_empty().then_some(()) },
+    )
+    .await;
+
+    // The kubelet reports NotReady: not-ready taints, NoSchedule at once and NoExecute through the queue.
+    drop(beat);
+    let not_ready = Heartbeat::reporting(&client, "ct-node", "False").await;
+    eventually(Duration::from_secs(10), "the not-ready taints", || async {
+        let t = taints(&client, "ct-node").await;
+        (has_taint(&t, "node.kubernetes.io/not-ready", "NoSchedule")
+            && has_taint(&t, "node.kubernetes.io/not-ready", "NoExecute")
+            && !has_taint(&t, UNREACHABLE, "NoExecute"))
+        .then_some(())
+    })
+    .await;
+    // The kubelet reported the change itself, so the controller records no NodeNotReady event (upstream
+    // only does when it saw the node Ready).
+    let notes = event_notes(&client, "default", "ct-node", "NodeNotReady").await;
+    assert!(notes.is_empty(), "{notes:?}\n{}", cm.log_tail());
+    assert!(taints(&client, "ct-healthy").await.is_empty());
+    // Ready again: every controller taint goes.
+    drop(not_ready);
+    let _ready = Heartbeat::start(&client, "ct-node").await;
+    eventually(
+        Duration::from_secs(10),
+        "the not-ready taints removed",
+        || async { taints(&client, "ct-node").await.is_empty().then_some(()) },
+    )
+    .await;
     delete_all_nodes(&client).await;
     ns.delete().await;
 }

@@ -29,6 +29,16 @@ pub fn taint(key: &str, effect: &str) -> Taint {
     }
 }
 
+/// The NoExecute taint a Ready status calls for and its opposite, which it replaces (not-ready and
+/// unreachable mirror Ready=False and Ready=Unknown and never coexist); `None` for Ready=True.
+pub fn no_execute_for(ready_status: &str) -> Option<(&'static str, &'static str)> {
+    match ready_status {
+        "False" => Some((NOT_READY, UNREACHABLE)),
+        "Unknown" => Some((UNREACHABLE, NOT_READY)),
+        _ => None,
+    }
+}
+
 /// Upstream's `nodeConditionToTaintKeyStatusMap`: the taint key a condition in a status implies.
 fn condition_taint_key(type_: &str, status: &str) -> Option<&'static str> {
     match (type_, status) {
@@ -258,6 +268,13 @@ mod tests {
         let (add, remove) = no_schedule_diff(&n);
         assert_eq!(keys(&add), [UNREACHABLE]);
         assert_eq!(keys(&remove), [NOT_READY]);
+    }
+
+    #[test]
+    fn ready_status_picks_the_no_execute_taint() {
+        assert_eq!(no_execute_for("False"), Some((NOT_READY, UNREACHABLE)));
+        assert_eq!(no_execute_for("Unknown"), Some((UNREACHABLE, NOT_READY)));
+        assert_eq!(no_execute_for("True"), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! nodes that no longer exist (confirmed by a live GET after a 40 s quarantine), and terminating pods never
 //! bound to a node. Pods not yet terminal are first marked Failed, as upstream does.
 
+mod metrics;
 pub mod select;
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::context::{ControllerContext, StartError};
 use crate::pod_status;
+use metrics::Reason;
 use select::Quarantine;
 
 /// The ServiceAccount upstream runs it as.
@@ -88,13 +90,13 @@ impl PodGc {
         if !terminated.is_empty() {
             tracing::info!(num_pods = terminated.len(), "Garbage collecting pods");
         }
-        self.delete_all(&terminated, None, "terminated").await;
+        self.delete_all(&terminated, None, Reason::Terminated).await;
         let terminating = select::terminating_out_of_service(&pods, &nodes);
-        self.delete_all(&terminating, None, "terminating on out-of-service node")
+        self.delete_all(&terminating, None, Reason::OutOfService)
             .await;
         self.gc_orphaned(&pods, &nodes).await;
         let unscheduled = select::unscheduled_terminating(&pods);
-        self.delete_all(&unscheduled, None, "unscheduled terminating")
+        self.delete_all(&unscheduled, None, Reason::Unscheduled)
             .await;
     }
 
@@ -130,7 +132,7 @@ impl PodGc {
                 "PodGC: node no longer exists",
             )
         };
-        self.delete_all(&orphans, Some(&condition), "orphaned")
+        self.delete_all(&orphans, Some(&condition), Reason::Orphaned)
             .await;
     }
 
@@ -138,14 +140,15 @@ impl PodGc {
         &self,
         pods: &[Arc<Pod>],
         condition: Option<&(dyn Fn(&Pod) -> PodCondition + Sync)>,
-        what: &str,
+        reason: Reason,
     ) {
         let deletions = pods.iter().map(|pod| async move {
             let cond = condition.map(|c| c(pod));
-            if let Err(e) = self.mark_failed_and_delete(pod, cond).await
-                && !pod_status::is_not_found(&e)
-            {
-                tracing::warn!(pod = ?pod.metadata.name, "Failed to delete {what} pod: {e}");
+            let result = self.mark_failed_and_delete(pod, cond).await;
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+            metrics::record(namespace, reason, result.is_err());
+            if let Err(e) = result {
+                tracing::warn!(pod = ?pod.metadata.name, ?reason, "Failed to force delete pod: {e}");
             }
         });
         join_all(deletions).await;
