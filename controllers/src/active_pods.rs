@@ -87,20 +87,10 @@ fn log2_age(t: Timestamp, now: Timestamp) -> i64 {
     }
 }
 
-/// Younger (by powers of two) sorts first; equal buckets are broken by UID so the choice is random-ish
-/// but stable (upstream `logarithmicRankDiff` under LogarithmicScaleDown).
-fn compare_log_age(
-    a: Option<Timestamp>,
-    b: Option<Timestamp>,
-    now: Timestamp,
-    uids: (&str, &str),
-) -> Ordering {
-    match (a, b) {
-        (Some(ta), Some(tb)) => log2_age(ta, now)
-            .cmp(&log2_age(tb, now))
-            .then_with(|| uids.0.cmp(uids.1)),
-        _ => later_or_missing_first(a, b),
-    }
+/// The logarithmic age bucket a time falls in (upstream `logarithmicRankDiff` under LogarithmicScaleDown);
+/// a missing time sorts first, as upstream's `afterOrZero`.
+fn age_bucket(t: Option<Timestamp>, now: Timestamp) -> i64 {
+    t.map_or(i64::MIN, |t| log2_age(t, now))
 }
 
 fn uid(pod: &Pod) -> &str {
@@ -137,21 +127,17 @@ pub fn compare_for_deletion(
     if rank_a != rank_b {
         return rank_b.cmp(&rank_a);
     }
+    // Upstream breaks a tie within one age bucket by UID at once, which is not transitive (Go's sort does
+    // not mind; Rust's panics). The buckets are compared as upstream does and the UID decides last.
     if ready_a && ready_b {
-        let (ta, tb) = (pod_ready_time(a), pod_ready_time(b));
-        if ta != tb {
-            return compare_log_age(ta, tb, now, (uid(a), uid(b)));
+        let ready = age_bucket(pod_ready_time(a), now).cmp(&age_bucket(pod_ready_time(b), now));
+        if ready != Ordering::Equal {
+            return ready;
         }
     }
-    let restarts = compare_restarts(a, b);
-    if restarts != Ordering::Equal {
-        return restarts;
-    }
-    let (ca, cb) = (creation(a), creation(b));
-    if ca != cb {
-        return compare_log_age(ca, cb, now, (uid(a), uid(b)));
-    }
-    Ordering::Equal
+    compare_restarts(a, b)
+        .then_with(|| age_bucket(creation(a), now).cmp(&age_bucket(creation(b), now)))
+        .then_with(|| uid(a).cmp(uid(b)))
 }
 
 /// Orders pods least valuable first without ranks or deletion cost, comparing times exactly (upstream
@@ -398,5 +384,38 @@ mod tests {
                 .and_then(|s| s.node_name.as_ref())
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_deletion_order_is_a_total_order() {
+        // Pods whose ready times share age buckets while their restarts and creation times disagree:
+        // the mix that made upstream's order intransitive and Rust's sort panic.
+        const UIDS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+        let pods: Vec<Pod> = (0..36)
+            .map(|i: i64| {
+                pod(P {
+                    node: "n",
+                    phase: "Running",
+                    ready_since: Some(NOW - 1000 - (i % 3) * 300),
+                    restarts: (i % 4) as i32,
+                    created: NOW - 5000 + (i % 5) * 700,
+                    uid: UIDS[(i % 6) as usize],
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let cmp = |a: &Pod, b: &Pod| compare_for_deletion(a, 0, b, 0, ts(NOW));
+        for a in &pods {
+            for b in &pods {
+                assert_eq!(cmp(a, b), cmp(b, a).reverse(), "antisymmetric");
+                for c in &pods {
+                    if cmp(a, b) != Ordering::Greater && cmp(b, c) != Ordering::Greater {
+                        assert_ne!(cmp(a, c), Ordering::Greater, "transitive");
+                    }
+                }
+            }
+        }
+        let mut ranked: Vec<(&Pod, i64)> = pods.iter().map(|p| (p, 0)).collect();
+        sort_for_deletion(&mut ranked, ts(NOW));
     }
 }
