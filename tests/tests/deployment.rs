@@ -217,13 +217,18 @@ where
         let mut objects: BTreeMap<String, K> = BTreeMap::new();
         let mut init: BTreeMap<String, K> = BTreeMap::new();
         let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+        let mut listed = false;
         while let Some(event) = stream.next().await {
             match event {
                 Ok(Event::Init) => init.clear(),
                 Ok(Event::InitApply(o)) => {
                     init.insert(o.meta().name.clone().unwrap_or_default(), o);
+                    continue;
                 }
-                Ok(Event::InitDone) => objects = std::mem::take(&mut init),
+                Ok(Event::InitDone) => {
+                    objects = std::mem::take(&mut init);
+                    listed = true;
+                }
                 Ok(Event::Apply(o)) => {
                     objects.insert(o.meta().name.clone().unwrap_or_default(), o);
                 }
@@ -231,6 +236,9 @@ where
                     objects.remove(&o.meta().name.clone().unwrap_or_default());
                 }
                 Err(_) => continue,
+            }
+            if !listed {
+                continue;
             }
             if let Some(v) = check(&objects) {
                 found.lock().unwrap().push(v);

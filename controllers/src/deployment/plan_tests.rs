@@ -353,10 +353,17 @@ fn status_counts_and_availability() {
         ),
         (Some(4), Some(2), Some(3), Some(3), Some(1), Some(1))
     );
-    assert_eq!(status.terminating_replicas, Some(0), "a pointer upstream: 0 is written");
+    assert_eq!(
+        status.terminating_replicas,
+        Some(0),
+        "a pointer upstream: 0 is written"
+    );
     let all_available = rs("new", 2, 3, 3, None, "new");
     let status = calculate_status(&[&all_available], Some(&all_available), &d, &now);
-    assert_eq!(status.unavailable_replicas, None, "omitempty upstream: 0 is absent");
+    assert_eq!(
+        status.unavailable_replicas, None,
+        "omitempty upstream: 0 is absent"
+    );
     let available = condition(&status, CONDITION_AVAILABLE);
     assert_eq!(
         (available.status.as_str(), available.reason.as_deref()),
