@@ -156,14 +156,15 @@ fn scaling_to_zero_empties_every_replica_set() {
 #[test]
 fn rolling_new_replica_set_steps() {
     // (replicas, surge, unavailable, old size, new size) → next new size.
-    let cases: &[(
+    type Case = (
         i32,
         serde_json::Value,
         serde_json::Value,
         i32,
         i32,
         Option<i32>,
-    )] = &[
+    );
+    let cases: &[Case] = &[
         (10, json!(2), json!(0), 10, 0, Some(2)),
         (10, json!("25%"), json!(0), 10, 0, Some(3)),
         (10, json!(2), json!(0), 10, 2, None),
