@@ -34,8 +34,30 @@ impl EventRecorder {
         action: &str,
         note: String,
     ) {
-        self.publish(regarding, EventType::Normal, reason, action, note)
+        self.publish(regarding, None, EventType::Normal, reason, action, note)
             .await;
+    }
+
+    /// Records a Normal event about `regarding` that concerns `related` too (a controller's event about
+    /// one of its pods). Events differing in `related` are never folded into one series, so each pod's
+    /// "Created pod: NAME" stays its own event, as upstream's per-message events do.
+    pub async fn normal_related(
+        &self,
+        regarding: &ObjectReference,
+        related: &ObjectReference,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        self.publish(
+            regarding,
+            Some(related),
+            EventType::Normal,
+            reason,
+            action,
+            note,
+        )
+        .await;
     }
 
     /// Records a Warning event about `regarding`; failures are logged as for [`EventRecorder::normal`].
@@ -46,13 +68,14 @@ impl EventRecorder {
         action: &str,
         note: String,
     ) {
-        self.publish(regarding, EventType::Warning, reason, action, note)
+        self.publish(regarding, None, EventType::Warning, reason, action, note)
             .await;
     }
 
     async fn publish(
         &self,
         regarding: &ObjectReference,
+        related: Option<&ObjectReference>,
         type_: EventType,
         reason: &str,
         action: &str,
@@ -63,7 +86,7 @@ impl EventRecorder {
             reason: reason.to_string(),
             note: Some(note),
             action: action.to_string(),
-            secondary: None,
+            secondary: related.cloned(),
         };
         if let Err(e) = self.recorder.publish(&event, regarding).await {
             tracing::warn!(reason, object = ?regarding.name, error = %e, "could not record event");

@@ -6,16 +6,22 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::api::{Patch, PatchParams};
 use kube::core::{Expression, Selector, SelectorExt};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::OnceCell;
 
-use crate::pod_control::{ControllerKind, PodControl};
+use crate::pod_control::{ControllerKind, PodControlError};
 use crate::pod_util::controller_of;
 
 /// Converts a LabelSelector into a matcher, refusing what upstream's `metav1.LabelSelectorAsSelector`
@@ -162,39 +168,52 @@ where
 #[error("{}", if .0.len() == 1 { .0[0].clone() } else { format!("[{}]", .0.join(", ")) })]
 pub struct ClaimError(pub Vec<String>);
 
-/// Claims pods for one controller (upstream `PodControllerRefManager`).
-pub struct PodControllerRefManager {
-    pod_control: PodControl,
+/// Claims dependents of kind `K` (pods, or a Deployment's ReplicaSets) for one controller (upstream
+/// `BaseControllerRefManager` with `PodControllerRefManager` / `ReplicaSetControllerRefManager`). Adopt and
+/// release patches go through `client`, as strategic-merge patches.
+pub struct ControllerRefManager<K> {
+    client: Client,
     owner: ObjectMeta,
     kind: ControllerKind,
     selector: Selector,
     finalizers: Vec<String>,
     can_adopt: std::sync::Mutex<Option<CanAdopt>>,
     can_adopt_result: OnceCell<Result<(), String>>,
+    dependent: PhantomData<fn() -> K>,
 }
 
-impl PodControllerRefManager {
-    /// A manager claiming for `owner` (of `kind`) the pods `selector` matches; adoption first passes
-    /// `can_adopt`, at most once.
+/// Claims pods (upstream `PodControllerRefManager`).
+pub type PodControllerRefManager = ControllerRefManager<Pod>;
+
+impl<K> ControllerRefManager<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    /// A manager claiming for `owner` (of `kind`) the objects `selector` matches, writing through
+    /// `client`; adoption first passes `can_adopt`, at most once per manager (make one per sync).
     pub fn new(
-        pod_control: PodControl,
+        client: Client,
         owner: ObjectMeta,
         kind: ControllerKind,
         selector: Selector,
         can_adopt: CanAdopt,
     ) -> Self {
         Self {
-            pod_control,
+            client,
             owner,
             kind,
             selector,
             finalizers: Vec::new(),
             can_adopt: std::sync::Mutex::new(Some(can_adopt)),
             can_adopt_result: OnceCell::new(),
+            dependent: PhantomData,
         }
     }
 
-    /// Also adds (on adoption) and removes (on release) these finalizers.
+    /// Also adds (on adoption) and removes (on release) these finalizers (Job's tracking finalizer).
     pub fn with_finalizers(mut self, finalizers: Vec<String>) -> Self {
         self.finalizers = finalizers;
         self
@@ -217,30 +236,31 @@ impl PodControllerRefManager {
             .clone()
     }
 
-    /// The pods of `pods` this controller owns after adopting and releasing; `filter` further narrows what
-    /// matches. Pods that vanish meanwhile are skipped; other failures are returned together.
-    pub async fn claim_pods<P>(
+    /// The objects of `candidates` this controller owns after adopting and releasing (upstream
+    /// `ClaimPods` / `ClaimReplicaSets`); `filter` further narrows what matches besides the selector.
+    /// Objects that vanish meanwhile are skipped; other failures are returned together.
+    pub async fn claim<P>(
         &self,
-        pods: Vec<P>,
-        filter: impl Fn(&Pod) -> bool,
+        candidates: Vec<P>,
+        filter: impl Fn(&K) -> bool,
     ) -> Result<Vec<P>, ClaimError>
     where
-        P: Borrow<Pod>,
+        P: Borrow<K>,
     {
         let mut claimed = Vec::new();
         let mut errors = Vec::new();
-        for pod in pods {
-            let p: &Pod = pod.borrow();
-            let labels = p.metadata.labels.clone().unwrap_or_default();
-            let matches = self.selector.matches(&labels) && filter(p);
-            let result = match claim_action(&self.owner, &p.metadata, matches) {
+        for candidate in candidates {
+            let object: &K = candidate.borrow();
+            let labels = object.meta().labels.clone().unwrap_or_default();
+            let matches = self.selector.matches(&labels) && filter(object);
+            let result = match claim_action(&self.owner, object.meta(), matches) {
                 ClaimAction::Keep => Ok(true),
                 ClaimAction::Ignore => Ok(false),
-                ClaimAction::Adopt => self.adopt(p).await,
-                ClaimAction::Release => self.release(p).await.map(|()| false),
+                ClaimAction::Adopt => self.adopt(object).await,
+                ClaimAction::Release => self.release(object).await.map(|()| false),
             };
             match result {
-                Ok(true) => claimed.push(pod),
+                Ok(true) => claimed.push(candidate),
                 Ok(false) => {}
                 Err(e) => errors.push(e),
             }
@@ -252,32 +272,51 @@ impl PodControllerRefManager {
         }
     }
 
-    /// Adopts `pod`; `Ok(false)` when it vanished meanwhile.
-    async fn adopt(&self, pod: &Pod) -> Result<bool, String> {
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let name = pod.metadata.name.as_deref().unwrap_or_default();
-        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    async fn patch(&self, object: &K, patch: &serde_json::Value) -> Result<(), PodControlError> {
+        let meta = object.meta();
+        let api: Api<K> = Api::namespaced(
+            self.client.clone(),
+            meta.namespace.as_deref().unwrap_or_default(),
+        );
+        let name = meta.name.as_deref().unwrap_or_default();
+        api.patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await?;
+        Ok(())
+    }
+
+    /// Adopts `object`; `Ok(false)` when it vanished meanwhile.
+    async fn adopt(&self, object: &K) -> Result<bool, String> {
+        let meta = object.meta();
+        let namespace = meta.namespace.as_deref().unwrap_or_default();
+        let name = meta.name.as_deref().unwrap_or_default();
+        let uid = meta.uid.as_deref().unwrap_or_default();
         if let Err(e) = self.can_adopt().await {
-            return Err(format!("can't adopt Pod {namespace}/{name} ({uid}): {e}"));
+            return Err(format!(
+                "can't adopt {} {namespace}/{name} ({uid}): {e}",
+                K::kind(&())
+            ));
         }
         let patch = adopt_patch(self.kind, &self.owner, uid, &self.finalizers);
-        match self.pod_control.patch_pod(namespace, name, &patch).await {
-            Ok(_) => Ok(true),
+        match self.patch(object, &patch).await {
+            Ok(()) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e.to_string()),
         }
     }
 
-    async fn release(&self, pod: &Pod) -> Result<(), String> {
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let name = pod.metadata.name.as_deref().unwrap_or_default();
-        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-        tracing::debug!(pod = %format!("{namespace}/{name}"), kind = self.kind.kind, controller = ?self.owner.name, "Patching pod to remove its controllerRef");
+    async fn release(&self, object: &K) -> Result<(), String> {
+        let meta = object.meta();
+        let uid = meta.uid.as_deref().unwrap_or_default();
+        tracing::debug!(
+            object = %format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default()),
+            kind = self.kind.kind, controller = ?self.owner.name,
+            "Patching {} to remove its controllerRef", K::kind(&())
+        );
         let owner_uid = self.owner.uid.as_deref().unwrap_or_default();
         let patch = release_patch(uid, &[owner_uid], &self.finalizers);
-        match self.pod_control.patch_pod(namespace, name, &patch).await {
-            Ok(_) => Ok(()),
-            // Gone, or the UID precondition failed (a new pod with the same name): nothing to release.
+        match self.patch(object, &patch).await {
+            Ok(()) => Ok(()),
+            // Gone, or the UID precondition failed (a new object with the same name): nothing to release.
             Err(e) if e.is_not_found() || e.is_invalid() => Ok(()),
             Err(e) => Err(e.to_string()),
         }

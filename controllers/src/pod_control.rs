@@ -162,6 +162,19 @@ pub fn pod_from_template(
     }
 }
 
+/// The reference to `pod` events name as related.
+fn pod_reference(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: pod.metadata.name.clone(),
+        namespace: pod.metadata.namespace.clone(),
+        uid: pod.metadata.uid.clone(),
+        resource_version: pod.metadata.resource_version.clone(),
+        field_path: None,
+    }
+}
+
 /// Writes pods for a controller and records the matching events; cheap to clone.
 #[derive(Clone)]
 pub struct PodControl {
@@ -201,8 +214,9 @@ impl PodControl {
                 let name = created.metadata.name.clone().unwrap_or_default();
                 tracing::debug!(controller = owner_name, pod = %name, "Controller created pod");
                 self.recorder
-                    .normal(
+                    .normal_related(
                         owner,
+                        &pod_reference(&created),
                         SUCCESSFUL_CREATE_POD_REASON,
                         "Create",
                         format!("Created pod: {name}"),
@@ -240,9 +254,17 @@ impl PodControl {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => {
+                let pod = ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: Some(name.to_string()),
+                    namespace: Some(namespace.to_string()),
+                    ..Default::default()
+                };
                 self.recorder
-                    .normal(
+                    .normal_related(
                         owner,
+                        &pod,
                         SUCCESSFUL_DELETE_POD_REASON,
                         "Delete",
                         format!("Deleted pod: {name}"),

@@ -204,14 +204,9 @@ impl<K: ReplicaKind> ReplicaSetController<K> {
             }
             Ok(fresh.meta().clone())
         });
-        let manager = PodControllerRefManager::new(
-            self.pod_control.clone(),
-            meta,
-            K::KIND,
-            selector,
-            can_adopt,
-        );
-        manager.claim_pods(pods, |_| true).await
+        let manager =
+            PodControllerRefManager::new(self.client.clone(), meta, K::KIND, selector, can_adopt);
+        manager.claim(pods, |_| true).await
     }
 
     /// Creates or deletes pods towards spec.replicas, recording expectations first so events for the
