@@ -365,7 +365,13 @@ async fn a_rolling_update_keeps_within_surge_and_availability() {
 
     let (rs_watch, rs_violations) = watch_all::<ReplicaSet>(&s.client, &s.ns.name, move |rss| {
         let total: i32 = rss.values().map(rs_replicas).sum();
-        (total > replicas + surge).then(|| format!("ReplicaSets ask for {total} pods"))
+        (total > replicas + surge).then(|| {
+            let sizes: Vec<(String, i32)> = rss
+                .iter()
+                .map(|(n, rs)| (n.clone(), rs_replicas(rs)))
+                .collect();
+            format!("ReplicaSets ask for {total} pods: {sizes:?}")
+        })
     });
     let seen_steps = Arc::new(Mutex::new(0usize));
     let steps = seen_steps.clone();
@@ -385,10 +391,17 @@ async fn a_rolling_update_keeps_within_surge_and_availability() {
     let rss = replica_sets(&s.client, &s.ns.name).await;
     rs_watch.abort();
     pod_watch.abort();
+    let events = scaling_events(&s, "web").await;
+    if !rs_violations.lock().unwrap().is_empty() {
+        let log = std::fs::read_to_string(s.manager.process.log()).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("deployment::sync")) {
+            eprintln!("{line}");
+        }
+    }
     assert_eq!(
         rs_violations.lock().unwrap().clone(),
         Vec::<String>::new(),
-        "maxSurge exceeded"
+        "maxSurge exceeded; events {events:?}"
     );
     assert_eq!(
         pod_violations.lock().unwrap().clone(),
@@ -422,7 +435,6 @@ async fn a_rolling_update_keeps_within_surge_and_availability() {
     );
     let new_name = new.metadata.name.clone().unwrap();
     let old_name = old.metadata.name.clone().unwrap();
-    let events = scaling_events(&s, "web").await;
     assert!(
         events
             .iter()

@@ -133,6 +133,11 @@ pub fn rolling_old_replica_sets_scale_down(
             continue;
         }
         let down = (max_scaled_down - cleaned).min(replicas - rs_available(rs));
+        if down < 0 {
+            // The status counts more available pods than the spec asks for (it lags a scale-down):
+            // upstream refuses this "scale down" that would scale up, and scales nothing this sync.
+            return Vec::new();
+        }
         set_rs_replicas(rs, replicas - down);
         resizes.push((name(rs).to_string(), replicas - down));
         cleaned += down;

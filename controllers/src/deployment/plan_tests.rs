@@ -211,6 +211,8 @@ fn rolling_old_replica_set_steps() {
         (4, json!(0), json!(2), 4, 3, 0, 0, &[("old", 3), ("old", 2)]),
         // Nothing old left.
         (3, json!(1), json!(0), 0, 0, 3, 3, &[]),
+        // The old status still counts pods its spec gave up: never a scale-up, nothing this time.
+        (4, json!(1), json!(1), 2, 3, 3, 2, &[]),
     ];
     for (replicas, surge, unavailable, old_size, old_avail, new_size, new_avail, want) in cases {
         let d = deployment(*replicas, surge.clone(), unavailable.clone());

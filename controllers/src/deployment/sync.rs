@@ -10,10 +10,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::Controller;
-use super::claim::{self, ClaimAction};
+use super::claim;
 use super::hash::{compute_hash, replica_set_name};
 use super::plan::{self, ScalePlan};
 use super::util::{self, *};
+use crate::controller_ref_manager::{
+    ClaimError, ControllerRefManager, label_selector_as_selector, recheck_deletion_timestamp,
+};
 
 /// Longest revision-history annotation kept.
 const MAX_REV_HISTORY_LENGTH_IN_CHARS: usize = 2000;
@@ -30,8 +33,8 @@ pub enum SyncError {
     },
     #[error("deployment {0}: {1}")]
     Invalid(String, String),
-    #[error("original Deployment {0} is gone or being deleted: not adopting")]
-    CannotAdopt(String),
+    #[error("claiming replica sets of deployment {0}: {1}")]
+    Claim(String, ClaimError),
 }
 
 fn api_err(action: &'static str, object: &str) -> impl FnOnce(kube::Error) -> SyncError + use<> {
@@ -155,6 +158,7 @@ impl Controller {
             return self.rollback(d, &rs_list).await;
         }
         if self.is_scaling_event(d, &rs_list).await? {
+            tracing::debug!(deployment = %key_of(d), "Scaling event");
             return self.sync(d, &rs_list).await;
         }
         match strategy_type(d) {
@@ -171,48 +175,44 @@ impl Controller {
     }
 
     /// Upstream's `getReplicaSetsForDeployment`: claims (adopting and releasing) the namespace's
-    /// ReplicaSets. Adoption first re-reads the Deployment, once, to be sure it still exists and is not
-    /// being deleted.
+    /// ReplicaSets. Adoption first re-reads the Deployment, once, to be sure it is still the same object
+    /// and not being deleted.
     async fn claim_replica_sets(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, SyncError> {
         let namespace = d.metadata.namespace.clone().unwrap_or_default();
-        let mut claimed = Vec::new();
-        let mut can_adopt: Option<bool> = None;
-        for rs in self.replica_sets.by_index(index::NAMESPACE, &namespace) {
-            match claim::claim(d, &rs) {
-                ClaimAction::Keep => claimed.push((*rs).clone()),
-                ClaimAction::Ignore => {}
-                ClaimAction::Release => {
-                    claim::patch_owner(&self.client, d, &rs, false)
-                        .await
-                        .map_err(api_err("releasing replica set", util::name(&rs)))?;
-                }
-                ClaimAction::Adopt => {
-                    if can_adopt.is_none() {
-                        can_adopt = Some(self.fresh_and_alive(d).await?);
-                    }
-                    if can_adopt != Some(true) {
-                        return Err(SyncError::CannotAdopt(key_of(d)));
-                    }
-                    if let Some(adopted) = claim::patch_owner(&self.client, d, &rs, true)
-                        .await
-                        .map_err(api_err("adopting replica set", util::name(&rs)))?
-                    {
-                        claimed.push(adopted);
-                    }
-                }
-            }
-        }
-        Ok(claimed)
-    }
-
-    async fn fresh_and_alive(&self, d: &Deployment) -> Result<bool, SyncError> {
+        let spec_selector = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
+        let selector = label_selector_as_selector(&spec_selector)
+            .map_err(|e| SyncError::Invalid(key_of(d), format!("invalid label selector: {e}")))?;
+        let api = self.deployment_api(d);
         let name = d.metadata.name.clone().unwrap_or_default();
-        let fresh = self
-            .deployment_api(d)
-            .get(&name)
+        let uid = d.metadata.uid.clone();
+        let can_adopt = recheck_deletion_timestamp(move || async move {
+            let fresh = api.get(&name).await.map_err(|e| e.to_string())?;
+            if fresh.metadata.uid != uid {
+                return Err(format!(
+                    "original Deployment {}/{name} is gone: got uid {:?}, wanted {uid:?}",
+                    fresh.metadata.namespace.as_deref().unwrap_or_default(),
+                    fresh.metadata.uid
+                ));
+            }
+            Ok(fresh.metadata)
+        });
+        let manager = ControllerRefManager::<ReplicaSet>::new(
+            self.client.clone(),
+            d.metadata.clone(),
+            claim::CONTROLLER_KIND,
+            selector,
+            can_adopt,
+        );
+        let candidates = self.replica_sets.by_index(index::NAMESPACE, &namespace);
+        let claimed = manager
+            .claim(candidates, |_| true)
             .await
-            .map_err(api_err("getting deployment", &name))?;
-        Ok(fresh.metadata.uid == d.metadata.uid && fresh.metadata.deletion_timestamp.is_none())
+            .map_err(|e| SyncError::Claim(key_of(d), e))?;
+        Ok(claimed.into_iter().map(|rs| (*rs).clone()).collect())
     }
 
     /// Pods by the UID of the ReplicaSet controlling them.
@@ -396,7 +396,16 @@ impl Controller {
                 });
                 match existing {
                     Some(rs) if ours => ((*rs).clone(), true),
-                    _ => {
+                    // Not cached yet (our own create from an earlier sync): not a collision; retry once
+                    // the cache has it, as upstream's lister miss does.
+                    None => {
+                        return Err(SyncError::Api {
+                            action: "creating replica set",
+                            object: rs_name,
+                            source: kube::Error::Api(s),
+                        });
+                    }
+                    Some(_) => {
                         // A hash collision: the next sync tries another name.
                         let status = d.status.get_or_insert_with(Default::default);
                         status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
@@ -576,6 +585,8 @@ impl Controller {
         if !size_changes && !replicas_annotations_need_update(rs, desired, max) {
             return Ok((false, rs.clone()));
         }
+        tracing::debug!(deployment = %key_of(d), replica_set = util::name(rs), old_scale, new_scale,
+            resource_version = ?rs.metadata.resource_version, "Scaling replica set");
         let mut copy = rs.clone();
         set_rs_replicas(&mut copy, new_scale);
         set_replicas_annotations(&mut copy, desired, max);
