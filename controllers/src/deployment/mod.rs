@@ -4,7 +4,9 @@
 
 pub mod claim;
 pub mod hash;
+mod new_replica_set;
 pub mod plan;
+mod rollout;
 mod sync;
 pub mod util;
 
