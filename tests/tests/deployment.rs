@@ -88,12 +88,21 @@ fn set_image(image: &str) -> Value {
 
 /// Marks every pod of the namespace Running and Ready, as the kubelet would once its containers start.
 fn mark_pods_ready(client: &Client, ns: &str) -> JoinHandle<()> {
+    mark_pods_ready_if(client, ns, |_| true)
+}
+
+/// Marks the pods `start` accepts Running and Ready; the others never start.
+fn mark_pods_ready_if(
+    client: &Client,
+    ns: &str,
+    start: impl Fn(&Pod) -> bool + Send + 'static,
+) -> JoinHandle<()> {
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
     tokio::spawn(async move {
         loop {
             if let Ok(list) = pods.list(&ListParams::default()).await {
                 for pod in list.items {
-                    if pod.metadata.deletion_timestamp.is_some() || is_ready(&pod) {
+                    if pod.metadata.deletion_timestamp.is_some() || is_ready(&pod) || !start(&pod) {
                         continue;
                     }
                     let now = k8s_openapi::jiff::Timestamp::now().to_string();
@@ -698,5 +707,65 @@ async fn a_stuck_rollout_exceeds_its_progress_deadline() {
         "{}",
         s.manager.log_tail()
     );
+    s.ns.delete().await;
+}
+
+fn pod_image(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref()?.containers.first()?.image.as_deref()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scaling_during_a_stuck_rollout_is_proportional() {
+    let s = setup("deploy-proportional").await;
+    // Pods of the new template never become ready: the rollout stops half-way.
+    let ready = mark_pods_ready_if(&s.client, &s.ns.name, |pod| {
+        pod_image(pod) == Some("nginx:1")
+    });
+    let d = deployment("web", 10, "nginx:1", rolling(json!("25%"), json!("25%")));
+    create(&s.client, &s.ns.name, d).await;
+    wait_complete(&s, "web", 10).await;
+    let first = replica_sets(&s.client, &s.ns.name).await.remove(0);
+    patch(&s.client, &s.ns.name, "web", set_image("nginx:2")).await;
+    // maxSurge 3 (25% of 10 rounded up), maxUnavailable 2 (rounded down): old 8, new 5, then stuck.
+    let sizes = |rss: &[ReplicaSet]| {
+        let old = rss
+            .iter()
+            .find(|rs| rs.metadata.uid == first.metadata.uid)
+            .map(rs_replicas);
+        let new = rss
+            .iter()
+            .find(|rs| rs.metadata.uid != first.metadata.uid)
+            .map(rs_replicas);
+        (old, new)
+    };
+    eventually(LIMIT, "the rollout to stop at old 8, new 5", || async {
+        let rss = replica_sets(&s.client, &s.ns.name).await;
+        (sizes(&rss) == (Some(8), Some(5))).then_some(())
+    })
+    .await;
+    patch(
+        &s.client,
+        &s.ns.name,
+        "web",
+        json!({"spec": {"replicas": 20}}),
+    )
+    .await;
+    // 20 + 5 surge = 25 shared as 8:5 of the earlier 13: old 15, new 10.
+    let rss = eventually(LIMIT, "proportional scaling to old 15, new 10", || async {
+        let rss = replica_sets(&s.client, &s.ns.name).await;
+        (sizes(&rss) == (Some(15), Some(10))).then_some(rss)
+    })
+    .await;
+    for rs in &rss {
+        assert_eq!(
+            annotation(rs, "deployment.kubernetes.io/desired-replicas").as_deref(),
+            Some("20")
+        );
+        assert_eq!(
+            annotation(rs, "deployment.kubernetes.io/max-replicas").as_deref(),
+            Some("25")
+        );
+    }
+    ready.abort();
     s.ns.delete().await;
 }
