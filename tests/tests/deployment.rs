@@ -11,7 +11,9 @@ use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
 use ferrokube_tests::ComponentProcess;
 use ferrokube_tests::controllers::ControllerManagerProcess;
-use ferrokube_tests::scheduling::{admin, default_service_account, event_notes, eventually};
+use ferrokube_tests::scheduling::{
+    admin, default_service_account, event_notes, eventually, exclusive,
+};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -24,17 +26,21 @@ use tokio::task::JoinHandle;
 const LIMIT: Duration = Duration::from_secs(40);
 
 struct Setup {
+    // Every controller-manager acts on every namespace: the tests take turns so one runs at a time.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     ns: TestNamespace,
     client: Client,
     manager: ComponentProcess,
 }
 
 async fn setup(test: &str) -> Setup {
+    let turn = exclusive().await;
     let ns = TestNamespace::new(test).await;
     let client = admin().await;
     default_service_account(&client, &ns.name).await;
     let manager = ControllerManagerProcess::start(test, "deployment,replicaset", &[]);
     Setup {
+        _turn: turn,
         ns,
         client,
         manager,
@@ -82,12 +88,21 @@ fn set_image(image: &str) -> Value {
 
 /// Marks every pod of the namespace Running and Ready, as the kubelet would once its containers start.
 fn mark_pods_ready(client: &Client, ns: &str) -> JoinHandle<()> {
+    mark_pods_ready_if(client, ns, |_| true)
+}
+
+/// Marks the pods `start` accepts Running and Ready; the others never start.
+fn mark_pods_ready_if(
+    client: &Client,
+    ns: &str,
+    start: impl Fn(&Pod) -> bool + Send + 'static,
+) -> JoinHandle<()> {
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
     tokio::spawn(async move {
         loop {
             if let Ok(list) = pods.list(&ListParams::default()).await {
                 for pod in list.items {
-                    if pod.metadata.deletion_timestamp.is_some() || is_ready(&pod) {
+                    if pod.metadata.deletion_timestamp.is_some() || is_ready(&pod) || !start(&pod) {
                         continue;
                     }
                     let now = k8s_openapi::jiff::Timestamp::now().to_string();
@@ -211,13 +226,18 @@ where
         let mut objects: BTreeMap<String, K> = BTreeMap::new();
         let mut init: BTreeMap<String, K> = BTreeMap::new();
         let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+        let mut listed = false;
         while let Some(event) = stream.next().await {
             match event {
                 Ok(Event::Init) => init.clear(),
                 Ok(Event::InitApply(o)) => {
                     init.insert(o.meta().name.clone().unwrap_or_default(), o);
+                    continue;
                 }
-                Ok(Event::InitDone) => objects = std::mem::take(&mut init),
+                Ok(Event::InitDone) => {
+                    objects = std::mem::take(&mut init);
+                    listed = true;
+                }
                 Ok(Event::Apply(o)) => {
                     objects.insert(o.meta().name.clone().unwrap_or_default(), o);
                 }
@@ -225,6 +245,9 @@ where
                     objects.remove(&o.meta().name.clone().unwrap_or_default());
                 }
                 Err(_) => continue,
+            }
+            if !listed {
+                continue;
             }
             if let Some(v) = check(&objects) {
                 found.lock().unwrap().push(v);
@@ -248,7 +271,8 @@ async fn a_new_deployment_becomes_available() {
     let status = d.status.clone().unwrap();
     assert_eq!(
         (status.unavailable_replicas, status.terminating_replicas),
-        (Some(0), Some(0))
+        (None, Some(0)),
+        "unavailableReplicas 0 is omitted, terminatingReplicas 0 is not"
     );
 
     let rss = replica_sets(&s.client, &s.ns.name).await;
@@ -350,7 +374,13 @@ async fn a_rolling_update_keeps_within_surge_and_availability() {
 
     let (rs_watch, rs_violations) = watch_all::<ReplicaSet>(&s.client, &s.ns.name, move |rss| {
         let total: i32 = rss.values().map(rs_replicas).sum();
-        (total > replicas + surge).then(|| format!("ReplicaSets ask for {total} pods"))
+        (total > replicas + surge).then(|| {
+            let sizes: Vec<(String, i32)> = rss
+                .iter()
+                .map(|(n, rs)| (n.clone(), rs_replicas(rs)))
+                .collect();
+            format!("ReplicaSets ask for {total} pods: {sizes:?}")
+        })
     });
     let seen_steps = Arc::new(Mutex::new(0usize));
     let steps = seen_steps.clone();
@@ -370,10 +400,17 @@ async fn a_rolling_update_keeps_within_surge_and_availability() {
     let rss = replica_sets(&s.client, &s.ns.name).await;
     rs_watch.abort();
     pod_watch.abort();
+    let events = scaling_events(&s, "web").await;
+    if !rs_violations.lock().unwrap().is_empty() {
+        let log = std::fs::read_to_string(s.manager.process.log()).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("deployment::sync")) {
+            eprintln!("{line}");
+        }
+    }
     assert_eq!(
         rs_violations.lock().unwrap().clone(),
         Vec::<String>::new(),
-        "maxSurge exceeded"
+        "maxSurge exceeded; events {events:?}"
     );
     assert_eq!(
         pod_violations.lock().unwrap().clone(),
@@ -407,7 +444,6 @@ async fn a_rolling_update_keeps_within_surge_and_availability() {
     );
     let new_name = new.metadata.name.clone().unwrap();
     let old_name = old.metadata.name.clone().unwrap();
-    let events = scaling_events(&s, "web").await;
     assert!(
         events
             .iter()
@@ -671,5 +707,65 @@ async fn a_stuck_rollout_exceeds_its_progress_deadline() {
         "{}",
         s.manager.log_tail()
     );
+    s.ns.delete().await;
+}
+
+fn pod_image(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref()?.containers.first()?.image.as_deref()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scaling_during_a_stuck_rollout_is_proportional() {
+    let s = setup("deploy-proportional").await;
+    // Pods of the new template never become ready: the rollout stops half-way.
+    let ready = mark_pods_ready_if(&s.client, &s.ns.name, |pod| {
+        pod_image(pod) == Some("nginx:1")
+    });
+    let d = deployment("web", 10, "nginx:1", rolling(json!("25%"), json!("25%")));
+    create(&s.client, &s.ns.name, d).await;
+    wait_complete(&s, "web", 10).await;
+    let first = replica_sets(&s.client, &s.ns.name).await.remove(0);
+    patch(&s.client, &s.ns.name, "web", set_image("nginx:2")).await;
+    // maxSurge 3 (25% of 10 rounded up), maxUnavailable 2 (rounded down): old 8, new 5, then stuck.
+    let sizes = |rss: &[ReplicaSet]| {
+        let old = rss
+            .iter()
+            .find(|rs| rs.metadata.uid == first.metadata.uid)
+            .map(rs_replicas);
+        let new = rss
+            .iter()
+            .find(|rs| rs.metadata.uid != first.metadata.uid)
+            .map(rs_replicas);
+        (old, new)
+    };
+    eventually(LIMIT, "the rollout to stop at old 8, new 5", || async {
+        let rss = replica_sets(&s.client, &s.ns.name).await;
+        (sizes(&rss) == (Some(8), Some(5))).then_some(())
+    })
+    .await;
+    patch(
+        &s.client,
+        &s.ns.name,
+        "web",
+        json!({"spec": {"replicas": 20}}),
+    )
+    .await;
+    // 20 + 5 surge = 25 shared as 8:5 of the earlier 13: old 15, new 10.
+    let rss = eventually(LIMIT, "proportional scaling to old 15, new 10", || async {
+        let rss = replica_sets(&s.client, &s.ns.name).await;
+        (sizes(&rss) == (Some(15), Some(10))).then_some(rss)
+    })
+    .await;
+    for rs in &rss {
+        assert_eq!(
+            annotation(rs, "deployment.kubernetes.io/desired-replicas").as_deref(),
+            Some("20")
+        );
+        assert_eq!(
+            annotation(rs, "deployment.kubernetes.io/max-replicas").as_deref(),
+            Some("25")
+        );
+    }
+    ready.abort();
     s.ns.delete().await;
 }

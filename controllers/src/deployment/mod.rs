@@ -4,7 +4,10 @@
 
 pub mod claim;
 pub mod hash;
+mod new_replica_set;
 pub mod plan;
+pub mod revision;
+mod rollout;
 mod sync;
 pub mod util;
 

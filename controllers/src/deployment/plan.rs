@@ -133,6 +133,11 @@ pub fn rolling_old_replica_sets_scale_down(
             continue;
         }
         let down = (max_scaled_down - cleaned).min(replicas - rs_available(rs));
+        if down < 0 {
+            // The status counts more available pods than the spec asks for (it lags a scale-down):
+            // upstream refuses this "scale down" that would scale up, and scales nothing this sync.
+            return Vec::new();
+        }
         set_rs_replicas(rs, replicas - down);
         resizes.push((name(rs).to_string(), replicas - down));
         cleaned += down;
@@ -225,13 +230,15 @@ pub fn calculate_status(
     let total = replica_count(all());
     let unavailable = (total - available).max(0);
     let old = status(d);
+    // These fields are `omitempty` integers upstream: 0 is written as absent, and must compare so.
+    let nonzero = |v: i32| (v != 0).then_some(v);
     let mut status = DeploymentStatus {
-        observed_generation: Some(generation(d)),
-        replicas: Some(actual_replica_count(all())),
-        updated_replicas: Some(actual_replica_count(new_rs)),
-        ready_replicas: Some(ready_replica_count(all())),
-        available_replicas: Some(available),
-        unavailable_replicas: Some(unavailable),
+        observed_generation: Some(generation(d)).filter(|g| *g != 0),
+        replicas: nonzero(actual_replica_count(all())),
+        updated_replicas: nonzero(actual_replica_count(new_rs)),
+        ready_replicas: nonzero(ready_replica_count(all())),
+        available_replicas: nonzero(available),
+        unavailable_replicas: nonzero(unavailable),
         collision_count: old.collision_count,
         terminating_replicas: terminating_replica_count(all()),
         conditions: old.conditions.clone().filter(|c| !c.is_empty()),

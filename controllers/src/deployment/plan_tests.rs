@@ -156,14 +156,15 @@ fn scaling_to_zero_empties_every_replica_set() {
 #[test]
 fn rolling_new_replica_set_steps() {
     // (replicas, surge, unavailable, old size, new size) → next new size.
-    let cases: &[(
+    type Case = (
         i32,
         serde_json::Value,
         serde_json::Value,
         i32,
         i32,
         Option<i32>,
-    )] = &[
+    );
+    let cases: &[Case] = &[
         (10, json!(2), json!(0), 10, 0, Some(2)),
         (10, json!("25%"), json!(0), 10, 0, Some(3)),
         (10, json!(2), json!(0), 10, 2, None),
@@ -210,6 +211,8 @@ fn rolling_old_replica_set_steps() {
         (4, json!(0), json!(2), 4, 3, 0, 0, &[("old", 3), ("old", 2)]),
         // Nothing old left.
         (3, json!(1), json!(0), 0, 0, 3, 3, &[]),
+        // The old status still counts pods its spec gave up: never a scale-up, nothing this time.
+        (4, json!(1), json!(1), 2, 3, 3, 2, &[]),
     ];
     for (replicas, surge, unavailable, old_size, old_avail, new_size, new_avail, want) in cases {
         let d = deployment(*replicas, surge.clone(), unavailable.clone());
@@ -353,7 +356,17 @@ fn status_counts_and_availability() {
         ),
         (Some(4), Some(2), Some(3), Some(3), Some(1), Some(1))
     );
-    assert_eq!(status.terminating_replicas, Some(0));
+    assert_eq!(
+        status.terminating_replicas,
+        Some(0),
+        "a pointer upstream: 0 is written"
+    );
+    let all_available = rs("new", 2, 3, 3, None, "new");
+    let status = calculate_status(&[&all_available], Some(&all_available), &d, &now);
+    assert_eq!(
+        status.unavailable_replicas, None,
+        "omitempty upstream: 0 is absent"
+    );
     let available = condition(&status, CONDITION_AVAILABLE);
     assert_eq!(
         (available.status.as_str(), available.reason.as_deref()),

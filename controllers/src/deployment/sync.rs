@@ -1,22 +1,25 @@
-//! One Deployment's sync (upstream `syncDeployment` with sync.go, rolling.go, recreate.go, rollback.go and
-//! progress.go): read the caches, decide with [`super::plan`], write ReplicaSets and the status.
+//! One Deployment's sync (upstream `syncDeployment`, sync.go and progress.go): read the caches, decide with
+//! [`super::plan`], write ReplicaSets and the status. Rollouts are in `rollout`, the new ReplicaSet in
+//! `new_replica_set`.
 
 use std::collections::HashMap;
 
 use component_base::informer::{ObjectKey, index};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::Controller;
-use super::claim::{self, ClaimAction};
-use super::hash::{compute_hash, replica_set_name};
+use super::claim;
 use super::plan::{self, ScalePlan};
+use super::rollout::rollback_to;
 use super::util::{self, *};
+use crate::controller_ref_manager::{
+    ClaimError, ControllerRefManager, label_selector_as_selector, recheck_deletion_timestamp,
+};
 
 /// Longest revision-history annotation kept.
-const MAX_REV_HISTORY_LENGTH_IN_CHARS: usize = 2000;
+pub(super) const MAX_REV_HISTORY_LENGTH_IN_CHARS: usize = 2000;
 
 /// Why a sync failed; the key is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -30,11 +33,14 @@ pub enum SyncError {
     },
     #[error("deployment {0}: {1}")]
     Invalid(String, String),
-    #[error("original Deployment {0} is gone or being deleted: not adopting")]
-    CannotAdopt(String),
+    #[error("claiming replica sets of deployment {0}: {1}")]
+    Claim(String, ClaimError),
 }
 
-fn api_err(action: &'static str, object: &str) -> impl FnOnce(kube::Error) -> SyncError + use<> {
+pub(super) fn api_err(
+    action: &'static str,
+    object: &str,
+) -> impl FnOnce(kube::Error) -> SyncError + use<> {
     let object = object.to_string();
     move |source| SyncError::Api {
         action,
@@ -43,29 +49,29 @@ fn api_err(action: &'static str, object: &str) -> impl FnOnce(kube::Error) -> Sy
     }
 }
 
-fn key_of(d: &Deployment) -> String {
+pub(super) fn key_of(d: &Deployment) -> String {
     ObjectKey::of(d).to_string()
 }
 
 /// Errors for a terminating namespace are dropped, as upstream's `handleErr` does.
-fn namespace_terminating(e: &SyncError) -> bool {
+pub(super) fn namespace_terminating(e: &SyncError) -> bool {
     matches!(e, SyncError::Api { source: kube::Error::Api(s), .. }
         if s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating")))
 }
 
 impl Controller {
-    fn deployment_api(&self, d: &Deployment) -> Api<Deployment> {
+    pub(super) fn deployment_api(&self, d: &Deployment) -> Api<Deployment> {
         Api::namespaced(
             self.client.clone(),
             d.metadata.namespace.as_deref().unwrap_or_default(),
         )
     }
 
-    fn rs_api(&self, namespace: &str) -> Api<ReplicaSet> {
+    pub(super) fn rs_api(&self, namespace: &str) -> Api<ReplicaSet> {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    fn reference(d: &Deployment) -> ObjectReference {
+    pub(super) fn reference(d: &Deployment) -> ObjectReference {
         ObjectReference {
             api_version: Some("apps/v1".into()),
             kind: Some("Deployment".into()),
@@ -77,7 +83,7 @@ impl Controller {
         }
     }
 
-    async fn event(&self, d: &Deployment, warning: bool, reason: &str, note: String) {
+    pub(super) async fn event(&self, d: &Deployment, warning: bool, reason: &str, note: String) {
         let reference = Self::reference(d);
         if warning {
             self.recorder
@@ -90,7 +96,7 @@ impl Controller {
 
     /// UpdateStatus: PUT /status with the Deployment's resourceVersion; a conflict fails the sync. The
     /// local copy takes the new resourceVersion so later writes of this sync are not refused.
-    async fn update_status(&self, d: &mut Deployment) -> Result<(), SyncError> {
+    pub(super) async fn update_status(&self, d: &mut Deployment) -> Result<(), SyncError> {
         let name = d.metadata.name.clone().unwrap_or_default();
         let updated = self
             .deployment_api(d)
@@ -101,7 +107,10 @@ impl Controller {
         Ok(())
     }
 
-    async fn update_replica_set(&self, rs: &ReplicaSet) -> Result<ReplicaSet, SyncError> {
+    pub(super) async fn update_replica_set(
+        &self,
+        rs: &ReplicaSet,
+    ) -> Result<ReplicaSet, SyncError> {
         let namespace = rs.metadata.namespace.as_deref().unwrap_or_default();
         self.rs_api(namespace)
             .replace(util::name(rs), &PostParams::default(), rs)
@@ -121,7 +130,7 @@ impl Controller {
         }
     }
 
-    async fn sync_deployment_inner(&self, d: &mut Deployment) -> Result<(), SyncError> {
+    pub(super) async fn sync_deployment_inner(&self, d: &mut Deployment) -> Result<(), SyncError> {
         let selector = d
             .spec
             .as_ref()
@@ -155,6 +164,7 @@ impl Controller {
             return self.rollback(d, &rs_list).await;
         }
         if self.is_scaling_event(d, &rs_list).await? {
+            tracing::debug!(deployment = %key_of(d), "Scaling event");
             return self.sync(d, &rs_list).await;
         }
         match strategy_type(d) {
@@ -171,52 +181,51 @@ impl Controller {
     }
 
     /// Upstream's `getReplicaSetsForDeployment`: claims (adopting and releasing) the namespace's
-    /// ReplicaSets. Adoption first re-reads the Deployment, once, to be sure it still exists and is not
-    /// being deleted.
-    async fn claim_replica_sets(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, SyncError> {
+    /// ReplicaSets. Adoption first re-reads the Deployment, once, to be sure it is still the same object
+    /// and not being deleted.
+    pub(super) async fn claim_replica_sets(
+        &self,
+        d: &Deployment,
+    ) -> Result<Vec<ReplicaSet>, SyncError> {
         let namespace = d.metadata.namespace.clone().unwrap_or_default();
-        let mut claimed = Vec::new();
-        let mut can_adopt: Option<bool> = None;
-        for rs in self.replica_sets.by_index(index::NAMESPACE, &namespace) {
-            match claim::claim(d, &rs) {
-                ClaimAction::Keep => claimed.push((*rs).clone()),
-                ClaimAction::Ignore => {}
-                ClaimAction::Release => {
-                    claim::patch_owner(&self.client, d, &rs, false)
-                        .await
-                        .map_err(api_err("releasing replica set", util::name(&rs)))?;
-                }
-                ClaimAction::Adopt => {
-                    if can_adopt.is_none() {
-                        can_adopt = Some(self.fresh_and_alive(d).await?);
-                    }
-                    if can_adopt != Some(true) {
-                        return Err(SyncError::CannotAdopt(key_of(d)));
-                    }
-                    if let Some(adopted) = claim::patch_owner(&self.client, d, &rs, true)
-                        .await
-                        .map_err(api_err("adopting replica set", util::name(&rs)))?
-                    {
-                        claimed.push(adopted);
-                    }
-                }
-            }
-        }
-        Ok(claimed)
-    }
-
-    async fn fresh_and_alive(&self, d: &Deployment) -> Result<bool, SyncError> {
+        let spec_selector = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
+        let selector = label_selector_as_selector(&spec_selector)
+            .map_err(|e| SyncError::Invalid(key_of(d), format!("invalid label selector: {e}")))?;
+        let api = self.deployment_api(d);
         let name = d.metadata.name.clone().unwrap_or_default();
-        let fresh = self
-            .deployment_api(d)
-            .get(&name)
+        let uid = d.metadata.uid.clone();
+        let can_adopt = recheck_deletion_timestamp(move || async move {
+            let fresh = api.get(&name).await.map_err(|e| e.to_string())?;
+            if fresh.metadata.uid != uid {
+                return Err(format!(
+                    "original Deployment {}/{name} is gone: got uid {:?}, wanted {uid:?}",
+                    fresh.metadata.namespace.as_deref().unwrap_or_default(),
+                    fresh.metadata.uid
+                ));
+            }
+            Ok(fresh.metadata)
+        });
+        let manager = ControllerRefManager::<ReplicaSet>::new(
+            self.client.clone(),
+            d.metadata.clone(),
+            claim::CONTROLLER_KIND,
+            selector,
+            can_adopt,
+        );
+        let candidates = self.replica_sets.by_index(index::NAMESPACE, &namespace);
+        let claimed = manager
+            .claim(candidates, |_| true)
             .await
-            .map_err(api_err("getting deployment", &name))?;
-        Ok(fresh.metadata.uid == d.metadata.uid && fresh.metadata.deletion_timestamp.is_none())
+            .map_err(|e| SyncError::Claim(key_of(d), e))?;
+        Ok(claimed.into_iter().map(|rs| (*rs).clone()).collect())
     }
 
     /// Pods by the UID of the ReplicaSet controlling them.
-    fn pod_map(&self, rs_list: &[ReplicaSet]) -> HashMap<String, Vec<Pod>> {
+    pub(super) fn pod_map(&self, rs_list: &[ReplicaSet]) -> HashMap<String, Vec<Pod>> {
         rs_list
             .iter()
             .map(|rs| {
@@ -226,7 +235,7 @@ impl Controller {
             .collect()
     }
 
-    async fn sync_status_only(
+    pub(super) async fn sync_status_only(
         &self,
         d: &mut Deployment,
         rs_list: &[ReplicaSet],
@@ -239,7 +248,11 @@ impl Controller {
     }
 
     /// Upstream's `sync`: scaling (also of paused Deployments) without rolling out.
-    async fn sync(&self, d: &mut Deployment, rs_list: &[ReplicaSet]) -> Result<(), SyncError> {
+    pub(super) async fn sync(
+        &self,
+        d: &mut Deployment,
+        rs_list: &[ReplicaSet],
+    ) -> Result<(), SyncError> {
         let (new_rs, old_rss) = self
             .get_all_replica_sets_and_sync_revision(d, rs_list, false)
             .await?;
@@ -252,7 +265,10 @@ impl Controller {
     }
 
     /// Upstream's `checkPausedConditions`: Progressing=Unknown DeploymentPaused / DeploymentResumed.
-    async fn check_paused_conditions(&self, d: &mut Deployment) -> Result<(), SyncError> {
+    pub(super) async fn check_paused_conditions(
+        &self,
+        d: &mut Deployment,
+    ) -> Result<(), SyncError> {
         if !has_progress_deadline(d) {
             return Ok(());
         }
@@ -286,7 +302,7 @@ impl Controller {
     }
 
     /// Upstream's `isScalingEvent`: an active ReplicaSet was sized for other Deployment replicas.
-    async fn is_scaling_event(
+    pub(super) async fn is_scaling_event(
         &self,
         d: &mut Deployment,
         rs_list: &[ReplicaSet],
@@ -303,7 +319,7 @@ impl Controller {
 
     /// Upstream's `getAllReplicaSetsAndSyncRevision`: the new ReplicaSet (made if asked and missing) and
     /// all the others.
-    async fn get_all_replica_sets_and_sync_revision(
+    pub(super) async fn get_all_replica_sets_and_sync_revision(
         &self,
         d: &mut Deployment,
         rs_list: &[ReplicaSet],
@@ -316,210 +332,8 @@ impl Controller {
         Ok((new_rs, old_rss))
     }
 
-    /// Upstream's `getNewReplicaSet`: keeps the new ReplicaSet's revision and annotations current, or
-    /// creates it (named by the template hash, bumping collisionCount on a name clash).
-    async fn get_new_replica_set(
-        &self,
-        d: &mut Deployment,
-        rs_list: &[ReplicaSet],
-        old_rss: &[ReplicaSet],
-        create: bool,
-    ) -> Result<Option<ReplicaSet>, SyncError> {
-        let new_revision = max_revision(old_rss) + 1;
-        if let Some(existing) = find_new_replica_set(d, rs_list) {
-            let mut rs = existing;
-            let annotations_updated = set_new_replica_set_annotations(
-                d,
-                &mut rs,
-                new_revision,
-                true,
-                MAX_REV_HISTORY_LENGTH_IN_CHARS,
-            );
-            let min_ready = d.spec.as_ref().and_then(|s| s.min_ready_seconds);
-            let spec = rs.spec.get_or_insert_with(Default::default);
-            if annotations_updated || spec.min_ready_seconds.unwrap_or(0) != min_ready.unwrap_or(0)
-            {
-                spec.min_ready_seconds = min_ready;
-                return self.update_replica_set(&rs).await.map(Some);
-            }
-            let revision = rs
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(REVISION_ANNOTATION))
-                .cloned()
-                .unwrap_or_default();
-            let mut needs_update = set_deployment_revision(d, &revision);
-            if has_progress_deadline(d)
-                && get_condition(&util::status(d), CONDITION_PROGRESSING).is_none()
-            {
-                let condition = new_condition(
-                    CONDITION_PROGRESSING,
-                    "True",
-                    FOUND_NEW_RS_REASON,
-                    format!("Found new replica set {:?}", util::name(&rs)),
-                    &now(),
-                );
-                set_condition(d.status.get_or_insert_with(Default::default), condition);
-                needs_update = true;
-            }
-            if needs_update {
-                self.update_status(d).await?;
-            }
-            return Ok(Some(rs));
-        }
-        if !create {
-            return Ok(None);
-        }
-        let new_rs = self.new_replica_set_object(d, old_rss, new_revision)?;
-        let namespace = d.metadata.namespace.clone().unwrap_or_default();
-        let replicas = rs_replicas(&new_rs);
-        let rs_name = util::name(&new_rs).to_string();
-        let (created, already_exists) = match self
-            .rs_api(&namespace)
-            .create(&PostParams::default(), &new_rs)
-            .await
-        {
-            Ok(created) => (created, false),
-            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {
-                let key = ObjectKey {
-                    namespace: Some(namespace.clone()),
-                    name: rs_name.clone(),
-                };
-                let existing = self.replica_sets.get(&key);
-                let ours = existing.as_ref().is_some_and(|rs| {
-                    claim::controller_ref(rs.metadata.owner_references.as_ref())
-                        .map(|o| o.uid.as_str())
-                        == d.metadata.uid.as_deref()
-                        && rs_template(rs)
-                            .is_some_and(|t| equal_ignore_hash(&deployment_template(d), t))
-                });
-                match existing {
-                    Some(rs) if ours => ((*rs).clone(), true),
-                    _ => {
-                        // A hash collision: the next sync tries another name.
-                        let status = d.status.get_or_insert_with(Default::default);
-                        status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
-                        if self.update_status(d).await.is_ok() {
-                            tracing::debug!(deployment = %key_of(d), "found a hash collision, bumped collisionCount");
-                        }
-                        return Err(SyncError::Api {
-                            action: "creating replica set",
-                            object: rs_name,
-                            source: kube::Error::Api(s),
-                        });
-                    }
-                }
-            }
-            Err(e) => {
-                let msg = format!("Failed to create new replica set {rs_name:?}: {e}");
-                if has_progress_deadline(d) {
-                    let condition = new_condition(
-                        CONDITION_PROGRESSING,
-                        "False",
-                        FAILED_RS_CREATE_REASON,
-                        msg.clone(),
-                        &now(),
-                    );
-                    set_condition(d.status.get_or_insert_with(Default::default), condition);
-                    let _ = self.update_status(d).await;
-                }
-                self.event(d, true, FAILED_RS_CREATE_REASON, msg).await;
-                return Err(SyncError::Api {
-                    action: "creating replica set",
-                    object: rs_name,
-                    source: e,
-                });
-            }
-        };
-        if !already_exists && replicas > 0 {
-            let note = format!(
-                "Scaled up replica set {} from 0 to {replicas}",
-                util::name(&created)
-            );
-            self.event(d, false, "ScalingReplicaSet", note).await;
-        }
-        let mut needs_update = set_deployment_revision(d, &new_revision.to_string());
-        if !already_exists && has_progress_deadline(d) {
-            let condition = new_condition(
-                CONDITION_PROGRESSING,
-                "True",
-                NEW_REPLICA_SET_REASON,
-                format!("Created new replica set {:?}", util::name(&created)),
-                &now(),
-            );
-            set_condition(d.status.get_or_insert_with(Default::default), condition);
-            needs_update = true;
-        }
-        if needs_update {
-            self.update_status(d).await?;
-        }
-        Ok(Some(created))
-    }
-
-    /// The new ReplicaSet for the Deployment's template, sized as far as the strategy allows now.
-    fn new_replica_set_object(
-        &self,
-        d: &Deployment,
-        old_rss: &[ReplicaSet],
-        new_revision: i64,
-    ) -> Result<ReplicaSet, SyncError> {
-        let mut template = deployment_template(d);
-        let collision_count = d.status.as_ref().and_then(|s| s.collision_count);
-        let hash = compute_hash(&template, collision_count);
-        let metadata = template.metadata.get_or_insert_with(Default::default);
-        metadata.labels.get_or_insert_with(Default::default).insert(
-            DEFAULT_DEPLOYMENT_UNIQUE_LABEL_KEY.to_string(),
-            hash.clone(),
-        );
-        let labels = metadata.labels.clone();
-        let mut selector = d
-            .spec
-            .as_ref()
-            .map(|s| s.selector.clone())
-            .unwrap_or_default();
-        selector
-            .match_labels
-            .get_or_insert_with(Default::default)
-            .insert(
-                DEFAULT_DEPLOYMENT_UNIQUE_LABEL_KEY.to_string(),
-                hash.clone(),
-            );
-        let mut rs = ReplicaSet {
-            metadata: ObjectMeta {
-                name: Some(replica_set_name(
-                    d.metadata.name.as_deref().unwrap_or_default(),
-                    &hash,
-                )),
-                namespace: d.metadata.namespace.clone(),
-                owner_references: Some(vec![claim::owner_reference(d)]),
-                labels,
-                ..Default::default()
-            },
-            spec: Some(ReplicaSetSpec {
-                replicas: Some(0),
-                min_ready_seconds: d.spec.as_ref().and_then(|s| s.min_ready_seconds),
-                selector,
-                template: Some(template),
-            }),
-            status: None,
-        };
-        let all: Vec<&ReplicaSet> = old_rss.iter().chain(std::iter::once(&rs)).collect();
-        let replicas = new_rs_new_replicas(d, &all, &rs)
-            .map_err(|e| SyncError::Invalid(key_of(d), e.to_string()))?;
-        set_rs_replicas(&mut rs, replicas);
-        set_new_replica_set_annotations(
-            d,
-            &mut rs,
-            new_revision,
-            false,
-            MAX_REV_HISTORY_LENGTH_IN_CHARS,
-        );
-        Ok(rs)
-    }
-
     /// Upstream's `scale`.
-    async fn scale(
+    pub(super) async fn scale(
         &self,
         d: &Deployment,
         new_rs: Option<&ReplicaSet>,
@@ -559,7 +373,7 @@ impl Controller {
 
     /// Upstream's `scaleReplicaSet`: writes the size and the replicas annotations; returns whether the
     /// size changed and the ReplicaSet as written.
-    async fn scale_replica_set(
+    pub(super) async fn scale_replica_set(
         &self,
         rs: &ReplicaSet,
         new_scale: i32,
@@ -576,6 +390,8 @@ impl Controller {
         if !size_changes && !replicas_annotations_need_update(rs, desired, max) {
             return Ok((false, rs.clone()));
         }
+        tracing::debug!(deployment = %key_of(d), replica_set = util::name(rs), old_scale, new_scale,
+            resource_version = ?rs.metadata.resource_version, "Scaling replica set");
         let mut copy = rs.clone();
         set_rs_replicas(&mut copy, new_scale);
         set_replicas_annotations(&mut copy, desired, max);
@@ -592,7 +408,7 @@ impl Controller {
     }
 
     /// Upstream's `cleanupDeployment`: deletes old ReplicaSets beyond revisionHistoryLimit.
-    async fn cleanup_deployment(
+    pub(super) async fn cleanup_deployment(
         &self,
         old_rss: &[ReplicaSet],
         d: &Deployment,
@@ -613,7 +429,7 @@ impl Controller {
     }
 
     /// Upstream's `syncDeploymentStatus`: writes the computed status if it changed.
-    async fn sync_deployment_status(
+    pub(super) async fn sync_deployment_status(
         &self,
         old_rss: &[ReplicaSet],
         new_rs: Option<&ReplicaSet>,
@@ -630,7 +446,7 @@ impl Controller {
 
     /// Upstream's `syncRolloutStatus`: writes the status with the Progressing condition, or, unchanged,
     /// comes back when the progress deadline would pass.
-    async fn sync_rollout_status(
+    pub(super) async fn sync_rollout_status(
         &self,
         old_rss: &[ReplicaSet],
         new_rs: Option<&ReplicaSet>,
@@ -649,173 +465,5 @@ impl Controller {
         }
         d.status = Some(status);
         self.update_status(d).await
-    }
-
-    /// Upstream's `rolloutRolling`.
-    async fn rollout_rolling(
-        &self,
-        d: &mut Deployment,
-        rs_list: &[ReplicaSet],
-    ) -> Result<(), SyncError> {
-        let (new_rs, old_rss) = self
-            .get_all_replica_sets_and_sync_revision(d, rs_list, true)
-            .await?;
-        let Some(new_rs) = new_rs else {
-            return Err(SyncError::Invalid(key_of(d), "no new replica set".into()));
-        };
-        let all: Vec<&ReplicaSet> = old_rss.iter().chain(std::iter::once(&new_rs)).collect();
-        let invalid = |e: InvalidIntOrPercent| SyncError::Invalid(key_of(d), e.to_string());
-        if let Some(size) = plan::rolling_new_replica_set_size(d, &all, &new_rs).map_err(invalid)?
-            && self.scale_replica_set(&new_rs, size, d, false).await?.0
-        {
-            return self.sync_rollout_status(&old_rss, Some(&new_rs), d).await;
-        }
-        let old_active = active(&old_rss);
-        let resizes = plan::rolling_old_replica_sets_scale_down(d, &all, &old_active, &new_rs);
-        let mut scaled_down = false;
-        let mut current: HashMap<String, ReplicaSet> = old_rss
-            .iter()
-            .map(|rs| (util::name(rs).to_string(), rs.clone()))
-            .collect();
-        for (name, size) in resizes {
-            if let Some(rs) = current.get(&name).cloned() {
-                let (scaled, updated) = self.scale_replica_set(&rs, size, d, false).await?;
-                scaled_down |= scaled;
-                current.insert(name, updated);
-            }
-        }
-        if scaled_down {
-            return self.sync_rollout_status(&old_rss, Some(&new_rs), d).await;
-        }
-        if deployment_complete(d, &util::status(d)) {
-            self.cleanup_deployment(&old_rss, d).await?;
-        }
-        self.sync_rollout_status(&old_rss, Some(&new_rs), d).await
-    }
-
-    /// Upstream's `rolloutRecreate`: all old pods go before the new ReplicaSet is scaled up.
-    async fn rollout_recreate(
-        &self,
-        d: &mut Deployment,
-        rs_list: &[ReplicaSet],
-        pods: &HashMap<String, Vec<Pod>>,
-    ) -> Result<(), SyncError> {
-        let (mut new_rs, mut old_rss) = self
-            .get_all_replica_sets_and_sync_revision(d, rs_list, false)
-            .await?;
-        let mut scaled_down = false;
-        for rs in old_rss.iter_mut().filter(|rs| rs_replicas(rs) > 0) {
-            let (scaled, updated) = self.scale_replica_set(rs, 0, d, false).await?;
-            if scaled {
-                *rs = updated;
-                scaled_down = true;
-            }
-        }
-        if scaled_down || plan::old_pods_running(new_rs.as_ref(), &old_rss, pods) {
-            return self.sync_rollout_status(&old_rss, new_rs.as_ref(), d).await;
-        }
-        if new_rs.is_none() {
-            (new_rs, old_rss) = self
-                .get_all_replica_sets_and_sync_revision(d, rs_list, true)
-                .await?;
-        }
-        if let Some(rs) = new_rs.as_ref() {
-            self.scale_replica_set(rs, deployment_replicas(d), d, false)
-                .await?;
-        }
-        if deployment_complete(d, &util::status(d)) {
-            self.cleanup_deployment(&old_rss, d).await?;
-        }
-        self.sync_rollout_status(&old_rss, new_rs.as_ref(), d).await
-    }
-
-    /// Upstream's `rollback` (the deprecated rollback annotation): puts an old revision's template back.
-    async fn rollback(&self, d: &mut Deployment, rs_list: &[ReplicaSet]) -> Result<(), SyncError> {
-        let (new_rs, old_rss) = self
-            .get_all_replica_sets_and_sync_revision(d, rs_list, true)
-            .await?;
-        let all: Vec<&ReplicaSet> = old_rss.iter().chain(new_rs.as_ref()).collect();
-        let mut to = rollback_to(d).unwrap_or(0);
-        if to == 0 {
-            to = last_revision(all.iter().copied());
-            if to == 0 {
-                self.event(
-                    d,
-                    true,
-                    ROLLBACK_REVISION_NOT_FOUND,
-                    "Unable to find last revision.".into(),
-                )
-                .await;
-                return self.update_and_clear_rollback_to(d).await;
-            }
-        }
-        if let Some(rs) = all.iter().find(|rs| revision(rs) == Some(to)) {
-            let template = rs_template(rs).cloned().unwrap_or_default();
-            if !equal_ignore_hash(&deployment_template(d), &template) {
-                set_from_replica_set_template(d, template);
-                set_deployment_annotations_to(d, rs);
-                self.update_and_clear_rollback_to(d).await?;
-                let note = format!(
-                    "Rolled back deployment {:?} to revision {to}",
-                    d.metadata.name.as_deref().unwrap_or_default()
-                );
-                self.event(d, false, ROLLBACK_DONE, note).await;
-                return Ok(());
-            }
-            let note = format!(
-                "The rollback revision contains the same template as current deployment {:?}",
-                d.metadata.name.as_deref().unwrap_or_default()
-            );
-            self.event(d, true, ROLLBACK_TEMPLATE_UNCHANGED, note).await;
-            return self.update_and_clear_rollback_to(d).await;
-        }
-        self.event(
-            d,
-            true,
-            ROLLBACK_REVISION_NOT_FOUND,
-            "Unable to find the revision to rollback to.".into(),
-        )
-        .await;
-        self.update_and_clear_rollback_to(d).await
-    }
-
-    async fn update_and_clear_rollback_to(&self, d: &mut Deployment) -> Result<(), SyncError> {
-        if let Some(annotations) = d.metadata.annotations.as_mut() {
-            annotations.remove(DEPRECATED_ROLLBACK_TO);
-        }
-        let name = d.metadata.name.clone().unwrap_or_default();
-        let updated = self
-            .deployment_api(d)
-            .replace(&name, &PostParams::default(), d)
-            .await
-            .map_err(api_err("updating deployment", &name))?;
-        d.metadata.resource_version = updated.metadata.resource_version;
-        Ok(())
-    }
-}
-
-/// The revision the deprecated rollback annotation asks for.
-fn rollback_to(d: &Deployment) -> Option<i64> {
-    let value = d
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(DEPRECATED_ROLLBACK_TO)?;
-    if value.is_empty() {
-        return None;
-    }
-    value.parse().ok()
-}
-
-/// Upstream's `SetFromReplicaSetTemplate`: the Deployment takes the template without the hash label.
-fn set_from_replica_set_template(
-    d: &mut Deployment,
-    mut template: k8s_openapi::api::core::v1::PodTemplateSpec,
-) {
-    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-        labels.remove(DEFAULT_DEPLOYMENT_UNIQUE_LABEL_KEY);
-    }
-    if let Some(spec) = d.spec.as_mut() {
-        spec.template = template;
     }
 }

@@ -26,7 +26,8 @@ fn rs_with_annotations(annotations: serde_json::Value) -> ReplicaSet {
 fn fenceposts_round_surge_up_and_unavailable_down() {
     let int = IntOrString::Int;
     let pct = |s: &str| IntOrString::String(s.to_string());
-    let cases: &[(Option<IntOrString>, Option<IntOrString>, i32, (i32, i32))] = &[
+    type Case = (Option<IntOrString>, Option<IntOrString>, i32, (i32, i32));
+    let cases: &[Case] = &[
         (Some(int(1)), Some(int(1)), 10, (1, 1)),
         (Some(pct("25%")), Some(pct("25%")), 10, (3, 2)),
         (Some(pct("25%")), Some(pct("25%")), 4, (1, 1)),
