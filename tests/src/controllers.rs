@@ -52,12 +52,21 @@ impl ControllerManagerProcess {
 
 /// Plays the kubelets' part: marks every pod of `namespace` Running and Ready once it exists, until aborted.
 pub fn mark_pods_ready(client: &Client, namespace: &str) -> JoinHandle<()> {
+    mark_pods_ready_if(client, namespace, |_| true)
+}
+
+/// Marks the pods `start` accepts Running and Ready; the others never start.
+pub fn mark_pods_ready_if(
+    client: &Client,
+    namespace: &str,
+    start: impl Fn(&Pod) -> bool + Send + 'static,
+) -> JoinHandle<()> {
     let pods = Api::<Pod>::namespaced(client.clone(), namespace);
     tokio::spawn(async move {
         loop {
             if let Ok(list) = pods.list(&ListParams::default()).await {
                 for pod in list.items {
-                    if pod.metadata.deletion_timestamp.is_some() || is_ready(&pod) {
+                    if pod.metadata.deletion_timestamp.is_some() || is_ready(&pod) || !start(&pod) {
                         continue;
                     }
                     let now = k8s_openapi::jiff::Timestamp::now().to_string();

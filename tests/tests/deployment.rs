@@ -3,25 +3,23 @@
 //! Ready, as a kubelet would. What a user sees is checked: ReplicaSets (names, hash label, annotations),
 //! the Deployment's status and conditions, events, and `kubectl rollout undo`.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
 use ferrokube_tests::ComponentProcess;
-use ferrokube_tests::controllers::ControllerManagerProcess;
+use ferrokube_tests::controllers::{
+    ControllerManagerProcess, is_ready, mark_pods_ready, mark_pods_ready_if, watch_all,
+};
 use ferrokube_tests::scheduling::{
     admin, default_service_account, event_notes, eventually, exclusive,
 };
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
 
 const LIMIT: Duration = Duration::from_secs(40);
 
@@ -84,48 +82,6 @@ async fn patch(client: &Client, ns: &str, name: &str, patch: Value) {
 
 fn set_image(image: &str) -> Value {
     json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}})
-}
-
-/// Marks every pod of the namespace Running and Ready, as the kubelet would once its containers start.
-fn mark_pods_ready(client: &Client, ns: &str) -> JoinHandle<()> {
-    mark_pods_ready_if(client, ns, |_| true)
-}
-
-/// Marks the pods `start` accepts Running and Ready; the others never start.
-fn mark_pods_ready_if(
-    client: &Client,
-    ns: &str,
-    start: impl Fn(&Pod) -> bool + Send + 'static,
-) -> JoinHandle<()> {
-    let pods = Api::<Pod>::namespaced(client.clone(), ns);
-    tokio::spawn(async move {
-        loop {
-            if let Ok(list) = pods.list(&ListParams::default()).await {
-                for pod in list.items {
-                    if pod.metadata.deletion_timestamp.is_some() || is_ready(&pod) || !start(&pod) {
-                        continue;
-                    }
-                    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-                    let status = json!({"status": {"phase": "Running", "conditions": [
-                        {"type": "Ready", "status": "True", "lastTransitionTime": now},
-                        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}
-                    ]}});
-                    let name = pod.metadata.name.unwrap_or_default();
-                    let _ = pods
-                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
-                        .await;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 fn condition(d: &Deployment, type_: &str) -> Option<DeploymentCondition> {
@@ -201,60 +157,6 @@ fn rs_replicas(rs: &ReplicaSet) -> i32 {
 
 async fn scaling_events(s: &Setup, name: &str) -> Vec<String> {
     event_notes(&s.client, &s.ns.name, name, "ScalingReplicaSet").await
-}
-
-/// Watches `K` in the namespace and calls `check` with every object after each change; `check` reports
-/// violations into the returned list.
-fn watch_all<K>(
-    client: &Client,
-    ns: &str,
-    check: impl Fn(&BTreeMap<String, K>) -> Option<String> + Send + 'static,
-) -> (JoinHandle<()>, Arc<Mutex<Vec<String>>>)
-where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + k8s_openapi::serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let violations = Arc::new(Mutex::new(Vec::new()));
-    let found = violations.clone();
-    let api = Api::<K>::namespaced(client.clone(), ns);
-    let task = tokio::spawn(async move {
-        let mut objects: BTreeMap<String, K> = BTreeMap::new();
-        let mut init: BTreeMap<String, K> = BTreeMap::new();
-        let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
-        let mut listed = false;
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(Event::Init) => init.clear(),
-                Ok(Event::InitApply(o)) => {
-                    init.insert(o.meta().name.clone().unwrap_or_default(), o);
-                    continue;
-                }
-                Ok(Event::InitDone) => {
-                    objects = std::mem::take(&mut init);
-                    listed = true;
-                }
-                Ok(Event::Apply(o)) => {
-                    objects.insert(o.meta().name.clone().unwrap_or_default(), o);
-                }
-                Ok(Event::Delete(o)) => {
-                    objects.remove(&o.meta().name.clone().unwrap_or_default());
-                }
-                Err(_) => continue,
-            }
-            if !listed {
-                continue;
-            }
-            if let Some(v) = check(&objects) {
-                found.lock().unwrap().push(v);
-            }
-        }
-    });
-    (task, violations)
 }
 
 #[tokio::test(flavor = "multi_thread")]
