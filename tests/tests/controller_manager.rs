@@ -124,10 +124,14 @@ async fn a_replacement_finishes_a_rollout_without_excess_pods() {
     // A create the killed process had in flight can land after its successor counted the pods; the
     // successor must then remove the excess, as upstream's does.
     let pods = Api::<Pod>::namespaced(client.clone(), &ns.name);
-    eventually(Duration::from_secs(30), "exactly 200 ready pods", || async {
-        let items = pods.list(&Default::default()).await.ok()?.items;
-        (items.len() == 200 && items.iter().all(is_ready)).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "exactly 200 ready pods",
+        || async {
+            let items = pods.list(&Default::default()).await.ok()?.items;
+            (items.len() == 200 && items.iter().all(is_ready)).then_some(())
+        },
+    )
     .await;
     watch.abort();
     ready.abort();
