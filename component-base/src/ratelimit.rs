@@ -2,7 +2,10 @@
 //! `--kube-api-qps`/`--kube-api-burst` limit and for the work queue's overall bucket limiter.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so a paused test runtime controls the bucket as it controls the waits.
+use tokio::time::Instant;
 
 /// Tokens refill at `qps` per second up to `burst`; each reservation takes one token now and says how long
 /// the caller must wait before using it (the balance may go negative, so waiters queue up fairly).
