@@ -56,6 +56,24 @@ impl TokenBucket {
         }
     }
 
+    /// Takes a token only if one is available now (x/time/rate's `Allow`, client-go's `TryAccept`).
+    pub fn try_take(&self) -> bool {
+        self.try_take_at(Instant::now())
+    }
+
+    fn try_take_at(&self, now: Instant) -> bool {
+        if self.qps <= 0.0 {
+            return true;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = now.saturating_duration_since(state.last).as_secs_f64();
+        let tokens = (state.tokens + elapsed * self.qps).min(self.burst);
+        state.last = now;
+        let allowed = tokens >= 1.0;
+        state.tokens = if allowed { tokens - 1.0 } else { tokens };
+        allowed
+    }
+
     /// Waits until a token is available, then takes it.
     pub async fn acquire(&self) {
         let wait = self.reserve();
@@ -106,5 +124,19 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(bucket.reserve_at(now), Duration::ZERO);
         }
+    }
+
+    #[test]
+    fn try_take_refuses_without_consuming() {
+        let bucket = TokenBucket::new(1.0, 2);
+        let now = Instant::now();
+        assert!(bucket.try_take_at(now));
+        assert!(bucket.try_take_at(now));
+        assert!(!bucket.try_take_at(now), "burst spent");
+        assert!(!bucket.try_take_at(now + Duration::from_millis(500)));
+        assert!(
+            bucket.try_take_at(now + Duration::from_secs(1)),
+            "refused tries took nothing"
+        );
     }
 }

@@ -8,6 +8,8 @@ use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 
 use component_base::events::EventRecorder;
 use ferrokube_cluster::testing::TestNamespace;
+use ferrokube_tests::scheduling::eventually;
+use std::time::Duration;
 
 #[tokio::test]
 async fn a_repeated_event_is_one_object_with_a_series() {
@@ -38,11 +40,13 @@ async fn a_repeated_event_is_one_object_with_a_series() {
         .warning(&regarding, "FailedThing", "Testing", "it failed".into())
         .await;
 
-    let events = Api::<Event>::namespaced(namespace.client.clone(), namespace.name())
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items;
+    // Events are written in the background, in order: wait for the repeat to join the first's series.
+    let api = Api::<Event>::namespaced(namespace.client.clone(), namespace.name());
+    let events = eventually(Duration::from_secs(10), "the event's series", || async {
+        let events = api.list(&ListParams::default()).await.ok()?.items;
+        events.iter().any(|e| e.series.is_some()).then_some(events)
+    })
+    .await;
     assert_eq!(events.len(), 1, "{events:?}");
     let event = &events[0];
     assert_eq!(event.reason.as_deref(), Some("FailedThing"));
