@@ -78,21 +78,14 @@ impl EventRecorder {
 
     /// Records a Normal event about `regarding`. Failures are logged, not returned: like upstream, an event
     /// that cannot be written never stops the work it describes.
-    pub async fn normal(
-        &self,
-        regarding: &ObjectReference,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
-        self.publish(regarding, None, EventType::Normal, reason, action, note)
-            .await;
+    pub fn normal(&self, regarding: &ObjectReference, reason: &str, action: &str, note: String) {
+        self.publish(regarding, None, EventType::Normal, reason, action, note);
     }
 
     /// Records a Normal event about `regarding` that concerns `related` too (a controller's event about
     /// one of its pods). Events differing in `related` are never folded into one series, so each pod's
     /// "Created pod: NAME" stays its own event, as upstream's per-message events do.
-    pub async fn normal_related(
+    pub fn normal_related(
         &self,
         regarding: &ObjectReference,
         related: &ObjectReference,
@@ -107,23 +100,15 @@ impl EventRecorder {
             reason,
             action,
             note,
-        )
-        .await;
+        );
     }
 
     /// Records a Warning event about `regarding`; failures are logged as for [`EventRecorder::normal`].
-    pub async fn warning(
-        &self,
-        regarding: &ObjectReference,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
-        self.publish(regarding, None, EventType::Warning, reason, action, note)
-            .await;
+    pub fn warning(&self, regarding: &ObjectReference, reason: &str, action: &str, note: String) {
+        self.publish(regarding, None, EventType::Warning, reason, action, note);
     }
 
-    async fn publish(
+    fn publish(
         &self,
         regarding: &ObjectReference,
         related: Option<&ObjectReference>,

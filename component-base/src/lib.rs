@@ -4,11 +4,13 @@
 
 pub mod app;
 pub mod client;
+pub mod config;
 pub mod events;
 pub mod flags;
 pub mod informer;
 pub mod leaderelection;
 pub mod logging;
+pub mod quantity;
 pub mod ratelimit;
 pub mod serving;
 pub mod shutdown;

@@ -213,28 +213,24 @@ impl PodControl {
             Ok(created) => {
                 let name = created.metadata.name.clone().unwrap_or_default();
                 tracing::debug!(controller = owner_name, pod = %name, "Controller created pod");
-                self.recorder
-                    .normal_related(
-                        owner,
-                        &pod_reference(&created),
-                        SUCCESSFUL_CREATE_POD_REASON,
-                        "Create",
-                        format!("Created pod: {name}"),
-                    )
-                    .await;
+                self.recorder.normal_related(
+                    owner,
+                    &pod_reference(&created),
+                    SUCCESSFUL_CREATE_POD_REASON,
+                    "Create",
+                    format!("Created pod: {name}"),
+                );
                 Ok(created)
             }
             Err(e) => {
                 let e = PodControlError::from(e);
                 if !e.is_namespace_terminating() {
-                    self.recorder
-                        .warning(
-                            owner,
-                            FAILED_CREATE_POD_REASON,
-                            "Create",
-                            format!("Error creating: {e}"),
-                        )
-                        .await;
+                    self.recorder.warning(
+                        owner,
+                        FAILED_CREATE_POD_REASON,
+                        "Create",
+                        format!("Error creating: {e}"),
+                    );
                 }
                 Err(e)
             }
@@ -261,28 +257,24 @@ impl PodControl {
                     namespace: Some(namespace.to_string()),
                     ..Default::default()
                 };
-                self.recorder
-                    .normal_related(
-                        owner,
-                        &pod,
-                        SUCCESSFUL_DELETE_POD_REASON,
-                        "Delete",
-                        format!("Deleted pod: {name}"),
-                    )
-                    .await;
+                self.recorder.normal_related(
+                    owner,
+                    &pod,
+                    SUCCESSFUL_DELETE_POD_REASON,
+                    "Delete",
+                    format!("Deleted pod: {name}"),
+                );
                 Ok(())
             }
             Err(e) => {
                 let e = PodControlError::from(e);
                 if !e.is_not_found() {
-                    self.recorder
-                        .warning(
-                            owner,
-                            FAILED_DELETE_POD_REASON,
-                            "Delete",
-                            format!("Error deleting: {e}"),
-                        )
-                        .await;
+                    self.recorder.warning(
+                        owner,
+                        FAILED_DELETE_POD_REASON,
+                        "Delete",
+                        format!("Error deleting: {e}"),
+                    );
                 }
                 Err(e)
             }

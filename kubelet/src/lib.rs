@@ -1,58 +1,89 @@
-//! ferrokube-kubelet: a drop-in replacement for the kubelet. This is its skeleton: it starts, connects with
-//! its node credentials, and serves /metrics and the health endpoints on upstream's healthz port. Node
-//! registration and pods come with their own issue.
+//! ferrokube-kubelet: a drop-in replacement for the kubelet. It registers its Node, keeps the node's status
+//! and Lease current and serves the health endpoints on upstream's healthz port.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+pub mod config;
+pub mod node;
+pub mod options;
+mod sys;
 
-use clap::Parser;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::Context;
 use component_base::client::{self, ClientOptions};
-use component_base::flags::LoggingFlags;
+use component_base::events::EventRecorder;
 use component_base::serving::{Readiness, Server};
-use component_base::{logging, shutdown, version};
+use component_base::{logging, shutdown};
+use tokio::sync::watch;
 
-/// ferrokube-kubelet's command line, upstream's flags.
-#[derive(Parser, Debug)]
-#[command(name = "ferrokube-kubelet", version = version::long_version(),
-          about = "ferrokube-kubelet: a drop-in replacement for the kubelet")]
-pub struct Flags {
-    /// Path to a kubeconfig file with the apiserver's address and this node's credentials.
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
-    /// The node name to use instead of the host name.
-    #[arg(long)]
-    pub hostname_override: Option<String>,
-    /// The IP address of the healthz server.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    pub healthz_bind_address: IpAddr,
-    /// The port of the healthz server; 0 disables it.
-    #[arg(long, default_value_t = 10248)]
-    pub healthz_port: u16,
-    #[command(flatten)]
-    pub logging: LoggingFlags,
-}
+use node::machine::MachineInfo;
+use node::runtime_state::RuntimeState;
+use node::{NodeIdentity, NodeStatusManager};
+pub use options::Flags;
 
 /// Runs the kubelet until SIGTERM/SIGINT.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     logging::init(flags.logging.verbosity);
+    let config = Arc::new(config::resolve(&flags)?);
+    let identity = node_identity(&flags).await?;
     let shutdown = shutdown::on_signal()?;
-    let server = match flags.healthz_port {
+    let server = match config.healthz_port.unwrap_or(0) {
         0 => None,
-        port => Some(Server::bind(SocketAddr::new(flags.healthz_bind_address, port)).await?),
+        port => {
+            let address: IpAddr = config.healthz_bind_address.parse().with_context(|| {
+                format!(
+                    "invalid healthzBindAddress {:?}",
+                    config.healthz_bind_address
+                )
+            })?;
+            let port = u16::try_from(port).context("healthzPort out of range")?;
+            Some(Server::bind(SocketAddr::new(address, port)).await?)
+        }
     };
-    // KubeletConfiguration's defaults: kubeAPIQPS 50, kubeAPIBurst 100.
     let options = ClientOptions {
         kubeconfig: flags.kubeconfig.clone(),
-        qps: 50.0,
-        burst: 100,
+        qps: config.kube_api_qps.unwrap_or(50.0),
+        burst: u32::try_from(config.kube_api_burst).unwrap_or(100),
     };
-    let _client = client::connect(&options).await?;
+    let client = client::connect(&options).await?;
+    let recorder = EventRecorder::new(client.clone(), "kubelet", &identity.name);
+    let machine = MachineInfo::read(&flags.root_dir);
+    // Fed by the runtime health loop; until it answers the node is NotReady, as upstream's.
+    let (_runtime_state, runtime) = watch::channel(RuntimeState::default());
+    let node_status = NodeStatusManager::new(client, identity, config, machine, runtime, recorder);
     let serving =
         server.map(|server| tokio::spawn(server.serve(Readiness::default(), shutdown.clone())));
-    tracing::warn!(node = ?flags.hostname_override, "running pods is not implemented yet; waiting until stopped");
+    node_status.run(shutdown.clone()).await;
     shutdown.cancelled().await;
     if let Some(serving) = serving {
         serving.await??;
     }
     Ok(())
+}
+
+/// The node's name (`--hostname-override` or the host name, lower-cased as upstream), addresses and labels.
+async fn node_identity(flags: &Flags) -> anyhow::Result<NodeIdentity> {
+    let hostname = match &flags.hostname_override {
+        Some(name) => name.trim().to_lowercase(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .context("cannot read the host name")?
+            .trim()
+            .to_lowercase(),
+    };
+    anyhow::ensure!(!hostname.is_empty(), "empty hostname is invalid");
+    let labels: std::collections::BTreeMap<String, String> =
+        flags.node_labels.iter().cloned().collect();
+    let forbidden = node::registration::forbidden_node_labels(&labels);
+    anyhow::ensure!(
+        forbidden.is_empty(),
+        "unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: {forbidden:?}; \
+         --node-labels in the 'kubernetes.io' namespace must begin with an allowed prefix \
+         (kubelet.kubernetes.io, node.kubernetes.io) or be in the specifically allowed set"
+    );
+    Ok(NodeIdentity {
+        ips: node::address::node_ips(&flags.node_ip, &hostname).await,
+        name: hostname.clone(),
+        hostname,
+        labels,
+    })
 }

@@ -1,6 +1,7 @@
 //! Helpers for ferrokube's end-to-end tests: finding the workspace's binaries and running them.
 
 pub mod controllers;
+pub mod kubelet;
 pub mod scheduling;
 
 use std::path::PathBuf;
@@ -54,12 +55,18 @@ impl ComponentProcess {
     /// Starts workspace binary `binary` as `identity`, logging to `<name>.log`, with `args` added to the
     /// kubeconfig, serving off and `-v=2`.
     pub fn start(binary: &'static str, identity: &Identity, name: &str, args: &[&str]) -> Self {
+        let mut all = vec!["--secure-port=0"];
+        all.extend_from_slice(args);
+        Self::spawn(binary, identity, name, &all)
+    }
+
+    /// Like [`ComponentProcess::start`] with no serving flag (the kubelet has none by that name).
+    pub fn spawn(binary: &'static str, identity: &Identity, name: &str, args: &[&str]) -> Self {
         let control_plane = shared_control_plane();
         let kubeconfig = control_plane.kubeconfig(identity).unwrap().to_path_buf();
         let mut command = Command::new(crate::binary(binary));
         command
             .arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .arg("--secure-port=0")
             .arg("-v=2")
             .args(args);
         let log = control_plane.dir().join(format!("{name}.log"));
@@ -67,7 +74,6 @@ impl ComponentProcess {
         Self { process, binary }
     }
 
-    /// The log so far (last lines), for assertion messages.
     pub fn log_tail(&self) -> String {
         ferrokube_cluster::process::tail(self.process.log(), 30)
     }

@@ -110,6 +110,42 @@ fn a_missing_kubeconfig_is_named_with_the_fix() {
 }
 
 #[test]
+fn a_kubelet_with_invalid_configuration_or_labels_refuses_to_start() {
+    let config = std::env::temp_dir().join(format!("kubelet-{}.yaml", std::process::id()));
+    std::fs::write(
+        &config,
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: -1\n",
+    )
+    .unwrap();
+    let config_flag = format!("--config={}", config.display());
+    let output = run(
+        "ferrokube-kubelet",
+        &[&config_flag, "--healthz-port=0"],
+        &[],
+    );
+    assert_one_line_error(
+        &output,
+        &[
+            "failed to validate kubelet configuration",
+            "maxPods (--max-pods) -1 must not be a negative number",
+        ],
+    );
+    let output = run(
+        "ferrokube-kubelet",
+        &[
+            "--node-labels=node-role.kubernetes.io/worker=",
+            "--healthz-port=0",
+        ],
+        &[],
+    );
+    assert_one_line_error(
+        &output,
+        &["node-role.kubernetes.io/worker", "--node-labels"],
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
 fn an_unreachable_apiserver_is_named_with_the_fix() {
     let admin = shared_control_plane()
         .kubeconfig(&Identity::admin())

@@ -33,12 +33,8 @@ async fn a_repeated_event_is_one_object_with_a_series() {
         "ferrokube-test",
         "ferrokube-test-host",
     );
-    recorder
-        .warning(&regarding, "FailedThing", "Testing", "it failed".into())
-        .await;
-    recorder
-        .warning(&regarding, "FailedThing", "Testing", "it failed".into())
-        .await;
+    recorder.warning(&regarding, "FailedThing", "Testing", "it failed".into());
+    recorder.warning(&regarding, "FailedThing", "Testing", "it failed".into());
 
     // Events are written in the background, in order: wait for the repeat to join the first's series.
     let api = Api::<Event>::namespaced(namespace.client.clone(), namespace.name());

@@ -86,11 +86,9 @@ impl Controller {
     pub(super) async fn event(&self, d: &Deployment, warning: bool, reason: &str, note: String) {
         let reference = Self::reference(d);
         if warning {
-            self.recorder
-                .warning(&reference, reason, reason, note)
-                .await;
+            self.recorder.warning(&reference, reason, reason, note);
         } else {
-            self.recorder.normal(&reference, reason, reason, note).await;
+            self.recorder.normal(&reference, reason, reason, note);
         }
     }
 

@@ -310,8 +310,7 @@ impl Controller {
             };
             let note = format!("Error updating Endpoint Slices for Service {key}: {e}");
             self.recorder
-                .warning(&reference, "FailedToUpdateEndpointSlices", "Update", note)
-                .await;
+                .warning(&reference, "FailedToUpdateEndpointSlices", "Update", note);
         }
         result?;
         if errors.is_empty() {

@@ -250,14 +250,12 @@ impl GarbageCollector {
                         "ownerRef {owner} does not exist in namespace {:?}",
                         dependent.namespace
                     );
-                    self.recorder
-                        .warning(
-                            &regarding,
-                            "OwnerRefInvalidNamespace",
-                            "GarbageCollect",
-                            note,
-                        )
-                        .await;
+                    self.recorder.warning(
+                        &regarding,
+                        "OwnerRefInvalidNamespace",
+                        "GarbageCollect",
+                        note,
+                    );
                 }
             }
         }

@@ -416,7 +416,6 @@ impl Shared {
     async fn record_node_event(&self, node: &Node, reason: &str, event: String) {
         let note = format!("Node {} event: {event}", name_of(node));
         self.recorder
-            .normal(&node_reference(node), reason, reason, note)
-            .await;
+            .normal(&node_reference(node), reason, reason, note);
     }
 }

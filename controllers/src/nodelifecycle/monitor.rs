@@ -201,8 +201,7 @@ impl Shared {
         if became_not_ready {
             let note = format!("Node {name} status is now: NodeNotReady");
             self.recorder
-                .normal(&node_reference(&node), "NodeNotReady", "NodeNotReady", note)
-                .await;
+                .normal(&node_reference(&node), "NodeNotReady", "NodeNotReady", note);
         }
         if (became_not_ready || (needs_retry && observed_ready.status != "True"))
             && let Err(e) =

@@ -51,14 +51,12 @@ pub async fn mark_pods_not_ready(
             }
             Ok(()) => {}
         }
-        recorder
-            .warning(
-                &pod_reference(pod),
-                "NodeNotReady",
-                "MarkPodNotReady",
-                "Node is not ready".into(),
-            )
-            .await;
+        recorder.warning(
+            &pod_reference(pod),
+            "NodeNotReady",
+            "MarkPodNotReady",
+            "Node is not ready".into(),
+        );
     }
     first_error.map_or(Ok(()), Err)
 }

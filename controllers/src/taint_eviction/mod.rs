@@ -225,14 +225,12 @@ impl TaintEviction {
         if let Some(cancel) = work.cancel {
             cancel.cancel();
         }
-        self.recorder
-            .normal(
-                &pod_reference(key),
-                "TaintManagerEviction",
-                "Cancelling",
-                format!("Cancelling deletion of Pod {key}"),
-            )
-            .await;
+        self.recorder.normal(
+            &pod_reference(key),
+            "TaintManagerEviction",
+            "Cancelling",
+            format!("Cancelling deletion of Pod {key}"),
+        );
     }
 
     fn add_work(&self, key: ObjectKey, created_at: Instant, fire_at: Instant) {
@@ -276,14 +274,12 @@ impl TaintEviction {
     /// Upstream's `deletePodHandler`: event, then DisruptionTarget condition and delete, retried.
     async fn evict(&self, key: &ObjectKey) -> bool {
         tracing::info!(controller = NAME, pod = %key, "Deleting pod");
-        self.recorder
-            .normal(
-                &pod_reference(key),
-                "TaintManagerEviction",
-                "Deleting",
-                format!("Marking for deletion Pod {key}"),
-            )
-            .await;
+        self.recorder.normal(
+            &pod_reference(key),
+            "TaintManagerEviction",
+            "Deleting",
+            format!("Marking for deletion Pod {key}"),
+        );
         let namespace = key.namespace.as_deref().unwrap_or_default();
         let api = Api::<Pod>::namespaced(self.client.clone(), namespace);
         for attempt in 0..RETRIES {

@@ -9,12 +9,12 @@ use super::args::{
     PodTopologySpreadArgs, ResourceSpec, ScoringStrategyType, UtilizationShapePoint,
     VolumeBindingArgs,
 };
-use super::decode::{child, index};
 use super::field::FieldError;
 use super::names::validate_label_name;
 use super::node_affinity::validate_node_affinity;
 use super::plugin_args::Args;
 use super::types::GoDuration;
+use component_base::config::decode::{child, index};
 
 /// Validates one plugin's args found at `path`; an empty list means valid.
 pub fn validate_args(args: &Args, path: &str) -> Vec<FieldError> {
@@ -292,7 +292,7 @@ fn dynamic_resources(a: &DynamicResourcesArgs, path: &str) -> Vec<FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::decode::DecodeError;
+    use component_base::config::DecodeError;
     use serde_json::json;
 
     fn errors(plugin: &str, raw: serde_json::Value) -> Vec<String> {

@@ -10,7 +10,7 @@
 
 mod args;
 mod args_validation;
-mod decode;
+use component_base::config::decode;
 mod defaults;
 mod field;
 mod names;
@@ -201,7 +201,9 @@ pub fn parse(text: &str, source: Option<&Path>) -> Result<Config, ConfigError> {
         })?;
     let json = decode::yaml_to_json(yaml, "").map_err(decode_error)?;
     check_type(&json).map_err(decode_error)?;
-    let raw: KubeSchedulerConfiguration = decode::from_value(&json, "").map_err(decode_error)?;
+    let raw: KubeSchedulerConfiguration = decode::from_value(&json, "")
+        .map_err(explain_dropped_fields)
+        .map_err(decode_error)?;
     let mut all_args = Vec::with_capacity(raw.profiles.len());
     for (i, profile) in raw.profiles.iter().enumerate() {
         let mut profile_args = Vec::with_capacity(profile.plugin_config.len());
@@ -214,6 +216,19 @@ pub fn parse(text: &str, source: Option<&Path>) -> Result<Config, ConfigError> {
     let config = defaults::complete(raw, all_args, source.map(Path::to_path_buf));
     validate(&config)?;
     Ok(config)
+}
+
+/// Both were dropped from the v1 API; people upgrading old files meet them first.
+fn explain_dropped_fields(mut error: DecodeError) -> DecodeError {
+    for field in ["healthzBindAddress", "metricsBindAddress"] {
+        if error.message == format!("unknown field {field:?}") {
+            error.message.push_str(
+                " (not part of kubescheduler.config.k8s.io/v1; serving is set with --bind-address and \
+                 --secure-port)",
+            );
+        }
+    }
+    error
 }
 
 /// Upstream reads apiVersion and kind before anything else and knows only v1 of this kind.

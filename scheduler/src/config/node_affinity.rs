@@ -6,9 +6,9 @@ use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm};
 use serde_json::json;
 
 use super::args::NodeAffinityArgs;
-use super::decode::{child, index};
 use super::field::FieldError;
 use super::names::{label_value_errors, qualified_name_errors};
+use component_base::config::decode::{child, index};
 
 /// ValidateNodeAffinityArgs: the added affinity must parse as a node selector.
 pub fn validate_node_affinity(a: &NodeAffinityArgs, path: &str) -> Vec<FieldError> {

@@ -9,8 +9,8 @@ use super::args::{
     NodeResourcesBalancedAllocationArgs, NodeResourcesFitArgs, PodTopologySpreadArgs,
     VolumeBindingArgs, default_resources, default_weights,
 };
-use super::decode::{self, DecodeError};
 use super::types::API_VERSION;
+use component_base::config::decode::{self, DecodeError};
 
 /// The decoded args of one pluginConfig entry.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,11 +7,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::args_validation::validate_args;
-use super::decode::{child, index};
 use super::defaults::{IN_TREE_PLUGINS, extension_points};
 use super::field::FieldError;
 use super::types::{API_VERSION, PluginSet};
 use super::{Config, Profile};
+use component_base::config::decode::{child, index};
 
 /// Plugins removed from the v1 API; upstream names them specially (invalidPluginsByVersion).
 const REMOVED_PLUGINS: [&str; 4] = [

@@ -139,18 +139,16 @@ impl Scheduler {
                 }
             }
             if let Some(recorder) = self.profiles.get(profile).map(|p| &p.recorder) {
-                recorder
-                    .normal(
-                        &object_reference(victim),
-                        "Preempted",
-                        "Preempting",
-                        format!(
-                            "Preempted by pod {} on node {}",
-                            preemptor.uid(),
-                            result.nominated_node_name
-                        ),
-                    )
-                    .await;
+                recorder.normal(
+                    &object_reference(victim),
+                    "Preempted",
+                    "Preempting",
+                    format!(
+                        "Preempted by pod {} on node {}",
+                        preemptor.uid(),
+                        result.nominated_node_name
+                    ),
+                );
             }
         }
         let lower = self

@@ -57,19 +57,16 @@ impl Scheduler {
         }
         self.queue.done(assumed.uid());
         if let Some(profile) = self.profile_of(pod) {
-            profile
-                .recorder
-                .normal(
-                    &super::api::object_reference(pod),
-                    "Scheduled",
-                    "Binding",
-                    format!(
-                        "Successfully assigned {}/{} to {host}",
-                        assumed.namespace(),
-                        assumed.name()
-                    ),
-                )
-                .await;
+            profile.recorder.normal(
+                &super::api::object_reference(pod),
+                "Scheduled",
+                "Binding",
+                format!(
+                    "Successfully assigned {}/{} to {host}",
+                    assumed.namespace(),
+                    assumed.name()
+                ),
+            );
         }
         framework.run_post_bind(&state, pod, &host);
     }

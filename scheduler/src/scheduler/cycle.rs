@@ -251,15 +251,12 @@ impl Scheduler {
         }
         tracing::debug!(pod = %queued_key(&pod), message = %failure.message, "unable to schedule pod");
         if let Some(profile) = self.profile_of(&pod) {
-            profile
-                .recorder
-                .warning(
-                    &super::api::object_reference(&pod),
-                    "FailedScheduling",
-                    "Scheduling",
-                    failure.message.clone(),
-                )
-                .await;
+            profile.recorder.warning(
+                &super::api::object_reference(&pod),
+                "FailedScheduling",
+                "Scheduling",
+                failure.message.clone(),
+            );
         }
         let current = current.unwrap_or(pod);
         self.update_pod_scheduled_condition(&current, &failure)

@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{
 use kube::core::{Selector, SelectorExt};
 
 use crate::framework::Listers;
-use crate::framework::resource::parse_milli;
 use crate::plugins::helper::requirement_matches;
+use component_base::quantity::parse_milli;
 
 /// Set on a PVC by the scheduler to ask for dynamic provisioning on that node.
 pub const ANN_SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";

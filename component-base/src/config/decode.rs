@@ -55,7 +55,7 @@ impl de::Error for DecodeError {
     }
 
     fn unknown_field(field: &str, _expected: &'static [&'static str]) -> Self {
-        Self::custom(unknown_field_message(field))
+        Self::custom(format!("unknown field {field:?}"))
     }
 
     // Our enum-like strings are decoded as Rust enums; say it as upstream's validation does for a bad value.
@@ -73,17 +73,6 @@ impl de::Error for DecodeError {
 
     fn duplicate_field(field: &'static str) -> Self {
         Self::custom(format!("duplicate field {field:?}"))
-    }
-}
-
-fn unknown_field_message(field: &str) -> String {
-    match field {
-        // Both were dropped from the v1 API; people upgrading old files meet them first.
-        "healthzBindAddress" | "metricsBindAddress" => format!(
-            "unknown field {field:?} (not part of kubescheduler.config.k8s.io/v1; serving is set with \
-             --bind-address and --secure-port)"
-        ),
-        _ => format!("unknown field {field:?}"),
     }
 }
 
@@ -180,7 +169,10 @@ impl<'a> ValueDeserializer<'a> {
                 if let Some(fields) = fields
                     && let Some(unknown) = map.keys().find(|k| !fields.contains(&k.as_str()))
                 {
-                    return Err(DecodeError::at(&self.path, unknown_field_message(unknown)));
+                    return Err(DecodeError::at(
+                        &self.path,
+                        format!("unknown field {unknown:?}"),
+                    ));
                 }
                 visitor.visit_map(MapAccess {
                     iter: map.iter(),

@@ -1,0 +1,33 @@
+//! The few system calls the standard library lacks.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// A filesystem's size, from statvfs(3).
+pub struct FilesystemStats {
+    /// Blocks in the filesystem.
+    pub blocks: u64,
+    /// The size of a block in bytes.
+    pub fragment_size: u64,
+}
+
+/// statvfs(3) of the filesystem holding `path`.
+pub fn statvfs(path: &Path) -> std::io::Result<FilesystemStats> {
+    let path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("path contains a NUL byte"))?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    #[allow(unsafe_code)]
+    // SAFETY: `path` is NUL-terminated and `stats` is writable memory of the right type; it is read only
+    // after the call reported success.
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        stats.assume_init()
+    };
+    Ok(FilesystemStats {
+        blocks: stats.f_blocks,
+        fragment_size: stats.f_frsize,
+    })
+}
