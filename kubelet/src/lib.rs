@@ -2,8 +2,10 @@
 //! and Lease current and serves the health endpoints on upstream's healthz port.
 
 pub mod config;
+pub mod kuberuntime;
 pub mod node;
 pub mod options;
+pub mod status;
 mod sys;
 
 use std::net::{IpAddr, SocketAddr};

@@ -1,0 +1,192 @@
+use super::super::record::ContainerRecord;
+use super::*;
+
+fn container(name: &str, restart_policy: Option<&str>) -> Container {
+    Container {
+        name: name.into(),
+        image: Some("busybox".into()),
+        restart_policy: restart_policy.map(Into::into),
+        ..Container::default()
+    }
+}
+
+fn spec(policy: &str, init: Vec<Container>, containers: Vec<Container>) -> PodSpec {
+    PodSpec {
+        restart_policy: Some(policy.into()),
+        init_containers: (!init.is_empty()).then_some(init),
+        containers,
+        ..PodSpec::default()
+    }
+}
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + seconds).expect("time")
+}
+
+fn running(name: &str, attempt: i32) -> ContainerRecord {
+    record(name, attempt, RecordState::Running { started_at: at(0) })
+}
+
+fn exited(
+    name: &str,
+    attempt: i32,
+    exit_code: i32,
+    started: i64,
+    finished: i64,
+) -> ContainerRecord {
+    record(
+        name,
+        attempt,
+        RecordState::Exited {
+            exit_code,
+            reason: "Error".into(),
+            started_at: Some(at(started)),
+            finished_at: at(finished),
+        },
+    )
+}
+
+fn record(name: &str, attempt: i32, state: RecordState) -> ContainerRecord {
+    ContainerRecord {
+        id: format!("{name}-{attempt}"),
+        name: name.into(),
+        attempt,
+        image: "busybox".into(),
+        image_id: "sha256:1".into(),
+        state,
+    }
+}
+
+fn status(containers: Vec<ContainerRecord>) -> PodRuntimeStatus {
+    PodRuntimeStatus {
+        containers,
+        ips: vec!["10.0.0.2".into()],
+        sandbox_ready: true,
+    }
+}
+
+#[test]
+fn a_new_pod_gets_a_sandbox_and_its_first_init_container_only() {
+    let spec = spec(
+        "Always",
+        vec![container("init-1", None), container("init-2", None)],
+        vec![container("app", None)],
+    );
+    let actions = compute_pod_actions(&spec, &PodRuntimeStatus::default(), at(0));
+    assert!(actions.create_sandbox);
+    assert_eq!(actions.start, vec!["init-1"]);
+}
+
+#[test]
+fn init_containers_run_in_order_then_the_app_containers_together() {
+    let spec = spec(
+        "Always",
+        vec![container("init-1", None), container("init-2", None)],
+        vec![container("a", None), container("b", None)],
+    );
+    let one_done = status(vec![exited("init-1", 0, 0, 0, 1)]);
+    assert_eq!(
+        compute_pod_actions(&spec, &one_done, at(2)).start,
+        vec!["init-2"]
+    );
+    let one_running = status(vec![exited("init-1", 0, 0, 0, 1), running("init-2", 0)]);
+    assert!(
+        compute_pod_actions(&spec, &one_running, at(2))
+            .start
+            .is_empty()
+    );
+    let both_done = status(vec![
+        exited("init-1", 0, 0, 0, 1),
+        exited("init-2", 0, 0, 1, 2),
+    ]);
+    let actions = compute_pod_actions(&spec, &both_done, at(3));
+    assert!(!actions.create_sandbox);
+    assert_eq!(actions.start, vec!["a", "b"]);
+}
+
+#[test]
+fn sidecars_start_with_the_next_init_container_and_keep_running() {
+    let spec = spec(
+        "Never",
+        vec![container("proxy", Some("Always")), container("setup", None)],
+        vec![container("app", None)],
+    );
+    let actions = compute_pod_actions(&spec, &status(vec![]), at(0));
+    assert_eq!(actions.start, vec!["proxy", "setup"]);
+    let crashed_sidecar = status(vec![
+        exited("proxy", 0, 1, 0, 5),
+        exited("setup", 0, 0, 0, 1),
+    ]);
+    let actions = compute_pod_actions(&spec, &crashed_sidecar, at(6));
+    assert_eq!(
+        actions.start,
+        vec!["proxy", "app"],
+        "a sidecar restarts even under Never"
+    );
+}
+
+#[test]
+fn a_failed_init_container_restarts_unless_the_policy_is_never() {
+    let init = vec![container("init", None)];
+    let failed = status(vec![exited("init", 0, 3, 0, 1)]);
+    let never = spec("Never", init.clone(), vec![container("app", None)]);
+    let actions = compute_pod_actions(&never, &failed, at(2));
+    assert!(actions.kill_pod);
+    assert!(actions.start.is_empty());
+    let on_failure = spec("OnFailure", init, vec![container("app", None)]);
+    assert_eq!(
+        compute_pod_actions(&on_failure, &failed, at(2)).start,
+        vec!["init"]
+    );
+}
+
+#[test]
+fn restart_policies_decide_which_exits_restart() {
+    for (policy, code, restarts) in [
+        ("Always", 0, true),
+        ("Always", 1, true),
+        ("OnFailure", 0, false),
+        ("OnFailure", 1, true),
+        ("Never", 1, false),
+    ] {
+        let spec = spec(policy, vec![], vec![container("c", None)]);
+        let actions =
+            compute_pod_actions(&spec, &status(vec![exited("c", 0, code, 0, 1)]), at(100));
+        assert_eq!(!actions.start.is_empty(), restarts, "{policy} exit {code}");
+    }
+}
+
+#[test]
+fn crash_loops_back_off_from_10s_doubling_to_5m() {
+    assert_eq!(backoff_delay(0), Duration::ZERO);
+    assert_eq!(backoff_delay(1), Duration::from_secs(10));
+    assert_eq!(backoff_delay(2), Duration::from_secs(20));
+    assert_eq!(backoff_delay(6), Duration::from_secs(300));
+    assert_eq!(backoff_delay(60), Duration::from_secs(300));
+    let spec = spec("Always", vec![], vec![container("c", None)]);
+    // The first restart is immediate.
+    let first = status(vec![exited("c", 0, 1, 0, 1)]);
+    assert_eq!(compute_pod_actions(&spec, &first, at(1)).start, vec!["c"]);
+    // The second waits 10 s after the exit.
+    let second = status(vec![exited("c", 0, 1, 0, 1), exited("c", 1, 1, 2, 3)]);
+    let actions = compute_pod_actions(&spec, &second, at(7));
+    assert!(actions.start.is_empty());
+    assert_eq!(
+        actions.backing_off,
+        vec![("c".to_string(), Duration::from_secs(6))]
+    );
+    assert_eq!(compute_pod_actions(&spec, &second, at(13)).start, vec!["c"]);
+    // A container that ran ten minutes before exiting restarts at once.
+    let long_run = status(vec![exited("c", 4, 1, 0, 600)]);
+    assert_eq!(
+        compute_pod_actions(&spec, &long_run, at(600)).start,
+        vec!["c"]
+    );
+}
+
+#[test]
+fn running_containers_are_left_alone() {
+    let spec = spec("Always", vec![], vec![container("c", None)]);
+    let actions = compute_pod_actions(&spec, &status(vec![running("c", 0)]), at(1));
+    assert_eq!(actions, PodActions::default());
+}

@@ -1,0 +1,4 @@
+//! The pod lifecycle on the container runtime (upstream's kuberuntime): what to do to a pod, and doing it.
+
+pub mod actions;
+pub mod record;

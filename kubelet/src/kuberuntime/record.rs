@@ -1,0 +1,170 @@
+//! What the runtime knows about a pod's containers, as the kubelet reads it back from containerd: one record
+//! per container attempt, identified by the labels the kubelet put on it (upstream's kubecontainer.PodStatus).
+
+use std::collections::HashMap;
+
+use k8s_openapi::jiff::Timestamp;
+
+/// Label: the pod's UID.
+pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
+/// Label: the pod's name.
+pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
+/// Label: the pod's namespace.
+pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+/// Label: the container's name in the pod spec.
+pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+/// Label: which attempt of the container this is (its restart count when it was created).
+pub const LABEL_ATTEMPT: &str = "io.kubernetes.container.restartCount";
+
+/// The state of one container attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordState {
+    /// Created, never started (or its start failed).
+    Created,
+    /// Running since `started_at`.
+    Running {
+        /// When the process started.
+        started_at: Timestamp,
+    },
+    /// Exited.
+    Exited {
+        /// The process's exit code (128 + signal when killed).
+        exit_code: i32,
+        /// Why, in upstream's words: `Completed`, `Error`, `OOMKilled`.
+        reason: String,
+        /// When it started, when known.
+        started_at: Option<Timestamp>,
+        /// When it exited.
+        finished_at: Timestamp,
+    },
+}
+
+/// One container attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerRecord {
+    /// The runtime's container id.
+    pub id: String,
+    /// The container's name in the pod spec.
+    pub name: String,
+    /// The attempt, from 0.
+    pub attempt: i32,
+    /// The image the pod asked for.
+    pub image: String,
+    /// The image's id (`sha256:...` of its config) as upstream's imageID shows.
+    pub image_id: String,
+    /// Its state.
+    pub state: RecordState,
+}
+
+impl ContainerRecord {
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, RecordState::Running { .. })
+    }
+
+    /// The exit code, once exited.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self.state {
+            RecordState::Exited { exit_code, .. } => Some(exit_code),
+            _ => None,
+        }
+    }
+}
+
+/// The runtime's view of one pod: its containers' attempts and its sandbox's IPs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodRuntimeStatus {
+    /// Every attempt of every container still known to the runtime.
+    pub containers: Vec<ContainerRecord>,
+    /// The pod's IPs, once its sandbox has them.
+    pub ips: Vec<String>,
+    /// Whether the sandbox is ready (namespaces made, network set up).
+    pub sandbox_ready: bool,
+}
+
+impl PodRuntimeStatus {
+    /// The newest attempt of container `name`.
+    pub fn latest(&self, name: &str) -> Option<&ContainerRecord> {
+        self.containers
+            .iter()
+            .filter(|c| c.name == name)
+            .max_by_key(|c| c.attempt)
+    }
+
+    /// The attempt of `name` before the newest one.
+    pub fn previous(&self, name: &str) -> Option<&ContainerRecord> {
+        let latest = self.latest(name)?.attempt;
+        self.containers
+            .iter()
+            .filter(|c| c.name == name && c.attempt < latest)
+            .max_by_key(|c| c.attempt)
+    }
+}
+
+/// The labels a container of `pod` is created with.
+pub fn container_labels(
+    pod_uid: &str,
+    pod_name: &str,
+    namespace: &str,
+    container: &str,
+    attempt: i32,
+) -> HashMap<String, String> {
+    HashMap::from([
+        (LABEL_POD_UID.to_string(), pod_uid.to_string()),
+        (LABEL_POD_NAME.to_string(), pod_name.to_string()),
+        (LABEL_POD_NAMESPACE.to_string(), namespace.to_string()),
+        (LABEL_CONTAINER_NAME.to_string(), container.to_string()),
+        (LABEL_ATTEMPT.to_string(), attempt.to_string()),
+    ])
+}
+
+/// Upstream's reason for an exit: OOMKilled when the kernel killed it for memory, else Completed or Error.
+pub fn exit_reason(exit_code: i32, oom_killed: bool) -> &'static str {
+    match (oom_killed, exit_code) {
+        (true, _) => "OOMKilled",
+        (false, 0) => "Completed",
+        (false, _) => "Error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, attempt: i32, state: RecordState) -> ContainerRecord {
+        ContainerRecord {
+            id: format!("{name}-{attempt}"),
+            name: name.into(),
+            attempt,
+            image: "busybox".into(),
+            image_id: "sha256:1".into(),
+            state,
+        }
+    }
+
+    #[test]
+    fn the_latest_and_previous_attempts_are_found() {
+        let exited = RecordState::Exited {
+            exit_code: 1,
+            reason: "Error".into(),
+            started_at: None,
+            finished_at: Timestamp::UNIX_EPOCH,
+        };
+        let status = PodRuntimeStatus {
+            containers: vec![
+                record("a", 0, exited.clone()),
+                record("a", 2, RecordState::Created),
+                record("a", 1, exited),
+                record("b", 0, RecordState::Created),
+            ],
+            ..PodRuntimeStatus::default()
+        };
+        assert_eq!(status.latest("a").map(|c| c.attempt), Some(2));
+        assert_eq!(status.previous("a").map(|c| c.attempt), Some(1));
+        assert_eq!(status.previous("b"), None);
+        assert_eq!(status.latest("c"), None);
+        assert_eq!(exit_reason(137, true), "OOMKilled");
+        assert_eq!(exit_reason(0, false), "Completed");
+        assert_eq!(exit_reason(2, false), "Error");
+    }
+}
