@@ -2,6 +2,8 @@
 //! its node credentials, and serves /metrics and the health endpoints on upstream's healthz port. Node
 //! registration and pods come with their own issue.
 
+pub mod runtime;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
