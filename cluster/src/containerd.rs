@@ -61,7 +61,8 @@ impl Containerd {
         let socket = dir.join("containerd.sock");
         let mut command = Command::new("containerd");
         command.arg("--config").arg(&config_path);
-        let mut process = ManagedProcess::spawn("containerd", command, &dir.join("containerd.log"))?;
+        let mut process =
+            ManagedProcess::spawn("containerd", command, &dir.join("containerd.log"))?;
         let registration = cleanup::register(vec![process.pid()], None);
         let started = Instant::now();
         loop {
@@ -161,7 +162,9 @@ fn shims(socket: &Path) -> Vec<u32> {
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
             args.first().is_some_and(|a| a.contains("containerd-shim"))
-                && args.windows(2).any(|w| w[0] == "-address" && w[1] == socket)
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == "-address" && w[1] == socket)
         })
         .collect()
 }

@@ -60,7 +60,8 @@ impl Layer {
 
     /// Adds file `path` holding `content` with `mode`.
     pub fn file(&mut self, path: &str, content: Vec<u8>, mode: u32) -> &mut Self {
-        self.entries.push((path.to_string(), Entry::File(content, mode)));
+        self.entries
+            .push((path.to_string(), Entry::File(content, mode)));
         self
     }
 
@@ -108,7 +109,9 @@ impl Layer {
 /// /etc/passwd and /etc/group with root and nobody, and /tmp.
 pub fn busybox_layer(busybox: &[u8], applets: &[String]) -> Layer {
     let mut layer = Layer::default();
-    for dir in ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "proc", "sys", "dev"] {
+    for dir in [
+        "bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "proc", "sys", "dev",
+    ] {
         layer.dir(dir, 0o755);
     }
     layer.dir("tmp", 0o1777);
@@ -122,7 +125,8 @@ pub fn busybox_layer(busybox: &[u8], applets: &[String]) -> Layer {
     }
     layer.file(
         "etc/passwd",
-        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n".to_vec(),
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+            .to_vec(),
         0o644,
     );
     layer.file("etc/group", b"root:x:0:\nnobody:x:65534:\n".to_vec(), 0o644);
@@ -293,9 +297,16 @@ mod tests {
         let find = |p: &str| entries.iter().find(|e| e.0 == p).cloned();
         assert_eq!(find("bin/busybox").unwrap().2, b"ELF");
         assert_eq!(find("bin/sh").unwrap().3.as_deref(), Some("/bin/busybox"));
-        assert_eq!(find("usr/bin/wget").unwrap().3.as_deref(), Some("/bin/busybox"));
+        assert_eq!(
+            find("usr/bin/wget").unwrap().3.as_deref(),
+            Some("/bin/busybox")
+        );
         assert_eq!(entries.iter().filter(|e| e.0 == "bin/busybox").count(), 1);
-        assert!(String::from_utf8(find("etc/passwd").unwrap().2).unwrap().contains("nobody:x:65534"));
+        assert!(
+            String::from_utf8(find("etc/passwd").unwrap().2)
+                .unwrap()
+                .contains("nobody:x:65534")
+        );
         assert!(find("etc/group").is_some());
         assert!(find("tmp/").is_some());
     }
@@ -305,7 +316,10 @@ mod tests {
         let layer = busybox_layer(b"ELF", &["bin/sh".into()]);
         let tarball = image_tarball(BUSYBOX_IMAGE, &layer, &["sh"]).unwrap();
         // Reproducible: the same input gives the same bytes.
-        assert_eq!(tarball, image_tarball(BUSYBOX_IMAGE, &layer, &["sh"]).unwrap());
+        assert_eq!(
+            tarball,
+            image_tarball(BUSYBOX_IMAGE, &layer, &["sh"]).unwrap()
+        );
         let entries = entries(&tarball);
         let blob = |digest: &str| {
             let hex = digest.strip_prefix("sha256:").unwrap();
@@ -317,9 +331,13 @@ mod tests {
             e.2.clone()
         };
         let index: serde_json::Value =
-            serde_json::from_slice(&entries.iter().find(|e| e.0 == "index.json").unwrap().2).unwrap();
+            serde_json::from_slice(&entries.iter().find(|e| e.0 == "index.json").unwrap().2)
+                .unwrap();
         let descriptor = &index["manifests"][0];
-        assert_eq!(descriptor["annotations"]["io.containerd.image.name"], BUSYBOX_IMAGE);
+        assert_eq!(
+            descriptor["annotations"]["io.containerd.image.name"],
+            BUSYBOX_IMAGE
+        );
         let manifest: serde_json::Value =
             serde_json::from_slice(&blob(descriptor["digest"].as_str().unwrap())).unwrap();
         let config: serde_json::Value =
@@ -327,8 +345,11 @@ mod tests {
         assert_eq!(config["config"]["Cmd"], json!(["sh"]));
         let layer_gz = blob(manifest["layers"][0]["digest"].as_str().unwrap());
         let mut layer_tar = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(layer_gz.as_slice()), &mut layer_tar)
-            .unwrap();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(layer_gz.as_slice()),
+            &mut layer_tar,
+        )
+        .unwrap();
         assert_eq!(
             config["rootfs"]["diff_ids"][0],
             format!("sha256:{}", sha256_hex(&layer_tar))

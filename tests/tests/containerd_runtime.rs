@@ -183,8 +183,14 @@ async fn exit_code_arrives_as_an_event_and_output_is_logged_in_cri_format() {
             "bad timestamp in {log}"
         );
     }
-    assert!(lines.iter().any(|l| l[1..] == ["stdout", "F", "out"]), "{log}");
-    assert!(lines.iter().any(|l| l[1..] == ["stderr", "F", "err"]), "{log}");
+    assert!(
+        lines.iter().any(|l| l[1..] == ["stdout", "F", "out"]),
+        "{log}"
+    );
+    assert!(
+        lines.iter().any(|l| l[1..] == ["stderr", "F", "err"]),
+        "{log}"
+    );
     f.runtime.delete(&id).await.unwrap();
 }
 
@@ -216,11 +222,9 @@ async fn sigterm_and_sigkill_end_containers_with_signal_exit_codes() {
     ))
     .unwrap();
     assert_eq!(limit.trim(), (64u64 << 20).to_string());
-    let shares = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/cpu{}/cpu.shares",
-        cgroup(&sleeper)
-    ))
-    .unwrap();
+    let shares =
+        std::fs::read_to_string(format!("/sys/fs/cgroup/cpu{}/cpu.shares", cgroup(&sleeper)))
+            .unwrap();
     assert_eq!(shares.trim(), "256");
 
     // Give the trapping shell a moment to install its trap.
@@ -249,16 +253,30 @@ async fn sigterm_and_sigkill_end_containers_with_signal_exit_codes() {
 async fn delete_removes_task_container_snapshot_fifos_mounts_and_cgroup() {
     let f = fixture().await;
     let id = unique("gone");
-    f.create(&id, &["sleep", "1000"], NamespaceMode::Private).await;
+    f.create(&id, &["sleep", "1000"], NamespaceMode::Private)
+        .await;
     f.runtime.start(&id, &f.log(&id)).await.unwrap();
     assert!(snapshots(f.containerd.socket()).contains(&id));
     // Deleting a running container kills it first.
     f.runtime.delete(&id).await.unwrap();
     assert!(f.runtime.task_state(&id).await.unwrap().is_none());
     assert!(!f.runtime.container_exists(&id).await.unwrap());
-    assert!(!f.runtime.list_containers().await.unwrap().iter().any(|c| c.id == id));
+    assert!(
+        !f.runtime
+            .list_containers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.id == id)
+    );
     assert!(!snapshots(f.containerd.socket()).contains(&id));
-    assert!(!f.dir.path().join("fifo").join(format!("{id}-stdout")).exists());
+    assert!(
+        !f.dir
+            .path()
+            .join("fifo")
+            .join(format!("{id}-stdout"))
+            .exists()
+    );
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mountinfo.contains(&id), "a mount of {id} is left");
     assert!(!Path::new(&format!("/sys/fs/cgroup/memory{}", cgroup(&id))).exists());

@@ -79,7 +79,9 @@ pub struct ExitStatus {
 }
 
 /// A protobuf timestamp as a UTC time.
-pub(crate) fn timestamp(ts: Option<prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn timestamp(
+    ts: Option<prost_types::Timestamp>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
     let ts = ts?;
     let nanos = u32::try_from(ts.nanos).ok()?;
     chrono::DateTime::from_timestamp(ts.seconds, nanos)

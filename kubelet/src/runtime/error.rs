@@ -20,7 +20,9 @@ pub enum RuntimeError {
     },
     #[error("image {image}: {message}")]
     BadImage { image: String, message: String },
-    #[error("image {image} is not unpacked into the {snapshotter} snapshotter (snapshot {chain_id} missing)")]
+    #[error(
+        "image {image} is not unpacked into the {snapshotter} snapshotter (snapshot {chain_id} missing)"
+    )]
     NotUnpacked {
         image: String,
         snapshotter: String,

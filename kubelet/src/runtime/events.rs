@@ -1,8 +1,8 @@
 //! Task exits from containerd's event service, so container status follows an exit within milliseconds.
 
 use containerd_client::events::TaskExit as TaskExitEvent;
-use containerd_client::services::v1::{PublishRequest, SubscribeRequest};
 use containerd_client::services::v1::events_client::EventsClient;
+use containerd_client::services::v1::{PublishRequest, SubscribeRequest};
 use futures::{Stream, StreamExt};
 use prost::Message;
 use prost_types::Any;

@@ -261,7 +261,10 @@ impl Runtime {
             .iter()
             .find(|l| !l.media_type.contains("layer") && !l.media_type.is_empty())
         {
-            return Err(bad(format!("unknown layer media type {}", layer.media_type)));
+            return Err(bad(format!(
+                "unknown layer media type {}",
+                layer.media_type
+            )));
         }
         Ok(ImageConfig {
             name: name.to_string(),
@@ -279,7 +282,11 @@ impl Runtime {
     }
 
     /// Reads blob `digest` from the content store and parses it as JSON.
-    async fn read_json<T: serde::de::DeserializeOwned>(&self, image: &str, digest: &str) -> Result<T> {
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        image: &str,
+        digest: &str,
+    ) -> Result<T> {
         let mut stream = ContentClient::new(self.channel.clone())
             .read(self.request(ReadContentRequest {
                 digest: digest.to_string(),
@@ -291,8 +298,8 @@ impl Runtime {
             .into_inner();
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|s| RuntimeError::rpc("content.Read", format!("{image} ({digest})"), s))?;
+            let chunk = chunk
+                .map_err(|s| RuntimeError::rpc("content.Read", format!("{image} ({digest})"), s))?;
             bytes.extend_from_slice(&chunk.data);
         }
         serde_json::from_slice(&bytes).map_err(|e| RuntimeError::BadImage {

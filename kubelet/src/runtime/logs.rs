@@ -123,9 +123,7 @@ pub fn format_line(
     line: &[u8],
 ) -> Vec<u8> {
     // RFC 3339 with nanoseconds and trailing zeros dropped, as Go's time.RFC3339Nano.
-    let mut stamp = timestamp
-        .format("%Y-%m-%dT%H:%M:%S%.9f")
-        .to_string();
+    let mut stamp = timestamp.format("%Y-%m-%dT%H:%M:%S%.9f").to_string();
     while stamp.ends_with('0') {
         stamp.pop();
     }

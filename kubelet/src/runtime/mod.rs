@@ -49,12 +49,13 @@ pub struct Runtime {
 impl Runtime {
     /// Connects to containerd's gRPC socket.
     pub async fn connect(socket: &Path) -> Result<Self> {
-        let channel = containerd_client::connect(socket)
-            .await
-            .map_err(|e| RuntimeError::Connect {
-                socket: socket.to_path_buf(),
-                message: error_chain(&e),
-            })?;
+        let channel =
+            containerd_client::connect(socket)
+                .await
+                .map_err(|e| RuntimeError::Connect {
+                    socket: socket.to_path_buf(),
+                    message: error_chain(&e),
+                })?;
         Ok(Self {
             channel,
             snapshotter: DEFAULT_SNAPSHOTTER.to_string(),
@@ -93,13 +94,12 @@ impl Runtime {
 
     /// Whether image `name` (fully qualified) is in the store.
     pub async fn has_image(&self, name: &str) -> Result<bool> {
-        let found = containerd_client::services::v1::images_client::ImagesClient::new(
-            self.channel.clone(),
-        )
-        .get(self.request(GetImageRequest {
-            name: name.to_string(),
-        }))
-        .await;
+        let found =
+            containerd_client::services::v1::images_client::ImagesClient::new(self.channel.clone())
+                .get(self.request(GetImageRequest {
+                    name: name.to_string(),
+                }))
+                .await;
         match found {
             Ok(_) => Ok(true),
             Err(s) if s.code() == containerd_client::tonic::Code::NotFound => Ok(false),
@@ -110,9 +110,10 @@ impl Runtime {
     /// `message` as a request in the kubelet's containerd namespace.
     fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
-        request
-            .metadata_mut()
-            .insert("containerd-namespace", MetadataValue::from_static(NAMESPACE));
+        request.metadata_mut().insert(
+            "containerd-namespace",
+            MetadataValue::from_static(NAMESPACE),
+        );
         request
     }
 }

@@ -15,7 +15,9 @@ pub fn normalize(reference: &str) -> Result<String, String> {
         return Err("empty image reference".to_string());
     }
     if reference.chars().any(char::is_whitespace) {
-        return Err(format!("invalid image reference {reference:?}: contains whitespace"));
+        return Err(format!(
+            "invalid image reference {reference:?}: contains whitespace"
+        ));
     }
     // A digest (`@sha256:...`) is kept as it is; the tag, if any, comes before it.
     let (name_and_tag, digest) = match reference.split_once('@') {
@@ -46,9 +48,7 @@ pub fn normalize(reference: &str) -> Result<String, String> {
     }
     // The first component is a registry when it looks like a host: has a `.` or `:`, or is `localhost`.
     let qualified = match name.split_once('/') {
-        Some((first, _))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
             name.to_string()
         }
         Some(_) => format!("{DEFAULT_DOMAIN}/{name}"),
@@ -75,7 +75,9 @@ pub fn normalize(reference: &str) -> Result<String, String> {
 
 /// The repository part of a normalised reference (no tag, no digest): `docker.io/library/busybox`.
 pub fn repository(normalized: &str) -> &str {
-    let without_digest = normalized.split_once('@').map_or(normalized, |(name, _)| name);
+    let without_digest = normalized
+        .split_once('@')
+        .map_or(normalized, |(name, _)| name);
     let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
     match without_digest[last_slash..].rfind(':') {
         Some(i) => &without_digest[..last_slash + i],
@@ -103,7 +105,10 @@ mod tests {
     fn user_repositories_get_the_default_domain() {
         assert_eq!(normalize("foo/bar:1").unwrap(), "docker.io/foo/bar:1");
         assert_eq!(normalize("foo/bar").unwrap(), "docker.io/foo/bar:latest");
-        assert_eq!(normalize("foo/bar/baz").unwrap(), "docker.io/foo/bar/baz:latest");
+        assert_eq!(
+            normalize("foo/bar/baz").unwrap(),
+            "docker.io/foo/bar/baz:latest"
+        );
     }
 
     #[test]

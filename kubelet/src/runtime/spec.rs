@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 /// The OCI runtime-spec version written into specs.
 const OCI_VERSION: &str = "1.0.2-dev";
 /// The PATH a container gets when neither the image nor the pod sets one (containerd's `defaultUnixEnv`).
-pub const DEFAULT_PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH_ENV: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// containerd's default capability set for unprivileged containers (`oci.defaultCaps`).
 pub const DEFAULT_CAPABILITIES: [&str; 14] = [

@@ -57,11 +57,19 @@ fn command_and_args_resolution_follows_the_kubelet() {
     );
     // Both.
     assert_eq!(
-        resolve_args(&entrypoint, &cmd, &strings(&["sh"]), &strings(&["-c", "true"])),
+        resolve_args(
+            &entrypoint,
+            &cmd,
+            &strings(&["sh"]),
+            &strings(&["-c", "true"])
+        ),
         strings(&["sh", "-c", "true"])
     );
     // An image with only Cmd (busybox: Cmd ["sh"]).
-    assert_eq!(resolve_args(&[], &strings(&["sh"]), &[], &[]), strings(&["sh"]));
+    assert_eq!(
+        resolve_args(&[], &strings(&["sh"]), &[], &[]),
+        strings(&["sh"])
+    );
     assert_eq!(
         resolve_args(&[], &strings(&["sh"]), &[], &strings(&["echo", "hi"])),
         strings(&["echo", "hi"])
@@ -91,7 +99,10 @@ fn defaults_match_containerd_for_an_unprivileged_container() {
     assert!(caps.get("inheritable").is_none());
     assert!(caps.get("ambient").is_none());
     assert_eq!(names(&spec["linux"]["maskedPaths"]), strings(&MASKED_PATHS));
-    assert_eq!(names(&spec["linux"]["readonlyPaths"]), strings(&READONLY_PATHS));
+    assert_eq!(
+        names(&spec["linux"]["readonlyPaths"]),
+        strings(&READONLY_PATHS)
+    );
     assert_eq!(
         namespace_types(&spec),
         strings(&["pid", "ipc", "uts", "mount", "network"])
@@ -192,7 +203,10 @@ fn hostname_is_set_with_a_private_or_joined_uts_namespace_only() {
         env: strings(&["HOSTNAME=b"]),
         ..ContainerSpec::default()
     });
-    assert_eq!(own["process"]["env"], json!([DEFAULT_PATH_ENV, "HOSTNAME=b"]));
+    assert_eq!(
+        own["process"]["env"],
+        json!([DEFAULT_PATH_ENV, "HOSTNAME=b"])
+    );
 }
 
 #[test]
@@ -269,7 +283,10 @@ fn cgroups_path_and_resources() {
         },
         ..ContainerSpec::default()
     });
-    assert_eq!(spec["linux"]["cgroupsPath"], "/kubepods/burstable/podabc/ctr1");
+    assert_eq!(
+        spec["linux"]["cgroupsPath"],
+        "/kubepods/burstable/podabc/ctr1"
+    );
     let resources = &spec["linux"]["resources"];
     assert_eq!(
         resources["cpu"],
@@ -377,6 +394,13 @@ fn annotations_are_recorded() {
         annotations: vec![("io.kubernetes.pod.name".into(), "web".into())],
         ..ContainerSpec::default()
     });
-    assert_eq!(spec["annotations"], json!({"io.kubernetes.pod.name": "web"}));
-    assert!(build(&ContainerSpec::default()).get("annotations").is_none());
+    assert_eq!(
+        spec["annotations"],
+        json!({"io.kubernetes.pod.name": "web"})
+    );
+    assert!(
+        build(&ContainerSpec::default())
+            .get("annotations")
+            .is_none()
+    );
 }
