@@ -317,3 +317,118 @@ async fn a_container_joins_an_existing_network_namespace() {
         .collect();
     assert_eq!(interfaces, ["lo"], "{log}");
 }
+
+#[tokio::test]
+async fn a_new_runtime_reopens_the_logs_of_a_running_container() {
+    let f = fixture().await;
+    let id = unique("reopen");
+    // Prints a line whenever /tmp/go appears, so the test decides when output happens.
+    f.create(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "echo before; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after; exit 0",
+        ],
+        NamespaceMode::Private,
+    )
+    .await;
+    // Started by a "kubelet" on a tokio runtime of its own, which then ends as a restarted kubelet does:
+    // its connection and log copiers are gone, the container and its FIFOs stay.
+    let (socket, fifo_dir, log, container) = (
+        f.containerd.socket().to_path_buf(),
+        f.dir.path().join("fifo"),
+        f.log(&id),
+        id.clone(),
+    );
+    std::thread::spawn(move || {
+        let kubelet = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        kubelet.block_on(async {
+            let runtime = Runtime::connect(&socket)
+                .await
+                .unwrap()
+                .with_fifo_dir(&fifo_dir);
+            runtime.start(&container, &log).await.unwrap();
+            // Until the first line is in the log, so the restart happens between the two lines.
+            while !std::fs::read_to_string(&log).unwrap().contains("before") {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    })
+    .join()
+    .unwrap();
+    let restarted = Runtime::connect(f.containerd.socket())
+        .await
+        .unwrap()
+        .with_fifo_dir(&f.dir.path().join("fifo"));
+    let listed = restarted.list_containers().await.unwrap();
+    assert!(listed.iter().any(|c| c.id == id));
+    restarted.reopen_logs(&id, &f.log(&id)).await.unwrap();
+    let state = restarted.task_state(&id).await.unwrap().unwrap();
+    assert_eq!(state.status, TaskStatus::Running);
+    // Trigger the second line from the host through the container's root filesystem.
+    let upper = format!("/proc/{}/root/tmp/go", state.pid);
+    std::fs::write(&upper, b"").unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(10), restarted.wait(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code, 0);
+    let log = std::fs::read_to_string(f.log(&id)).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(lines[0].ends_with(" stdout F before"), "{log}");
+    assert!(lines[1].ends_with(" stdout F after"), "{log}");
+    restarted.delete(&id).await.unwrap();
+}
+
+#[tokio::test]
+async fn long_lines_are_logged_as_partial_lines() {
+    let f = fixture().await;
+    let id = unique("long");
+    // 40000 characters and no newline inside: three log lines (16384 P, 16384 P, 7232 F).
+    f.create(
+        &id,
+        &["sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; echo"],
+        NamespaceMode::Private,
+    )
+    .await;
+    f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    assert_eq!(f.runtime.wait(&id).await.unwrap().code, 0);
+    f.runtime.delete(&id).await.unwrap();
+    let log = std::fs::read_to_string(f.log(&id)).unwrap();
+    let parsed: Vec<(&str, usize)> = log
+        .lines()
+        .map(|l| {
+            let fields: Vec<&str> = l.splitn(4, ' ').collect();
+            (fields[2], fields[3].len())
+        })
+        .collect();
+    assert_eq!(
+        parsed,
+        [("P", 16384), ("P", 16384), ("F", 40000 - 2 * 16384)]
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_harness_containerd_leaves_no_container_or_mount_behind() {
+    let f = fixture().await;
+    let id = unique("orphan");
+    f.create(&id, &["sleep", "1000"], NamespaceMode::Private)
+        .await;
+    let pid = f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    let dir = f.dir.path().to_path_buf();
+    // As a failed test would: the container is never deleted.
+    drop(f);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !ferrokube_cluster::process::is_alive(pid),
+        "the container survived"
+    );
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(&dir.to_string_lossy().into_owned()));
+    assert!(!dir.exists(), "{} is left", dir.display());
+}
