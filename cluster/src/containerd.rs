@@ -185,10 +185,34 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     points
 }
 
+/// `ctr` against the containerd at `socket`, in the kubelet's namespace; its output if it succeeded.
+fn ctr(socket: &Path, args: &[&str]) -> Option<String> {
+    let output = Command::new("ctr")
+        .arg("--address")
+        .arg(socket)
+        .args(["-n", crate::images::NAMESPACE])
+        .args(args)
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 impl Drop for Containerd {
     fn drop(&mut self) {
-        // Containers still running (a test that failed half-way): their init processes are the shims'
-        // children; killing them ends each container's PID namespace, then the shims go.
+        // Containers left behind (a test that failed half-way) are removed through containerd, so runc
+        // deletes their cgroups and the shim unmounts their root filesystems.
+        if self.process.check_running().is_ok() {
+            let ids = ctr(&self.socket, &["containers", "ls", "-q"]).unwrap_or_default();
+            for id in ids.lines().map(str::trim).filter(|id| !id.is_empty()) {
+                let _ = ctr(&self.socket, &["tasks", "delete", "--force", id]);
+                let _ = ctr(&self.socket, &["containers", "delete", id]);
+            }
+        }
+        // What is still there: container init processes are the shims' children; killing them ends each
+        // container's PID namespace, then the shims go.
         for shim in shims(&self.socket) {
             for child in children(shim) {
                 sys::kill(child, libc::SIGKILL);

@@ -431,4 +431,5 @@ async fn dropping_the_harness_containerd_leaves_no_container_or_mount_behind() {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mountinfo.contains(&dir.to_string_lossy().into_owned()));
     assert!(!dir.exists(), "{} is left", dir.display());
+    assert!(!Path::new(&format!("/sys/fs/cgroup/memory{}", cgroup(&id))).exists());
 }
