@@ -5,8 +5,10 @@ use std::path::PathBuf;
 /// What can go wrong talking to containerd.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// The socket does not answer.
     #[error("cannot connect to containerd at {socket}: {message}")]
     Connect { socket: PathBuf, message: String },
+    /// containerd refused or failed a call.
     #[error("containerd {call} failed for {object}: {message}")]
     Rpc {
         /// The gRPC call, e.g. `tasks.Create`.
@@ -18,8 +20,10 @@ pub enum RuntimeError {
         /// The gRPC status code.
         code: containerd_client::tonic::Code,
     },
+    /// An image reference or an image's content that cannot be used.
     #[error("image {image}: {message}")]
     BadImage { image: String, message: String },
+    /// The image's layers are not unpacked into the snapshotter containers are made from.
     #[error(
         "image {image} is not unpacked into the {snapshotter} snapshotter (snapshot {chain_id} missing)"
     )]
@@ -28,14 +32,17 @@ pub enum RuntimeError {
         snapshotter: String,
         chain_id: String,
     },
+    /// Something about a container that is not a containerd error.
     #[error("container {container}: {message}")]
     Container { container: String, message: String },
+    /// A local file of a container (log, FIFO) cannot be used.
     #[error("container {container}: {path}: {source}")]
     Io {
         container: String,
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The event subscription failed or ended.
     #[error("the containerd event stream ended: {message}")]
     Events { message: String },
 }
