@@ -433,3 +433,86 @@ async fn dropping_the_harness_containerd_leaves_no_container_or_mount_behind() {
     assert!(!dir.exists(), "{} is left", dir.display());
     assert!(!Path::new(&format!("/sys/fs/cgroup/memory{}", cgroup(&id))).exists());
 }
+
+/// The lines a container wrote to its log, without the CRI prefix.
+fn output(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.splitn(4, ' ').nth(3).map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_busybox_image_has_its_applets_users_and_the_pods_hostname() {
+    let f = fixture().await;
+    let id = unique("applets");
+    f.create(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "id -un; hostname; which httpd nc wget sleep cat env",
+        ],
+        NamespaceMode::Private,
+    )
+    .await;
+    f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    assert_eq!(f.runtime.wait(&id).await.unwrap().code, 0);
+    f.runtime.delete(&id).await.unwrap();
+    let lines = output(&f.log(&id));
+    assert_eq!(lines[0], "root");
+    assert_eq!(lines[1], id);
+    assert_eq!(
+        lines[2..],
+        [
+            "/usr/sbin/httpd",
+            "/usr/bin/nc",
+            "/usr/bin/wget",
+            "/bin/sleep",
+            "/bin/cat",
+            "/usr/bin/env"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_non_root_container_with_a_read_only_root_and_no_capabilities() {
+    let f = fixture().await;
+    let id = unique("locked");
+    let spec = spec::build(&ContainerSpec {
+        args: ["sh", "-c", "id -u; id -G; touch /x 2>/dev/null && echo writable || echo read-only; grep CapEff /proc/self/status"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        env: f.image.env.clone(),
+        uid: 65534,
+        gid: 65534,
+        additional_gids: vec![1234],
+        read_only_root_filesystem: true,
+        no_new_privileges: true,
+        capabilities: spec::Capabilities {
+            add: vec![],
+            drop: vec!["ALL".into()],
+        },
+        cgroups_path: Some(cgroup(&id)),
+        ..ContainerSpec::default()
+    });
+    f.runtime
+        .create_container(&id, &f.image, &spec, HashMap::new())
+        .await
+        .unwrap();
+    f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    assert_eq!(f.runtime.wait(&id).await.unwrap().code, 0);
+    f.runtime.delete(&id).await.unwrap();
+    let lines = output(&f.log(&id));
+    assert_eq!(
+        lines,
+        [
+            "65534",
+            "65534 1234",
+            "read-only",
+            "CapEff:\t0000000000000000"
+        ]
+    );
+}
