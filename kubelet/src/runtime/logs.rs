@@ -12,6 +12,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -160,9 +161,11 @@ impl LogFile {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
+        // 0640 as containerd's CRI plugin makes log files.
         let file = File::options()
             .create(true)
             .append(true)
+            .mode(0o640)
             .open(path)
             .map_err(io)?;
         Ok(Self {
