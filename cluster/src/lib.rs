@@ -3,8 +3,10 @@
 
 pub mod bench;
 pub mod cleanup;
+pub mod containerd;
 pub mod control_plane;
 mod error;
+pub mod images;
 pub mod kubeconfig;
 pub mod pki;
 pub mod process;
@@ -12,6 +14,7 @@ mod sys;
 pub mod testing;
 pub mod upstream;
 
+pub use containerd::Containerd;
 pub use control_plane::{ControlPlane, ControlPlaneConfig};
 pub use error::Error;
 pub use pki::Identity;

@@ -29,3 +29,16 @@ pub fn at_exit(handler: extern "C" fn()) {
         libc::atexit(handler);
     }
 }
+
+/// Detaches the mount at `path` (umount2 with MNT_DETACH), so a busy mount goes too.
+pub fn umount_detach(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: umount2(2) reads a NUL-terminated path that lives across the call.
+    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -5,6 +5,7 @@ pub mod config;
 pub mod kuberuntime;
 pub mod node;
 pub mod options;
+pub mod runtime;
 pub mod status;
 mod sys;
 
