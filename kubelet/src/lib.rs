@@ -1,28 +1,43 @@
 //! ferrokube-kubelet: a drop-in replacement for the kubelet. It registers its Node, keeps the node's status
-//! and Lease current and serves the health endpoints on upstream's healthz port.
+//! and Lease current, runs the pods bound to it on containerd, and serves the health endpoints on
+//! upstream's healthz port.
 
 pub mod config;
 pub mod kuberuntime;
 pub mod node;
 pub mod options;
+pub mod pod_workers;
 pub mod runtime;
+pub mod sandbox;
 pub mod status;
 mod sys;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use component_base::client::{self, ClientOptions};
 use component_base::events::EventRecorder;
+use component_base::informer::{InformerEvent, SharedInformerFactory};
 use component_base::serving::{Readiness, Server};
 use component_base::{logging, shutdown};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::runtime::watcher;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
+use config::KubeletConfiguration;
+use kuberuntime::manager::RuntimeManager;
 use node::machine::MachineInfo;
-use node::runtime_state::RuntimeState;
+use node::runtime_state::{self, RUNTIME_CHECK_PERIOD, RuntimeState};
 use node::{NodeIdentity, NodeStatusManager};
 pub use options::Flags;
+use pod_workers::{PodWorkers, WorkerContext};
+use runtime::Runtime;
+use sandbox::Sandbox;
+use status::manager::StatusManager;
 
 /// Runs the kubelet until SIGTERM/SIGINT.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
@@ -51,17 +66,127 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let client = client::connect(&options).await?;
     let recorder = EventRecorder::new(client.clone(), "kubelet", &identity.name);
     let machine = MachineInfo::read(&flags.root_dir);
-    // Fed by the runtime health loop; until it answers the node is NotReady, as upstream's.
-    let (_runtime_state, runtime) = watch::channel(RuntimeState::default());
-    let node_status = NodeStatusManager::new(client, identity, config, machine, runtime, recorder);
+    let (runtime_state, runtime_watch) = watch::channel(RuntimeState::default());
+    let host_ips: Vec<String> = identity.ips.iter().map(ToString::to_string).collect();
+    let node_name = identity.name.clone();
+    let node_status = NodeStatusManager::new(
+        client.clone(),
+        identity,
+        config.clone(),
+        machine,
+        runtime_watch,
+        recorder.clone(),
+    );
     let serving =
         server.map(|server| tokio::spawn(server.serve(Readiness::default(), shutdown.clone())));
-    node_status.run(shutdown.clone()).await;
+    tokio::spawn(node_status.run(shutdown.clone()));
+
+    let sandbox = Sandbox::new(
+        &flags.cni_conf_dir,
+        flags.cni_bin_dir.clone(),
+        flags.root_dir.join("sandboxes"),
+    );
+    // Until containerd answers the node stays NotReady, as upstream's does while its runtime is down.
+    if let Some(runtime) = connect_runtime(&config, &flags, &shutdown).await {
+        tokio::spawn(runtime_state::watch_runtime(
+            runtime.clone(),
+            sandbox.clone(),
+            runtime_state,
+            shutdown.clone(),
+        ));
+        let workers = PodWorkers::new(WorkerContext {
+            manager: RuntimeManager::new(runtime.clone(), sandbox, Path::new(&config.pod_logs_dir)),
+            statuses: StatusManager::new(client.clone()),
+            recorder,
+            client: client.clone(),
+            host_ips,
+            resync: config.sync_frequency.as_std(),
+        });
+        tokio::spawn(follow_container_exits(runtime, workers.clone(), shutdown.clone()));
+        run_pods(client, &node_name, workers, shutdown.clone()).await;
+    }
     shutdown.cancelled().await;
     if let Some(serving) = serving {
         serving.await??;
     }
     Ok(())
+}
+
+/// Connects to containerd, retrying every 5 s until it answers or the kubelet stops.
+async fn connect_runtime(
+    config: &KubeletConfiguration,
+    flags: &Flags,
+    stop: &CancellationToken,
+) -> Option<Runtime> {
+    let endpoint = &config.container_runtime_endpoint;
+    let socket = PathBuf::from(endpoint.strip_prefix("unix://").unwrap_or(endpoint));
+    loop {
+        match Runtime::connect(&socket).await {
+            Ok(runtime) => return Some(runtime.with_fifo_dir(&flags.root_dir.join("fifo"))),
+            Err(e) => tracing::warn!(error = %e, "cannot connect to the container runtime, retrying"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return None,
+            () = tokio::time::sleep(RUNTIME_CHECK_PERIOD) => {}
+        }
+    }
+}
+
+/// Feeds the pod workers the pods bound to this node until `stop`.
+async fn run_pods(client: Client, node_name: &str, workers: PodWorkers, stop: CancellationToken) {
+    let factory = SharedInformerFactory::new(client);
+    let pods = factory.informer_with::<Pod>(
+        watcher::Config::default().fields(&format!("spec.nodeName={node_name}")),
+    );
+    let mut events = pods.subscribe();
+    factory.start(stop.clone());
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => return,
+            event = events.recv() => event,
+        };
+        match event {
+            Some(InformerEvent::Added(pod) | InformerEvent::Updated { new: pod, .. }) => {
+                workers.update(pod);
+            }
+            Some(InformerEvent::Deleted(pod)) => {
+                workers.removed(pod.metadata.uid.as_deref().unwrap_or_default());
+            }
+            None => return,
+        }
+    }
+}
+
+/// Container exits from containerd's event stream wake their pod's worker within milliseconds;
+/// resubscribes when the stream breaks.
+async fn follow_container_exits(runtime: Runtime, workers: PodWorkers, stop: CancellationToken) {
+    use futures::StreamExt;
+    while !stop.is_cancelled() {
+        match runtime.events().await {
+            Ok(events) => {
+                let mut events = std::pin::pin!(events);
+                loop {
+                    let exit = tokio::select! {
+                        () = stop.cancelled() => return,
+                        exit = events.next() => exit,
+                    };
+                    match exit {
+                        Some(Ok(exit)) => workers.container_exited(&exit.container_id),
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "containerd's event stream broke");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot subscribe to containerd's events"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(RUNTIME_CHECK_PERIOD) => {}
+        }
+    }
 }
 
 /// The node's name (`--hostname-override` or the host name, lower-cased as upstream), addresses and labels.

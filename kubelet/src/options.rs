@@ -81,6 +81,9 @@ pub struct Flags {
     /// The cluster's DNS domain, searched by pods.
     #[arg(long)]
     pub cluster_domain: Option<String>,
+    /// Where container logs are written.
+    #[arg(long)]
+    pub pod_logs_dir: Option<String>,
     /// The IP address the kubelet serves on.
     #[arg(long)]
     pub address: Option<IpAddr>,

@@ -114,6 +114,7 @@ fn apply_flags(config: &mut KubeletConfiguration, flags: &Flags) {
     set(&mut config.kube_api_burst, &flags.kube_api_burst);
     set(&mut config.cluster_domain, &flags.cluster_domain);
     set(&mut config.port, &flags.port);
+    set(&mut config.pod_logs_dir, &flags.pod_logs_dir);
     if flags.register_node.is_some() {
         config.register_node = flags.register_node;
     }

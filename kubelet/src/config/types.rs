@@ -73,6 +73,8 @@ pub struct KubeletConfiguration {
     pub sync_frequency: GoDuration,
     /// The resolv.conf pods' DNS settings start from; default /etc/resolv.conf.
     pub resolv_conf: Option<String>,
+    /// Where container logs are written; default /var/log/pods.
+    pub pod_logs_dir: String,
 }
 
 impl KubeletConfiguration {
@@ -111,6 +113,7 @@ impl KubeletConfiguration {
         zero_or(&mut self.cgroup_driver, "cgroupfs".to_string());
         self.node_status_max_images.get_or_insert(50);
         zero_or(&mut self.sync_frequency, GoDuration::from_secs(60));
+        zero_or(&mut self.pod_logs_dir, "/var/log/pods".to_string());
         self.resolv_conf
             .get_or_insert_with(|| "/etc/resolv.conf".to_string());
     }

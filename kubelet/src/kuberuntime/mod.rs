@@ -1,4 +1,6 @@
 //! The pod lifecycle on the container runtime (upstream's kuberuntime): what to do to a pod, and doing it.
 
 pub mod actions;
+pub mod container_spec;
+pub mod manager;
 pub mod record;

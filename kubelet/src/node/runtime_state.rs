@@ -4,6 +4,11 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ContainerImage;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::{ImageSummary, Runtime};
+use crate::sandbox::Sandbox;
 
 /// How long a runtime that has not answered still counts as up (upstream's maxWaitForContainerRuntime).
 pub const RUNTIME_SYNC_THRESHOLD: Duration = Duration::from_secs(30);
@@ -53,12 +58,58 @@ impl RuntimeState {
     }
 }
 
-/// The network error containerd's CRI reports while no CNI configuration is installed, which is what
-/// users of upstream's kubelet see on a node without a network plugin.
-pub fn cni_not_initialized() -> String {
-    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady \
-     message:Network plugin returns error: cni plugin not initialized"
-        .to_string()
+/// How often the runtime's health is checked (upstream's updateRuntimeUp period).
+pub const RUNTIME_CHECK_PERIOD: Duration = Duration::from_secs(5);
+
+/// Checks the runtime and the network every [`RUNTIME_CHECK_PERIOD`] until `stop`, publishing the state.
+/// Watchers are woken only when something but the sync time changed.
+pub async fn watch_runtime(
+    runtime: Runtime,
+    sandbox: Sandbox,
+    state: watch::Sender<RuntimeState>,
+    stop: CancellationToken,
+) {
+    loop {
+        let version = runtime.version().await;
+        let images = runtime.list_images().await;
+        let network_error = sandbox.network_ready().err();
+        state.send_if_modified(|current| {
+            let before = current.clone();
+            if let Ok(version) = &version {
+                current.last_sync = Some(Instant::now());
+                current.version = Some(version.clone());
+            }
+            if let Ok(images) = &images {
+                current.images = node_images(images);
+            }
+            current.network_error = network_error.clone();
+            let others_changed = RuntimeState {
+                last_sync: before.last_sync,
+                ..current.clone()
+            } != before;
+            others_changed || before.last_sync.is_none() != current.last_sync.is_none()
+        });
+        if let Err(e) = version {
+            tracing::warn!(error = %e, "container runtime is not answering");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(RUNTIME_CHECK_PERIOD) => {}
+        }
+    }
+}
+
+/// Images as Node.status.images lists them: largest first.
+fn node_images(images: &[ImageSummary]) -> Vec<ContainerImage> {
+    let mut images: Vec<&ImageSummary> = images.iter().collect();
+    images.sort_by(|a, b| b.size.cmp(&a.size));
+    images
+        .into_iter()
+        .map(|image| ContainerImage {
+            names: Some(image.names.clone()),
+            size_bytes: i64::try_from(image.size).ok(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,219 @@
+//! A container's runtime spec from its pod, its image and its sandbox (upstream's generateContainerConfig):
+//! the command line, the environment with `$(VAR)` references expanded, the user, namespaces, cgroup and
+//! resource limits.
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use component_base::quantity::{parse_milli, parse_value};
+
+use crate::runtime::ImageConfig;
+use crate::runtime::spec::{Capabilities, ContainerSpec, NamespaceMode, Resources, resolve_args};
+
+/// The namespaces a pod's containers share.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxNamespaces {
+    /// The network namespace (`Host` for hostNetwork pods).
+    pub network: NamespaceMode,
+    /// The IPC namespace.
+    pub ipc: NamespaceMode,
+    /// The UTS namespace.
+    pub uts: NamespaceMode,
+    /// The hostname, for pods with their own UTS namespace.
+    pub hostname: Option<String>,
+}
+
+/// The CFS period upstream uses.
+const CPU_PERIOD: u64 = 100_000;
+/// cgroup v1's smallest cpu.shares, what upstream gives containers without a CPU request.
+const MIN_SHARES: u64 = 2;
+
+/// The spec of `container` of `pod`, created as `id` from `image`, under cgroup `cgroup_parent`.
+pub fn container_spec(
+    pod: &Pod,
+    container: &Container,
+    image: &ImageConfig,
+    sandbox: &SandboxNamespaces,
+    cgroup_parent: &str,
+    id: &str,
+) -> ContainerSpec {
+    let env = environment(pod, container, image);
+    let values: HashMap<&str, &str> = env.iter().filter_map(|e| e.split_once('=')).collect();
+    let expand_all = |list: &Option<Vec<String>>| -> Vec<String> {
+        list.iter().flatten().map(|s| expand(s, &values)).collect()
+    };
+    let args = resolve_args(
+        &image.entrypoint,
+        &image.cmd,
+        &expand_all(&container.command),
+        &expand_all(&container.args),
+    );
+    let pod_security = pod.spec.as_ref().and_then(|s| s.security_context.clone());
+    let security = container.security_context.clone().unwrap_or_default();
+    let (image_uid, image_gid) = image_user(&image.user);
+    let uid = security
+        .run_as_user
+        .or(pod_security.as_ref().and_then(|p| p.run_as_user))
+        .map_or(image_uid, |u| u32::try_from(u).unwrap_or(0));
+    let gid = security
+        .run_as_group
+        .or(pod_security.as_ref().and_then(|p| p.run_as_group))
+        .map_or(image_gid, |g| u32::try_from(g).unwrap_or(0));
+    let additional_gids = pod_security
+        .as_ref()
+        .and_then(|p| p.supplemental_groups.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|g| u32::try_from(g).ok())
+        .collect();
+    let privileged = security.privileged.unwrap_or(false);
+    let capabilities = security.capabilities.clone().unwrap_or_default();
+    ContainerSpec {
+        args,
+        env,
+        cwd: container
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| image.working_dir.clone()),
+        uid,
+        gid,
+        additional_gids,
+        hostname: sandbox.hostname.clone(),
+        network: sandbox.network.clone(),
+        ipc: sandbox.ipc.clone(),
+        uts: sandbox.uts.clone(),
+        pid: NamespaceMode::Private,
+        mounts: Vec::new(),
+        cgroups_path: Some(format!("{cgroup_parent}/{id}")),
+        resources: resources(container),
+        capabilities: Capabilities {
+            add: capabilities.add.unwrap_or_default(),
+            drop: capabilities.drop.unwrap_or_default(),
+        },
+        privileged,
+        read_only_root_filesystem: security.read_only_root_filesystem.unwrap_or(false),
+        no_new_privileges: !privileged && security.allow_privilege_escalation == Some(false),
+        oom_score_adj: None,
+        annotations: Vec::new(),
+    }
+}
+
+/// `NAME=value` for the image's env, then the container's (later entries win when read by a process).
+fn environment(pod: &Pod, container: &Container, image: &ImageConfig) -> Vec<String> {
+    let mut env: Vec<String> = image.env.clone();
+    let mut defined: HashMap<String, String> = env
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for var in container.env.iter().flatten() {
+        let Some(value) = env_value(pod, var, &defined) else {
+            continue;
+        };
+        defined.insert(var.name.clone(), value.clone());
+        env.push(format!("{}={value}", var.name));
+    }
+    env
+}
+
+/// One variable's value: literal (with earlier variables expanded) or from the pod's fields. Sources that
+/// need the API (ConfigMaps, Secrets) are not read yet.
+fn env_value(pod: &Pod, var: &EnvVar, defined: &HashMap<String, String>) -> Option<String> {
+    if let Some(value) = &var.value {
+        let values: HashMap<&str, &str> = defined
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        return Some(expand(value, &values));
+    }
+    let field = var.value_from.as_ref()?.field_ref.as_ref()?;
+    Some(field_value(pod, &field.field_path).unwrap_or_default())
+}
+
+/// The downward API's pod fields, as upstream's podFieldSelectorRuntimeValue.
+pub fn field_value(pod: &Pod, path: &str) -> Option<String> {
+    let meta = &pod.metadata;
+    let spec = pod.spec.as_ref();
+    let status = pod.status.as_ref();
+    let keyed = |prefix: &str, map: Option<&BTreeMap<String, String>>| {
+        let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
+        map?.get(key).cloned()
+    };
+    match path {
+        "metadata.name" => meta.name.clone(),
+        "metadata.namespace" => meta.namespace.clone(),
+        "metadata.uid" => meta.uid.clone(),
+        "spec.nodeName" => spec?.node_name.clone(),
+        "spec.serviceAccountName" => spec?.service_account_name.clone(),
+        "status.hostIP" => status?.host_ip.clone(),
+        "status.podIP" => status?.pod_ip.clone(),
+        _ if path.starts_with("metadata.labels['") => {
+            keyed("metadata.labels['", meta.labels.as_ref())
+        }
+        _ if path.starts_with("metadata.annotations['") => {
+            keyed("metadata.annotations['", meta.annotations.as_ref())
+        }
+        _ => None,
+    }
+}
+
+/// Expands `$(NAME)` references to defined variables; `$$` escapes; unknown references stay as written
+/// (upstream's expansion.Expand).
+pub fn expand(input: &str, values: &HashMap<&str, &str>) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+        {
+            let name = &inner[..end];
+            match values.get(name) {
+                Some(value) => out.push_str(value),
+                None => out.push_str(&format!("$({name})")),
+            }
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The image's `User` when numeric (`uid` or `uid:gid`); names are not resolved yet and run as root.
+fn image_user(user: &str) -> (u32, u32) {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
+    (uid.parse().unwrap_or(0), gid.parse().unwrap_or(0))
+}
+
+/// cgroup limits from the container's requests and limits, as upstream's for cgroup v1.
+fn resources(container: &Container) -> Resources {
+    let resources = container.resources.clone().unwrap_or_default();
+    let requests = resources.requests.unwrap_or_default();
+    let limits = resources.limits.unwrap_or_default();
+    let milli = |list: &BTreeMap<String, Quantity>, name: &str| {
+        list.get(name).and_then(|q| parse_milli(&q.0))
+    };
+    let cpu_request = milli(&requests, "cpu").or(milli(&limits, "cpu"));
+    let cpu_limit = milli(&limits, "cpu");
+    Resources {
+        cpu_shares: Some(cpu_request.map_or(MIN_SHARES, |m| {
+            (u64::try_from(m).unwrap_or(0) * 1024 / 1000).max(MIN_SHARES)
+        })),
+        cpu_quota: cpu_limit.map(|m| (m * CPU_PERIOD as i64 / 1000).max(1000)),
+        cpu_period: cpu_limit.map(|_| CPU_PERIOD),
+        memory_limit: limits.get("memory").and_then(|q| parse_value(&q.0)),
+    }
+}
+
+#[cfg(test)]
+#[path = "container_spec_tests.rs"]
+mod tests;

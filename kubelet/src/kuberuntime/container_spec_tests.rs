@@ -1,0 +1,168 @@
+use k8s_openapi::api::core::v1::{
+    EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, ResourceRequirements,
+    SecurityContext,
+};
+use kube::api::ObjectMeta;
+
+use super::*;
+
+fn pod() -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("shop".into()),
+            uid: Some("uid-1".into()),
+            labels: Some(BTreeMap::from([("app".to_string(), "web".to_string())])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some("node-1".into()),
+            security_context: Some(PodSecurityContext {
+                run_as_user: Some(1000),
+                supplemental_groups: Some(vec![5]),
+                ..PodSecurityContext::default()
+            }),
+            ..PodSpec::default()
+        }),
+        ..Pod::default()
+    }
+}
+
+fn image() -> ImageConfig {
+    ImageConfig {
+        entrypoint: vec!["/entry".into()],
+        cmd: vec!["serve".into()],
+        env: vec!["PATH=/bin".into()],
+        user: "7:8".into(),
+        ..ImageConfig::default()
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+fn field(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+#[test]
+fn command_env_and_user_follow_upstream() {
+    let container = Container {
+        name: "c".into(),
+        command: Some(vec!["sh".into(), "-c".into()]),
+        args: Some(vec!["echo $(GREETING) $$(NOT) $(MISSING)".into()]),
+        env: Some(vec![
+            env("WHO", "world"),
+            env("GREETING", "hello-$(WHO)"),
+            field("POD", "metadata.name"),
+            field("APP", "metadata.labels['app']"),
+        ]),
+        security_context: Some(SecurityContext {
+            run_as_group: Some(3000),
+            allow_privilege_escalation: Some(false),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    let sandbox = SandboxNamespaces::default();
+    let spec = container_spec(
+        &pod(),
+        &container,
+        &image(),
+        &sandbox,
+        "/kubepods/besteffort/poduid-1",
+        "abc",
+    );
+    assert_eq!(
+        spec.args,
+        vec!["sh", "-c", "echo hello-world $(NOT) $(MISSING)"]
+    );
+    assert_eq!(
+        spec.env,
+        vec![
+            "PATH=/bin",
+            "WHO=world",
+            "GREETING=hello-world",
+            "POD=web",
+            "APP=web"
+        ]
+    );
+    assert_eq!(
+        (spec.uid, spec.gid, spec.additional_gids.clone()),
+        (1000, 3000, vec![5])
+    );
+    assert!(spec.no_new_privileges);
+    assert_eq!(
+        spec.cgroups_path.as_deref(),
+        Some("/kubepods/besteffort/poduid-1/abc")
+    );
+    assert_eq!(spec.resources.cpu_shares, Some(2));
+}
+
+#[test]
+fn the_image_decides_what_the_pod_leaves_open() {
+    let mut pod = pod();
+    pod.spec = Some(PodSpec::default());
+    let container = Container {
+        name: "c".into(),
+        ..Container::default()
+    };
+    let spec = container_spec(
+        &pod,
+        &container,
+        &image(),
+        &SandboxNamespaces::default(),
+        "/kubepods",
+        "x",
+    );
+    assert_eq!(spec.args, vec!["/entry", "serve"]);
+    assert_eq!((spec.uid, spec.gid), (7, 8));
+}
+
+#[test]
+fn limits_become_cgroup_values() {
+    let quantities = |pairs: &[(&str, &str)]| {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                .collect(),
+        )
+    };
+    let container = Container {
+        name: "c".into(),
+        resources: Some(ResourceRequirements {
+            requests: quantities(&[("cpu", "250m")]),
+            limits: quantities(&[("cpu", "500m"), ("memory", "64Mi")]),
+            ..ResourceRequirements::default()
+        }),
+        ..Container::default()
+    };
+    let spec = container_spec(
+        &pod(),
+        &container,
+        &image(),
+        &SandboxNamespaces::default(),
+        "/kubepods",
+        "x",
+    );
+    assert_eq!(spec.resources.cpu_shares, Some(256));
+    assert_eq!(spec.resources.cpu_quota, Some(50_000));
+    assert_eq!(spec.resources.cpu_period, Some(100_000));
+    assert_eq!(spec.resources.memory_limit, Some(64 << 20));
+}
