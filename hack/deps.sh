@@ -8,6 +8,7 @@ packages=(
   containerd runc            # the kubelet's container runtime
   containernetworking-plugins # bridge, host-local, loopback, portmap for pod networking
   iptables iproute2          # kube-proxy and pod networking
+  busybox-static             # httpd/wget run inside pod network namespaces by the sandbox tests
   ca-certificates curl
 )
 

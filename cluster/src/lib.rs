@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cleanup;
+pub mod cni;
 pub mod control_plane;
 mod error;
 pub mod kubeconfig;

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod node;
 pub mod options;
+pub mod sandbox;
 mod sys;
 
 use std::net::{IpAddr, SocketAddr};
