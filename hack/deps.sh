@@ -8,7 +8,7 @@ packages=(
   containerd runc            # the kubelet's container runtime
   containernetworking-plugins # bridge, host-local, loopback, portmap for pod networking
   iptables iproute2          # kube-proxy and pod networking
-  busybox-static             # the test image's /bin/busybox (cluster/src/images.rs)
+  busybox-static             # the test image's /bin/busybox; httpd/wget in the sandbox tests
   ca-certificates curl
 )
 

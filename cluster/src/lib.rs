@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cleanup;
+pub mod cni;
 pub mod containerd;
 pub mod control_plane;
 mod error;
