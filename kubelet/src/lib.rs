@@ -102,7 +102,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             host_ips,
             resync: config.sync_frequency.as_std(),
         });
-        tokio::spawn(follow_container_exits(runtime, workers.clone(), shutdown.clone()));
+        tokio::spawn(follow_container_exits(
+            runtime,
+            workers.clone(),
+            shutdown.clone(),
+        ));
         run_pods(client, &node_name, workers, shutdown.clone()).await;
     }
     shutdown.cancelled().await;
@@ -123,7 +127,9 @@ async fn connect_runtime(
     loop {
         match Runtime::connect(&socket).await {
             Ok(runtime) => return Some(runtime.with_fifo_dir(&flags.root_dir.join("fifo"))),
-            Err(e) => tracing::warn!(error = %e, "cannot connect to the container runtime, retrying"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot connect to the container runtime, retrying")
+            }
         }
         tokio::select! {
             () = stop.cancelled() => return None,

@@ -207,14 +207,22 @@ impl PodWorkers {
         let grace = pod
             .metadata
             .deletion_grace_period_seconds
-            .or(pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .or(pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds))
             .unwrap_or(30);
         let grace = if object_gone { 0 } else { grace };
         if let Ok(runtime) = context.manager.pod_status(&uid).await {
             let mut result = Default::default();
             context
                 .manager
-                .stop_containers(pod, &runtime, Duration::from_secs(u64::try_from(grace).unwrap_or(0)), &mut result)
+                .stop_containers(
+                    pod,
+                    &runtime,
+                    Duration::from_secs(u64::try_from(grace).unwrap_or(0)),
+                    &mut result,
+                )
                 .await;
             self.record(pod, &result.events);
             if let Err(e) = context.manager.remove_pod(&uid, &runtime).await {

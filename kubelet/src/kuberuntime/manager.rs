@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::jiff::Timestamp;
 
-use super::actions::{compute_pod_actions, backoff_delay};
+use super::actions::{backoff_delay, compute_pod_actions};
 use super::container_spec::{SandboxNamespaces, container_spec};
 use super::record::{
     ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_UID, PodRuntimeStatus,
@@ -107,7 +107,11 @@ impl RuntimeManager {
             };
             let image = self.runtime.image(&summary.image).await.ok().flatten();
             containers.push(ContainerRecord {
-                name: summary.labels.get(LABEL_CONTAINER_NAME).cloned().unwrap_or_default(),
+                name: summary
+                    .labels
+                    .get(LABEL_CONTAINER_NAME)
+                    .cloned()
+                    .unwrap_or_default(),
                 attempt: summary
                     .labels
                     .get(LABEL_ATTEMPT)
@@ -122,13 +126,20 @@ impl RuntimeManager {
         let sandbox = self.lock_sandboxes().get(uid).cloned();
         Ok(PodRuntimeStatus {
             containers,
-            ips: sandbox.iter().flat_map(|s| s.ips.iter().map(ToString::to_string)).collect(),
+            ips: sandbox
+                .iter()
+                .flat_map(|s| s.ips.iter().map(ToString::to_string))
+                .collect(),
             sandbox_ready: sandbox.is_some(),
         })
     }
 
     fn started_at(&self, id: &str) -> Option<Timestamp> {
-        self.started.lock().unwrap_or_else(|e| e.into_inner()).get(id).copied()
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied()
     }
 
     fn lock_sandboxes(&self) -> std::sync::MutexGuard<'_, HashMap<String, SandboxStatus>> {
@@ -143,7 +154,8 @@ impl RuntimeManager {
         };
         let actions = compute_pod_actions(spec, status, Timestamp::now());
         if actions.kill_pod {
-            self.stop_containers(pod, status, Duration::ZERO, &mut result).await;
+            self.stop_containers(pod, status, Duration::ZERO, &mut result)
+                .await;
             return result;
         }
         let sandbox = if actions.create_sandbox {
@@ -166,13 +178,19 @@ impl RuntimeManager {
                 None => return result,
             }
         };
-        let all: Vec<&Container> = spec.init_containers.iter().flatten().chain(&spec.containers).collect();
+        let all: Vec<&Container> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+            .collect();
         for name in &actions.start {
             let Some(container) = all.iter().find(|c| &c.name == name) else {
                 continue;
             };
             let attempt = status.latest(name).map_or(0, |c| c.attempt + 1);
-            self.start_container(pod, container, attempt, &sandbox, &mut result).await;
+            self.start_container(pod, container, attempt, &sandbox, &mut result)
+                .await;
         }
         for (name, left) in &actions.backing_off {
             let restarts = status.latest(name).map_or(0, |c| c.attempt);
@@ -184,10 +202,15 @@ impl RuntimeManager {
             result.events.push(PodEvent {
                 warning: true,
                 reason: "BackOff",
-                message: format!("Back-off restarting failed container {name} in pod {}", pod_description(pod)),
+                message: format!(
+                    "Back-off restarting failed container {name} in pod {}",
+                    pod_description(pod)
+                ),
                 field_path: Some(field_path(spec, name)),
             });
-            result.waiting.insert(name.clone(), ("CrashLoopBackOff".to_string(), message));
+            result
+                .waiting
+                .insert(name.clone(), ("CrashLoopBackOff".to_string(), message));
             let next = result.requeue_after.map_or(*left, |r| r.min(*left));
             result.requeue_after = Some(next);
         }
@@ -219,7 +242,11 @@ impl RuntimeManager {
             host_network: spec.host_network.unwrap_or(false),
             port_mappings,
         };
-        let status = self.sandbox.ensure(&request).await.map_err(|e| e.to_string())?;
+        let status = self
+            .sandbox
+            .ensure(&request)
+            .await
+            .map_err(|e| e.to_string())?;
         self.lock_sandboxes().insert(request.uid, status.clone());
         Ok(status)
     }
@@ -251,7 +278,10 @@ impl RuntimeManager {
                 "Failed to pull image \"{requested}\": image \"{requested}\" is not present on the node and no registry is reachable"
             );
             result.events.push(event(true, "Failed", message.clone()));
-            result.waiting.insert(container.name.clone(), ("ErrImagePull".to_string(), message));
+            result.waiting.insert(
+                container.name.clone(),
+                ("ErrImagePull".to_string(), message),
+            );
             result.requeue_after = Some(Duration::from_secs(10));
             return;
         };
@@ -263,9 +293,16 @@ impl RuntimeManager {
         let uid = pod_uid(pod);
         let id = container_id();
         let host_network = spec.host_network.unwrap_or(false);
-        let join = |path: &Option<PathBuf>| path.clone().map_or(NamespaceMode::Host, NamespaceMode::Join);
+        let join = |path: &Option<PathBuf>| {
+            path.clone()
+                .map_or(NamespaceMode::Host, NamespaceMode::Join)
+        };
         let namespaces = SandboxNamespaces {
-            network: if host_network { NamespaceMode::Host } else { join(&sandbox.netns_path) },
+            network: if host_network {
+                NamespaceMode::Host
+            } else {
+                join(&sandbox.netns_path)
+            },
             ipc: join(&sandbox.ipc_path),
             uts: join(&sandbox.uts_path),
             hostname: None,
@@ -274,7 +311,14 @@ impl RuntimeManager {
             "/kubepods/{}/pod{uid}",
             crate::status::qos::qos_class(&spec).to_lowercase()
         );
-        let oci = spec::build(&container_spec(pod, container, &image, &namespaces, &cgroup_parent, &id));
+        let oci = spec::build(&container_spec(
+            pod,
+            container,
+            &image,
+            &namespaces,
+            &cgroup_parent,
+            &id,
+        ));
         let labels = container_labels(
             uid,
             pod.metadata.name.as_deref().unwrap_or_default(),
@@ -282,23 +326,47 @@ impl RuntimeManager {
             &container.name,
             attempt,
         );
-        if let Err(e) = self.runtime.create_container(&id, &image, &oci, labels).await {
+        if let Err(e) = self
+            .runtime
+            .create_container(&id, &image, &oci, labels)
+            .await
+        {
             let message = format!("Error: {e}");
             result.events.push(event(true, "Failed", message.clone()));
-            result.waiting.insert(container.name.clone(), ("CreateContainerError".to_string(), message));
+            result.waiting.insert(
+                container.name.clone(),
+                ("CreateContainerError".to_string(), message),
+            );
             return;
         }
-        result.events.push(event(false, "Created", format!("Created container: {}", container.name)));
+        result.events.push(event(
+            false,
+            "Created",
+            format!("Created container: {}", container.name),
+        ));
         let log = self.log_path(pod, &container.name, attempt);
         match self.runtime.start(&id, &log).await {
             Ok(_) => {
-                self.started.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Timestamp::now());
-                result.events.push(event(false, "Started", format!("Started container {}", container.name)));
+                self.started
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, Timestamp::now());
+                result.events.push(event(
+                    false,
+                    "Started",
+                    format!("Started container {}", container.name),
+                ));
             }
             Err(e) => {
-                let message = format!("Error: failed to start container \"{}\": {e}", container.name);
+                let message = format!(
+                    "Error: failed to start container \"{}\": {e}",
+                    container.name
+                );
                 result.events.push(event(true, "Failed", message.clone()));
-                result.waiting.insert(container.name.clone(), ("RunContainerError".to_string(), message));
+                result.waiting.insert(
+                    container.name.clone(),
+                    ("RunContainerError".to_string(), message),
+                );
             }
         }
     }
@@ -317,9 +385,19 @@ impl RuntimeManager {
     }
 
     /// Stops every running container of the pod: the stop signal, `grace` to exit, then SIGKILL.
-    pub async fn stop_containers(&self, pod: &Pod, status: &PodRuntimeStatus, grace: Duration, result: &mut SyncResult) {
+    pub async fn stop_containers(
+        &self,
+        pod: &Pod,
+        status: &PodRuntimeStatus,
+        grace: Duration,
+        result: &mut SyncResult,
+    ) {
         let spec = pod.spec.clone().unwrap_or_default();
-        let running: Vec<&ContainerRecord> = status.containers.iter().filter(|c| c.is_running()).collect();
+        let running: Vec<&ContainerRecord> = status
+            .containers
+            .iter()
+            .filter(|c| c.is_running())
+            .collect();
         let stops = running.iter().map(|record| async {
             stop_container(&self.runtime, record, grace).await;
         });
@@ -337,8 +415,14 @@ impl RuntimeManager {
     /// Removes every container of pod `uid` and its sandbox: the pod is gone.
     pub async fn remove_pod(&self, uid: &str, status: &PodRuntimeStatus) -> Result<(), String> {
         for record in &status.containers {
-            self.runtime.delete(&record.id).await.map_err(|e| e.to_string())?;
-            self.started.lock().unwrap_or_else(|e| e.into_inner()).remove(&record.id);
+            self.runtime
+                .delete(&record.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.started
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&record.id);
         }
         self.release_sandbox(uid).await
     }
@@ -354,7 +438,9 @@ impl RuntimeManager {
 /// SIGTERM, `grace` to exit, then SIGKILL.
 async fn stop_container(runtime: &Runtime, record: &ContainerRecord, grace: Duration) {
     if runtime.kill(&record.id, libc::SIGTERM as u32).await.is_ok()
-        && tokio::time::timeout(grace, runtime.wait(&record.id)).await.is_ok()
+        && tokio::time::timeout(grace, runtime.wait(&record.id))
+            .await
+            .is_ok()
     {
         return;
     }
@@ -382,7 +468,11 @@ pub fn pod_description(pod: &Pod) -> String {
 
 /// The field path events about a container carry.
 fn field_path(spec: &k8s_openapi::api::core::v1::PodSpec, name: &str) -> String {
-    let init = spec.init_containers.iter().flatten().any(|c| c.name == name);
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .any(|c| c.name == name);
     if init {
         format!("spec.initContainers{{{name}}}")
     } else {
@@ -392,7 +482,9 @@ fn field_path(spec: &k8s_openapi::api::core::v1::PodSpec, name: &str) -> String 
 
 /// A fresh container id: 64 hex digits, as containerd's CRI makes them.
 fn container_id() -> String {
-    (0..4).map(|_| format!("{:016x}", rand::random::<u64>())).collect()
+    (0..4)
+        .map(|_| format!("{:016x}", rand::random::<u64>()))
+        .collect()
 }
 
 /// Go's Duration string for whole seconds (`10s`, `5m0s`).

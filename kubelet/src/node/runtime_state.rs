@@ -102,7 +102,7 @@ pub async fn watch_runtime(
 /// Images as Node.status.images lists them: largest first.
 fn node_images(images: &[ImageSummary]) -> Vec<ContainerImage> {
     let mut images: Vec<&ImageSummary> = images.iter().collect();
-    images.sort_by(|a, b| b.size.cmp(&a.size));
+    images.sort_by_key(|image| std::cmp::Reverse(image.size));
     images
         .into_iter()
         .map(|image| ContainerImage {

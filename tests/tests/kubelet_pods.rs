@@ -1,0 +1,305 @@
+//! ferrokube-kubelet running real pods: containerd (started by the harness) with the locally built busybox
+//! image, pod networking through the distribution's CNI bridge plugin. A pod runs to completion with its
+//! output in a CRI log file; a failing one restarts into CrashLoopBackOff; a deleted one is stopped and its
+//! object removed by the kubelet.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferrokube_cluster::Identity;
+use ferrokube_cluster::cni::write_bridge_conflist;
+use ferrokube_cluster::containerd::Containerd;
+use ferrokube_cluster::images::import_busybox;
+use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
+use ferrokube_tests::kubelet::start_kubelet;
+use ferrokube_tests::scheduling::eventually;
+use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+const NODE: &str = "node-1";
+const BRIDGE: &str = "fk-pods0";
+const POD_CIDR: &str = "10.251.0.0/24";
+
+/// Removes the bridge the CNI plugin made, whatever the test's outcome.
+struct BridgeGuard;
+
+impl Drop for BridgeGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", BRIDGE])
+            .status();
+    }
+}
+
+fn pod(name: &str, policy: &str, script: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": NODE,
+            "restartPolicy": policy,
+            "automountServiceAccountToken": false,
+            "terminationGracePeriodSeconds": 2,
+            "containers": [{
+                "name": "main",
+                "image": "busybox",
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", script],
+                "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+            }],
+        },
+    }))
+    .unwrap()
+}
+
+fn main_status(pod: &Pod) -> Option<ContainerStatus> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()
+        .cloned()
+}
+
+async fn events_for(client: &Client, namespace: &str, pod: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let list = events.list(&ListParams::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+fn log_file(logs: &Path, namespace: &str, pod: &Pod) -> PathBuf {
+    logs.join(format!(
+        "{namespace}_{}_{}",
+        pod.metadata.name.as_deref().unwrap(),
+        pod.metadata.uid.as_deref().unwrap()
+    ))
+    .join("main")
+    .join("0.log")
+}
+
+#[tokio::test]
+async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
+    let _bridge = BridgeGuard;
+    let dir = shared_control_plane().dir().join("kubelet-pods");
+    std::fs::create_dir_all(dir.join("containerd")).unwrap();
+    let containerd = Containerd::start(&dir.join("containerd")).unwrap();
+    import_busybox(containerd.socket()).unwrap();
+    let cni_dir = dir.join("cni");
+    write_bridge_conflist(&cni_dir, BRIDGE, POD_CIDR).unwrap();
+    let logs = dir.join("logs");
+    let endpoint = format!(
+        "--container-runtime-endpoint=unix://{}",
+        containerd.socket().display()
+    );
+    let cni_conf = format!("--cni-conf-dir={}", cni_dir.display());
+    let pod_logs = format!("--pod-logs-dir={}", logs.display());
+    let _kubelet = start_kubelet(
+        NODE,
+        &[
+            &endpoint,
+            &cni_conf,
+            &pod_logs,
+            "--node-status-update-frequency=1s",
+        ],
+    );
+
+    // The node is Ready once containerd answers and the network is configured.
+    let admin = shared_control_plane()
+        .client(&Identity::admin())
+        .await
+        .unwrap();
+    let nodes: Api<Node> = Api::all(admin.clone());
+    let node = eventually(Duration::from_secs(60), "node-1 to be Ready", || async {
+        let node = nodes.get_opt(NODE).await.ok().flatten()?;
+        let ready = node
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(node)
+    })
+    .await;
+    let status = node.status.unwrap();
+    let info = status.node_info.unwrap();
+    assert!(
+        info.container_runtime_version
+            .starts_with("containerd://1."),
+        "{info:?}"
+    );
+    let images = status.images.unwrap_or_default();
+    assert!(
+        images.iter().any(|i| i
+            .names
+            .iter()
+            .flatten()
+            .any(|n| n == "docker.io/library/busybox:latest")),
+        "{images:?}"
+    );
+
+    let namespace = TestNamespace::new("kubelet-pods").await;
+    let ns = namespace.name().to_string();
+    // No controller-manager here: the namespace's default ServiceAccount is made by hand.
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns);
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+
+    // A pod that runs to completion.
+    let created = pods
+        .create(
+            &PostParams::default(),
+            &pod("hello", "Never", "echo hello from $(POD_NAME); hostname"),
+        )
+        .await
+        .unwrap();
+    let done = eventually(Duration::from_secs(60), "pod hello to succeed", || async {
+        let pod = pods.get("hello").await.ok()?;
+        (pod.status.as_ref()?.phase.as_deref() == Some("Succeeded")).then_some(pod)
+    })
+    .await;
+    let status = done.status.clone().unwrap();
+    let terminated = main_status(&done)
+        .and_then(|s| s.state)
+        .and_then(|s| s.terminated)
+        .expect("terminated");
+    assert_eq!(
+        (terminated.exit_code, terminated.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    let pod_ip = status.pod_ip.clone().expect("a pod IP");
+    assert!(pod_ip.starts_with("10.251.0."), "{pod_ip}");
+    assert!(status.host_ip.is_some());
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("PodCompleted"))
+    );
+    let log = std::fs::read_to_string(log_file(&logs, &ns, &created)).unwrap();
+    assert!(log.contains(" stdout F hello from hello\n"), "{log}");
+    assert!(
+        log.contains(" stdout F hello\n"),
+        "the pod's hostname: {log}"
+    );
+    let reasons = events_for(&admin, &ns, "hello").await;
+    for reason in ["Pulled", "Created", "Started"] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} in {reasons:?}"
+        );
+    }
+
+    // A pod whose container keeps failing: restarted at once, then backed off.
+    pods.create(&PostParams::default(), &pod("crash", "OnFailure", "exit 3"))
+        .await
+        .unwrap();
+    let crashing = eventually(Duration::from_secs(60), "pod crash to back off", || async {
+        let pod = pods.get("crash").await.ok()?;
+        let status = main_status(&pod)?;
+        let waiting = status.state.as_ref()?.waiting.as_ref()?;
+        (waiting.reason.as_deref() == Some("CrashLoopBackOff")).then_some(status)
+    })
+    .await;
+    assert!(crashing.restart_count >= 1, "{crashing:?}");
+    let last = crashing
+        .last_state
+        .and_then(|s| s.terminated)
+        .expect("the last exit");
+    assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
+    assert!(
+        crashing
+            .state
+            .unwrap()
+            .waiting
+            .unwrap()
+            .message
+            .unwrap()
+            .starts_with("back-off 10s restarting failed container=main pod=crash_"),
+    );
+
+    // A running pod deleted with a grace period: stopped (busybox sleep ignores SIGTERM as PID 1, so it
+    // is killed when the grace period ends) and its object removed by the kubelet.
+    pods.create(
+        &PostParams::default(),
+        &pod("sleeper", "Always", "sleep 3600"),
+    )
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "pod sleeper to be Running and Ready",
+        || async {
+            let pod = pods.get("sleeper").await.ok()?;
+            let status = pod.status?;
+            let ready = status
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            (status.phase.as_deref() == Some("Running") && ready).then_some(())
+        },
+    )
+    .await;
+    pods.delete("sleeper", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "pod sleeper to be gone",
+        || async { pods.get_opt("sleeper").await.ok()?.is_none().then_some(()) },
+    )
+    .await;
+    let reasons = events_for(&admin, &ns, "sleeper").await;
+    assert!(reasons.iter().any(|r| r == "Killing"), "{reasons:?}");
+
+    // Deleting the finished pods removes their containers too.
+    pods.delete("hello", &DeleteParams::default())
+        .await
+        .unwrap();
+    pods.delete("crash", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "every pod to be gone", || async {
+        pods.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let left = std::process::Command::new("ctr")
+        .args([
+            "--address",
+            &containerd.socket().display().to_string(),
+            "-n",
+            "k8s.io",
+            "containers",
+            "list",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "containers left in containerd"
+    );
+    namespace.delete().await;
+}
