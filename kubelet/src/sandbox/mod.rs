@@ -212,8 +212,16 @@ impl Sandbox {
             Some(record) => pod_ref(record).describe(),
             None => uid.to_string(),
         };
-        if let Some(record) = &recorded {
-            self.del(&dir, record).await?;
+        match &recorded {
+            Some(record) if record.result.is_some() => self.del(&dir, record).await?,
+            Some(record) => {
+                // ADD never completed and ensure already ran DEL after it failed: a DEL that fails now
+                // (say, the plugin is missing) must not keep the pod from going away.
+                if let Err(error) = self.del(&dir, record).await {
+                    tracing::warn!(pod = %describe, %error, "CNI DEL of an incomplete sandbox failed");
+                }
+            }
+            None => {}
         }
         namespaces::remove_network(uid, &describe).await?;
         namespaces::remove_bound(&dir.join("ipc"), &describe).await?;
