@@ -1,6 +1,7 @@
 //! ferrokube-kubelet's pod sandboxes with the distribution's CNI plugins (bridge, host-local, portmap), as
 //! root: IPs from the CIDR, pod-to-pod traffic, hostname, hostPort, idempotent set-up and complete removal.
-//! Everything made on the host (bridge, namespaces, iptables chains, ip_forward) is undone at the end.
+//! Everything made on the host (bridge, namespaces, iptables chains) is undone at the end; the bridge
+//! plugin's net.ipv4.ip_forward=1 is left, as restoring it could cut off pods of a cluster running beside.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -47,7 +48,6 @@ fn iptables_chains(table: &str) -> BTreeSet<String> {
 /// Undoes on drop what the plugins and the test made on the host, also when the test fails half-way.
 struct HostCleanup {
     chains_before: Vec<(&'static str, BTreeSet<String>)>,
-    ip_forward: String,
     uids: Vec<String>,
     state_dir: PathBuf,
     servers: Vec<Child>,
@@ -72,7 +72,6 @@ impl HostCleanup {
                 .into_iter()
                 .map(|table| (table, iptables_chains(table)))
                 .collect(),
-            ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
             uids: Vec::new(),
             state_dir: state_dir.to_path_buf(),
             servers: Vec::new(),
@@ -142,7 +141,6 @@ impl Drop for HostCleanup {
                     .output();
             }
         }
-        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", &self.ip_forward);
     }
 }
 
@@ -299,7 +297,14 @@ async fn sandboxes_get_pod_ips_reach_each_other_publish_host_ports_and_are_remov
     let page = within("A fetching B's page", || {
         let mut client = Command::new("nsenter")
             .arg(format!("--net={}", netns_a.display()))
-            .args(["busybox", "nc", "-w", "2", &ip_b.to_string(), &CONTAINER_PORT.to_string()])
+            .args([
+                "busybox",
+                "nc",
+                "-w",
+                "2",
+                &ip_b.to_string(),
+                &CONTAINER_PORT.to_string(),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -313,7 +318,10 @@ async fn sandboxes_get_pod_ips_reach_each_other_publish_host_ports_and_are_remov
         if response.starts_with("HTTP/1.1 200") {
             Ok(response)
         } else {
-            Err(format!("{response}{}", String::from_utf8_lossy(&output.stderr)))
+            Err(format!(
+                "{response}{}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
         }
     });
     assert!(page.ends_with(PAGE), "{page}");
@@ -330,6 +338,10 @@ async fn sandboxes_get_pod_ips_reach_each_other_publish_host_ports_and_are_remov
     assert_eq!(before, BTreeSet::from([ip_a.to_string(), ip_b.to_string()]));
     assert_eq!(sandbox.ensure(&pod_a).await.unwrap(), a);
     assert_eq!(allocated(&ipam), before);
+    // So is a restarted kubelet's, from the state on disk.
+    let restarted = Sandbox::new(&conf, CNI_BIN_DIRS.map(PathBuf::from).to_vec(), &state);
+    assert_eq!(restarted.ensure(&pod_b).await.unwrap(), b);
+    assert_eq!(allocated(&ipam), before);
     assert_eq!(sandbox.list(), {
         let mut uids = vec![uid_a.clone(), uid_b.clone()];
         uids.sort();
@@ -342,7 +354,7 @@ async fn sandboxes_get_pod_ips_reach_each_other_publish_host_ports_and_are_remov
     assert!(!netns_a.exists(), "{} is left", netns_a.display());
     assert!(!uts_a.exists(), "{} is left", uts_a.display());
     assert!(!state.join(&uid_a).exists());
-    assert_eq!(sandbox.list(), [uid_b.clone()]);
+    assert_eq!(sandbox.list(), vec![uid_b.clone()]);
     sandbox.remove(&uid_a).await.unwrap();
 
     // Removing B also takes its hostPort rules away.

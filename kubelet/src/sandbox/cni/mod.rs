@@ -22,10 +22,11 @@ const PLUGIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// The binary for plugin `plugin`: the first directory of `dirs` holding it.
 pub fn find_plugin(plugin: &str, dirs: &[PathBuf]) -> Result<PathBuf, SandboxError> {
     // A type with a separator would name a binary outside the plugin directories.
-    if !plugin.contains('/') && !plugin.is_empty() {
-        if let Some(path) = dirs.iter().map(|d| d.join(plugin)).find(|p| p.is_file()) {
-            return Ok(path);
-        }
+    if !plugin.contains('/')
+        && !plugin.is_empty()
+        && let Some(path) = dirs.iter().map(|d| d.join(plugin)).find(|p| p.is_file())
+    {
+        return Ok(path);
     }
     Err(SandboxError::PluginNotFound {
         plugin: plugin.to_string(),
@@ -152,9 +153,7 @@ async fn run(
         plugin: plugin_type.to_string(),
         network: list.name.clone(),
         command: command.as_str(),
-        code: error.code,
-        msg: error.msg,
-        details: error.details,
+        error: Box::new(error),
     })
 }
 
