@@ -399,6 +399,13 @@ async fn a_broken_or_missing_plugin_is_reported_with_the_pod_and_leaves_nothing(
             .contains("failed to find plugin \"fk-no-such-plugin\""),
         "{error}"
     );
+    // Retrying fails the same way: the incomplete sandbox's own DEL failing does not hide the cause.
+    let again = sandbox
+        .ensure(&request(&uid, "pod-m", "", vec![]))
+        .await
+        .unwrap_err();
+    assert_eq!(again.to_string(), error.to_string());
+    assert!(error.to_string().contains("sandbox-test/pod-m"), "{error}");
     sandbox.remove(&uid).await.unwrap();
     assert!(!Path::new(&format!("/run/netns/fk-{uid}")).exists());
     assert!(sandbox.list().is_empty());

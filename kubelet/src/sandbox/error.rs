@@ -17,8 +17,12 @@ pub enum SandboxError {
     #[error("invalid CNI config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
     /// A plugin named by the configuration is in none of the binary directories.
-    #[error("failed to find plugin {plugin:?} in path {dirs:?}")]
-    PluginNotFound { plugin: String, dirs: Vec<PathBuf> },
+    #[error("failed to find plugin {plugin:?} in path {dirs:?} (pod {pod})")]
+    PluginNotFound {
+        pod: String,
+        plugin: String,
+        dirs: Vec<PathBuf>,
+    },
     /// A plugin answered with a CNI error (or exited non-zero): its `code`, `msg` and `details`.
     #[error("plugin type={plugin:?} name={network:?} failed ({command}) for pod {pod}: {error}")]
     Plugin {
