@@ -410,3 +410,27 @@ async fn a_broken_or_missing_plugin_is_reported_with_the_pod_and_leaves_nothing(
     assert!(!Path::new(&format!("/run/netns/fk-{uid}")).exists());
     assert!(sandbox.list().is_empty());
 }
+
+#[test]
+fn the_conflist_version_is_one_the_installed_plugins_support() {
+    for plugin in ["bridge", "host-local", "portmap"] {
+        let binary = CNI_BIN_DIRS
+            .iter()
+            .map(|dir| Path::new(dir).join(plugin))
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| panic!("CNI plugin {plugin} is not installed (hack/deps.sh)"));
+        let output = Command::new(&binary)
+            .env("CNI_COMMAND", "VERSION")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let supported = info["supportedVersions"].as_array().unwrap();
+        assert!(
+            supported
+                .iter()
+                .any(|v| v == ferrokube_cluster::cni::CNI_VERSION),
+            "{plugin} supports {supported:?}"
+        );
+    }
+}
