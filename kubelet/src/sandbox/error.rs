@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::cni::result::PluginError;
+
 /// What can go wrong setting up or tearing down a pod sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -15,22 +17,20 @@ pub enum SandboxError {
     #[error("invalid CNI config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
     /// A plugin named by the configuration is in none of the binary directories.
-    #[error("failed to find plugin {plugin:?} in path {dirs:?}")]
-    PluginNotFound { plugin: String, dirs: Vec<PathBuf> },
-    /// A plugin answered with a CNI error (or exited non-zero).
-    #[error(
-        "plugin type={plugin:?} name={network:?} failed ({command}) for pod {pod}: {msg}{}{}",
-        code.map(|c| format!(" (code {c})")).unwrap_or_default(),
-        if details.is_empty() { String::new() } else { format!(": {details}") }
-    )]
+    #[error("failed to find plugin {plugin:?} in path {dirs:?} (pod {pod})")]
+    PluginNotFound {
+        pod: String,
+        plugin: String,
+        dirs: Vec<PathBuf>,
+    },
+    /// A plugin answered with a CNI error (or exited non-zero): its `code`, `msg` and `details`.
+    #[error("plugin type={plugin:?} name={network:?} failed ({command}) for pod {pod}: {error}")]
     Plugin {
         pod: String,
         plugin: String,
         network: String,
         command: &'static str,
-        code: Option<u64>,
-        msg: String,
-        details: String,
+        error: Box<PluginError>,
     },
     /// A plugin succeeded but its result is not a CNI result.
     #[error(

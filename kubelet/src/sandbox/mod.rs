@@ -152,7 +152,7 @@ impl Sandbox {
         namespaces::create_ipc_uts(&ipc, &uts, &hostname, &describe).await?;
         if let Some(previous) = &recorded {
             // An ADD that did not complete, or a sandbox whose namespace vanished, may still hold an IP.
-            self.del(&dir, previous).await?;
+            self.release(&dir, previous).await?;
         }
         let mut record = SandboxState {
             uid: pod.uid.clone(),
@@ -213,7 +213,7 @@ impl Sandbox {
             None => uid.to_string(),
         };
         if let Some(record) = &recorded {
-            self.del(&dir, record).await?;
+            self.release(&dir, record).await?;
         }
         namespaces::remove_network(uid, &describe).await?;
         namespaces::remove_bound(&dir.join("ipc"), &describe).await?;
@@ -249,6 +249,20 @@ impl Sandbox {
             .collect();
         uids.sort();
         uids
+    }
+
+    /// CNI DEL of a recorded sandbox. When its ADD never completed, ensure already ran DEL after the
+    /// failure, so a DEL failing now (say, the plugin is missing) is logged rather than keeping the pod
+    /// from being retried or going away.
+    async fn release(&self, dir: &Path, record: &SandboxState) -> Result<()> {
+        match self.del(dir, record).await {
+            Err(error) if record.result.is_none() => {
+                let pod = pod_ref(record).describe();
+                tracing::warn!(%pod, %error, "CNI DEL of an incomplete sandbox failed");
+                Ok(())
+            }
+            done => done,
+        }
     }
 
     /// CNI DEL of a recorded sandbox, with the netns if it still exists (plugins free IPs without it).

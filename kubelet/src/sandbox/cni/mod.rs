@@ -19,15 +19,17 @@ use crate::sandbox::{PortMapping, SandboxError};
 /// How long one plugin may run; bridge and host-local answer in milliseconds, so this only bounds a hang.
 const PLUGIN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The binary for plugin `plugin`: the first directory of `dirs` holding it.
-pub fn find_plugin(plugin: &str, dirs: &[PathBuf]) -> Result<PathBuf, SandboxError> {
+/// The binary for plugin `plugin` (needed for `pod`): the first directory of `dirs` holding it.
+pub fn find_plugin(plugin: &str, dirs: &[PathBuf], pod: &str) -> Result<PathBuf, SandboxError> {
     // A type with a separator would name a binary outside the plugin directories.
-    if !plugin.contains('/') && !plugin.is_empty() {
-        if let Some(path) = dirs.iter().map(|d| d.join(plugin)).find(|p| p.is_file()) {
-            return Ok(path);
-        }
+    if !plugin.contains('/')
+        && !plugin.is_empty()
+        && let Some(path) = dirs.iter().map(|d| d.join(plugin)).find(|p| p.is_file())
+    {
+        return Ok(path);
     }
     Err(SandboxError::PluginNotFound {
+        pod: pod.to_string(),
         plugin: plugin.to_string(),
         dirs: dirs.to_vec(),
     })
@@ -107,7 +109,7 @@ async fn run(
     bin_dirs: &[PathBuf],
     stdin: &Value,
 ) -> Result<Vec<u8>, SandboxError> {
-    let binary = find_plugin(plugin_type, bin_dirs)?;
+    let binary = find_plugin(plugin_type, bin_dirs, &pod.describe())?;
     let input = serde_json::to_vec(stdin).map_err(|e| SandboxError::PluginResult {
         pod: pod.describe(),
         plugin: plugin_type.to_string(),
@@ -152,9 +154,7 @@ async fn run(
         plugin: plugin_type.to_string(),
         network: list.name.clone(),
         command: command.as_str(),
-        code: error.code,
-        msg: error.msg,
-        details: error.details,
+        error: Box::new(error),
     })
 }
 
@@ -172,16 +172,20 @@ mod tests {
         std::fs::write(a.join("portmap"), "").unwrap();
         std::fs::write(b.join("portmap"), "").unwrap();
         let dirs = [a.clone(), b.clone()];
-        assert_eq!(find_plugin("bridge", &dirs).unwrap(), b.join("bridge"));
-        assert_eq!(find_plugin("portmap", &dirs).unwrap(), a.join("portmap"));
-        let missing = find_plugin("flannel", &dirs).unwrap_err();
+        assert_eq!(find_plugin("bridge", &dirs, "p").unwrap(), b.join("bridge"));
+        assert_eq!(
+            find_plugin("portmap", &dirs, "p").unwrap(),
+            a.join("portmap")
+        );
+        let missing = find_plugin("flannel", &dirs, "ns/p").unwrap_err();
         assert!(
             missing
                 .to_string()
                 .contains("failed to find plugin \"flannel\""),
             "{missing}"
         );
-        assert!(find_plugin("../b/bridge", &dirs).is_err());
+        assert!(missing.to_string().contains("pod ns/p"), "{missing}");
+        assert!(find_plugin("../b/bridge", &dirs, "p").is_err());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -15,6 +15,19 @@ pub struct PluginError {
     pub details: String,
 }
 
+impl std::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)?;
+        if let Some(code) = self.code {
+            write!(f, " (code {code})")?;
+        }
+        if !self.details.is_empty() {
+            write!(f, ": {}", self.details)?;
+        }
+        Ok(())
+    }
+}
+
 /// The error a plugin reported when it exited non-zero.
 pub fn parse_error(stdout: &[u8], stderr: &[u8], status: &str) -> PluginError {
     if let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(stdout) {
@@ -110,6 +123,10 @@ mod tests {
                 msg: "failed to allocate".into(),
                 details: "range full".into()
             }
+        );
+        assert_eq!(
+            error.to_string(),
+            "failed to allocate (code 11): range full"
         );
     }
 
