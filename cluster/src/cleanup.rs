@@ -58,6 +58,7 @@ pub fn clean_all() {
             stop_pid(pid, Duration::from_secs(5));
         }
         if let Some(dir) = entry.dir {
+            crate::sys::detach_mounts_under(&dir);
             let _ = std::fs::remove_dir_all(dir);
         }
     }
@@ -117,6 +118,7 @@ pub fn sweep_stale_dirs(parent: &Path) {
             continue;
         };
         if !is_alive(owner) {
+            crate::sys::detach_mounts_under(&entry.path());
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }

@@ -169,22 +169,6 @@ fn shims(socket: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// Mount points at or under `dir`, deepest first.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut points: Vec<PathBuf> = mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        // mountinfo escapes spaces and the like as octal; our paths have none.
-        .map(PathBuf::from)
-        .filter(|point| point.starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    points
-}
-
 /// `ctr` against the containerd at `socket`, in the kubelet's namespace; its output if it succeeded.
 fn ctr(socket: &Path, args: &[&str]) -> Option<String> {
     let output = Command::new("ctr")
@@ -220,10 +204,6 @@ impl Drop for Containerd {
             sys::kill(shim, libc::SIGKILL);
         }
         self.process.stop(Duration::from_secs(5));
-        for point in mounts_under(&self.dir) {
-            if let Err(e) = sys::umount_detach(&point) {
-                tracing::warn!("cannot unmount {}: {e}", point.display());
-            }
-        }
+        sys::detach_mounts_under(&self.dir);
     }
 }

@@ -40,6 +40,13 @@ pub struct ControlPlane {
     _registration: Registration,
 }
 
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // A kubelet killed mid-test leaves its volume and namespace mounts in the directory.
+        crate::sys::detach_mounts_under(self.dir.path());
+    }
+}
+
 impl ControlPlane {
     /// Starts etcd and kube-apiserver and waits until the apiserver's `/readyz` says ok.
     pub async fn start(config: ControlPlaneConfig) -> Result<Self, Error> {

@@ -42,3 +42,29 @@ pub fn umount_detach(path: &std::path::Path) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// Mount points at or under `dir`, deepest first, from /proc/self/mountinfo.
+fn mounts_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut points: Vec<std::path::PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        // mountinfo escapes spaces and the like as octal; our paths have none.
+        .map(std::path::PathBuf::from)
+        .filter(|point| point.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points
+}
+
+/// Detaches every mount under `dir` (volumes, namespace files and snapshots a kubelet or containerd left),
+/// so the directory can be removed.
+pub fn detach_mounts_under(dir: &std::path::Path) {
+    for point in mounts_under(dir) {
+        if let Err(e) = umount_detach(&point) {
+            tracing::warn!("cannot unmount {}: {e}", point.display());
+        }
+    }
+}

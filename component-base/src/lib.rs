@@ -12,6 +12,7 @@ pub mod leaderelection;
 pub mod logging;
 pub mod quantity;
 pub mod ratelimit;
+pub mod resource;
 pub mod serving;
 pub mod shutdown;
 pub mod version;

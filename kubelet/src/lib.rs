@@ -2,6 +2,7 @@
 //! and Lease current, runs the pods bound to it on containerd, and serves the health endpoints on
 //! upstream's healthz port.
 
+pub mod admission;
 pub mod config;
 pub mod kuberuntime;
 pub mod node;
@@ -99,6 +100,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             statuses: StatusManager::new(client.clone()),
             recorder,
             client: client.clone(),
+            node_name: node_name.clone(),
             host_ips,
             resync: config.sync_frequency.as_std(),
         });
@@ -153,7 +155,7 @@ async fn run_pods(client: Client, node_name: &str, workers: PodWorkers, stop: Ca
         };
         match event {
             Some(InformerEvent::Added(pod) | InformerEvent::Updated { new: pod, .. }) => {
-                workers.update(pod);
+                workers.update(pod).await;
             }
             Some(InformerEvent::Deleted(pod)) => {
                 workers.removed(pod.metadata.uid.as_deref().unwrap_or_default());

@@ -3,17 +3,18 @@
 //! deleted — stop the containers within the grace period, clean up, then delete the pod object with grace
 //! 0, as upstream's kubelet does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use component_base::events::EventRecorder;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
 
+use crate::admission::{Rejection, admit};
 use crate::kuberuntime::manager::{PodEvent, RuntimeManager};
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::manager::StatusManager;
@@ -38,6 +39,8 @@ pub struct WorkerContext {
     pub recorder: EventRecorder,
     /// Deletes finished pods.
     pub client: Client,
+    /// The node's name, read for admission.
+    pub node_name: String,
     /// The node's IPs, for hostIP(s).
     pub host_ips: Vec<String>,
     /// How often an idle pod is synced anyway.
@@ -51,6 +54,10 @@ pub struct PodWorkers {
     workers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Update>>>>,
     /// Which pod each container belongs to, for container exits.
     containers: Arc<Mutex<HashMap<String, String>>>,
+    /// The newest version of each pod with a worker: what admission counts.
+    pods: Arc<Mutex<HashMap<String, Arc<Pod>>>>,
+    /// Pods admission refused; they never get a worker.
+    rejected: Arc<Mutex<HashSet<String>>>,
 }
 
 impl PodWorkers {
@@ -60,28 +67,84 @@ impl PodWorkers {
             context: Arc::new(context),
             workers: Arc::default(),
             containers: Arc::default(),
+            pods: Arc::default(),
+            rejected: Arc::default(),
         }
     }
 
-    /// The pod was added or changed: its worker syncs it (started if new).
-    pub fn update(&self, pod: Arc<Pod>) {
+    /// The pod was added or changed: its worker syncs it. A new pod is admitted first, against the pods
+    /// admitted before it (callers deliver pods one at a time, so admission is in arrival order).
+    pub async fn update(&self, pod: Arc<Pod>) {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(worker) = workers.get(&uid)
-            && worker.send(Update::Pod(pod.clone())).is_ok()
+        if lock(&self.rejected).contains(&uid) {
+            return;
+        }
+        let sent = lock(&self.workers)
+            .get(&uid)
+            .is_some_and(|worker| worker.send(Update::Pod(pod.clone())).is_ok());
+        if sent {
+            lock(&self.pods).insert(uid, pod);
+            return;
+        }
+        if !is_terminal(&pod)
+            && let Err(rejection) = self.admit(&pod).await
         {
+            self.reject(&pod, rejection).await;
             return;
         }
         let (sender, receiver) = mpsc::unbounded_channel();
-        workers.insert(uid.clone(), sender);
+        lock(&self.workers).insert(uid.clone(), sender);
+        lock(&self.pods).insert(uid.clone(), pod.clone());
         let this = self.clone();
         tokio::spawn(async move {
             this.run_worker(pod, receiver).await;
-            this.workers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&uid);
+            lock(&this.workers).remove(&uid);
+            lock(&this.pods).remove(&uid);
         });
+    }
+
+    async fn admit(&self, pod: &Pod) -> Result<(), Rejection> {
+        let nodes: Api<Node> = Api::all(self.context.client.clone());
+        let node = nodes
+            .get(&self.context.node_name)
+            .await
+            .map_err(|e| Rejection {
+                reason: "InvalidNodeInfo".to_string(),
+                message: format!("Kubelet cannot get node info: {e}"),
+            })?;
+        let active: Vec<Arc<Pod>> = lock(&self.pods)
+            .values()
+            .filter(|p| !is_terminal(p))
+            .cloned()
+            .collect();
+        let active: Vec<&Pod> = active.iter().map(Arc::as_ref).collect();
+        admit(pod, &active, &node)
+    }
+
+    /// Upstream's rejectPod: a Warning event and the pod Failed with "Pod was rejected: ...".
+    async fn reject(&self, pod: &Pod, rejection: Rejection) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        tracing::info!(pod = %pod_name(pod), reason = %rejection.reason, "Failed to admit pod");
+        self.context.recorder.warning(
+            &pod_reference(pod, None),
+            &rejection.reason,
+            &rejection.reason,
+            rejection.message.clone(),
+        );
+        let spec = pod.spec.clone().unwrap_or_default();
+        let status = PodStatus {
+            phase: Some("Failed".to_string()),
+            reason: Some(rejection.reason),
+            message: Some(format!("Pod was rejected: {}", rejection.message)),
+            qos_class: Some(crate::status::qos::qos_class(&spec).to_string()),
+            ..PodStatus::default()
+        };
+        match self.context.statuses.set(pod, status).await {
+            Ok(()) => {
+                lock(&self.rejected).insert(uid);
+            }
+            Err(e) => tracing::warn!(pod = %pod_name(pod), error = %e, "cannot post the rejection"),
+        }
     }
 
     /// The pod object is gone.
@@ -91,19 +154,14 @@ impl PodWorkers {
 
     /// Container `id` exited: its pod's worker syncs.
     pub fn container_exited(&self, id: &str) {
-        let uid = self
-            .containers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned();
+        let uid = lock(&self.containers).get(id).cloned();
         if let Some(uid) = uid {
             self.send(&uid, Update::Resync);
         }
     }
 
     fn send(&self, uid: &str, update: Update) {
-        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let workers = lock(&self.workers);
         if let Some(worker) = workers.get(uid) {
             let _ = worker.send(update);
         }
@@ -171,7 +229,7 @@ impl PodWorkers {
             return Duration::from_secs(2);
         };
         {
-            let mut containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut containers = lock(&self.containers);
             for record in &runtime.containers {
                 containers.insert(record.id.clone(), uid.clone());
             }
@@ -213,6 +271,7 @@ impl PodWorkers {
                 .and_then(|s| s.termination_grace_period_seconds))
             .unwrap_or(30);
         let grace = if object_gone { 0 } else { grace };
+        tracing::info!(pod = %pod_name(pod), grace, "Killing pod");
         if let Ok(runtime) = context.manager.pod_status(&uid).await {
             let mut result = Default::default();
             context
@@ -228,7 +287,7 @@ impl PodWorkers {
             if let Err(e) = context.manager.remove_pod(&uid, &runtime).await {
                 tracing::warn!(pod = %pod_name(pod), error = %e, "cannot remove the pod's containers");
             }
-            let mut containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut containers = lock(&self.containers);
             for record in &runtime.containers {
                 containers.remove(&record.id);
             }
@@ -249,25 +308,22 @@ impl PodWorkers {
             }),
             ..DeleteParams::default()
         };
-        if let Err(e) = api
+        match api
             .delete(pod.metadata.name.as_deref().unwrap_or_default(), &params)
             .await
         {
-            tracing::warn!(pod = %pod_name(pod), error = %e, "cannot delete the terminated pod");
+            Ok(_) => tracing::info!(pod = %pod_name(pod), "Pod deleted after termination"),
+            // A finished pod is deleted at once by the apiserver itself.
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => {
+                tracing::warn!(pod = %pod_name(pod), error = %e, "cannot delete the terminated pod")
+            }
         }
     }
 
     fn record(&self, pod: &Pod, events: &[PodEvent]) {
         for event in events {
-            let regarding = ObjectReference {
-                api_version: Some("v1".to_string()),
-                kind: Some("Pod".to_string()),
-                name: pod.metadata.name.clone(),
-                namespace: pod.metadata.namespace.clone(),
-                uid: pod.metadata.uid.clone(),
-                field_path: event.field_path.clone(),
-                ..ObjectReference::default()
-            };
+            let regarding = pod_reference(pod, event.field_path.clone());
             let recorder = &self.context.recorder;
             let note = event.message.clone();
             if event.warning {
@@ -277,6 +333,30 @@ impl PodWorkers {
             }
         }
     }
+}
+
+/// A reference to the pod, or to one of its containers by field path, for events.
+fn pod_reference(pod: &Pod, field_path: Option<String>) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".to_string()),
+        kind: Some("Pod".to_string()),
+        name: pod.metadata.name.clone(),
+        namespace: pod.metadata.namespace.clone(),
+        uid: pod.metadata.uid.clone(),
+        field_path,
+        ..ObjectReference::default()
+    }
+}
+
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn pod_name(pod: &Pod) -> String {

@@ -234,6 +234,33 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
             .starts_with("back-off 10s restarting failed container=main pod=crash_"),
     );
 
+    // A pod asking for more CPU than the node has is rejected by the kubelet's admission, as upstream's.
+    let mut greedy = pod("greedy", "Never", "true");
+    greedy.spec.as_mut().unwrap().containers[0].resources =
+        Some(serde_json::from_value(json!({"requests": {"cpu": "64"}})).unwrap());
+    pods.create(&PostParams::default(), &greedy).await.unwrap();
+    let rejected = eventually(
+        Duration::from_secs(30),
+        "pod greedy to be rejected",
+        || async {
+            let status = pods.get("greedy").await.ok()?.status?;
+            (status.phase.as_deref() == Some("Failed")).then_some(status)
+        },
+    )
+    .await;
+    assert_eq!(rejected.reason.as_deref(), Some("OutOfcpu"));
+    let message = rejected.message.unwrap_or_default();
+    assert!(
+        message.starts_with("Pod was rejected: Node didn't have enough resource: cpu, requested: 64000, used: 0, capacity: "),
+        "{message}"
+    );
+    assert!(
+        events_for(&admin, &ns, "greedy")
+            .await
+            .iter()
+            .any(|r| r == "OutOfcpu")
+    );
+
     // A running pod deleted with a grace period: stopped (busybox sleep ignores SIGTERM as PID 1, so it
     // is killed when the grace period ends) and its object removed by the kubelet.
     pods.create(
@@ -273,6 +300,9 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
         .await
         .unwrap();
     pods.delete("crash", &DeleteParams::default())
+        .await
+        .unwrap();
+    pods.delete("greedy", &DeleteParams::default())
         .await
         .unwrap();
     eventually(Duration::from_secs(30), "every pod to be gone", || async {
