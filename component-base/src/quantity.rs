@@ -66,17 +66,7 @@ fn scaled(quantity: &str, factor: i128) -> Option<i64> {
 
 /// `bytes` in canonical binary-SI form (`24095172Ki`, `100Mi`, `1000`), as a BinarySI `Quantity` prints.
 pub fn format_binary(bytes: i64) -> String {
-    const SUFFIXES: [&str; 6] = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
-    let mut value = bytes;
-    let mut suffix = "";
-    for next in SUFFIXES {
-        if value == 0 || value % 1024 != 0 {
-            break;
-        }
-        value /= 1024;
-        suffix = next;
-    }
-    format!("{value}{suffix}")
+    with_largest_suffix(bytes, 1024, ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"])
 }
 
 /// `milli` thousandths in canonical decimal-SI form (`1900m`, `2`, `110`, `1k`), as a DecimalSI `Quantity`
@@ -85,14 +75,17 @@ pub fn format_decimal_milli(milli: i64) -> String {
     if milli % 1000 != 0 {
         return format!("{milli}m");
     }
-    const SUFFIXES: [&str; 6] = ["k", "M", "G", "T", "P", "E"];
-    let mut value = milli / 1000;
+    with_largest_suffix(milli / 1000, 1000, ["k", "M", "G", "T", "P", "E"])
+}
+
+/// `value` divided by `base` as often as it divides exactly, with the matching suffix.
+fn with_largest_suffix(mut value: i64, base: i64, suffixes: [&str; 6]) -> String {
     let mut suffix = "";
-    for next in SUFFIXES {
-        if value == 0 || value % 1000 != 0 {
+    for next in suffixes {
+        if value == 0 || value % base != 0 {
             break;
         }
-        value /= 1000;
+        value /= base;
         suffix = next;
     }
     format!("{value}{suffix}")

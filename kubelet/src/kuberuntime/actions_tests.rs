@@ -1,5 +1,6 @@
 use super::super::record::ContainerRecord;
 use super::*;
+use crate::kuberuntime::record::test_record as record;
 
 fn container(name: &str, restart_policy: Option<&str>) -> Container {
     Container {
@@ -44,17 +45,6 @@ fn exited(
             finished_at: at(finished),
         },
     )
-}
-
-fn record(name: &str, attempt: i32, state: RecordState) -> ContainerRecord {
-    ContainerRecord {
-        id: format!("{name}-{attempt}"),
-        name: name.into(),
-        attempt,
-        image: "busybox".into(),
-        image_id: "sha256:1".into(),
-        state,
-    }
 }
 
 fn status(containers: Vec<ContainerRecord>) -> PodRuntimeStatus {

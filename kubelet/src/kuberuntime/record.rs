@@ -127,20 +127,24 @@ pub fn exit_reason(exit_code: i32, oom_killed: bool) -> &'static str {
     }
 }
 
+/// A record for tests: id `NAME-ATTEMPT`, busybox.
+#[cfg(test)]
+pub(crate) fn test_record(name: &str, attempt: i32, state: RecordState) -> ContainerRecord {
+    ContainerRecord {
+        id: format!("{name}-{attempt}"),
+        name: name.into(),
+        attempt,
+        image: "docker.io/library/busybox:latest".into(),
+        image_id: "sha256:1".into(),
+        state,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record(name: &str, attempt: i32, state: RecordState) -> ContainerRecord {
-        ContainerRecord {
-            id: format!("{name}-{attempt}"),
-            name: name.into(),
-            attempt,
-            image: "busybox".into(),
-            image_id: "sha256:1".into(),
-            state,
-        }
-    }
+    use test_record as record;
 
     #[test]
     fn the_latest_and_previous_attempts_are_found() {

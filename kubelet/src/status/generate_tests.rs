@@ -1,6 +1,7 @@
 use k8s_openapi::api::core::v1::PodSpec;
 
 use super::*;
+use crate::kuberuntime::record::test_record as record;
 
 fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + seconds).expect("time")
@@ -20,17 +21,6 @@ fn pod(policy: &str, init: &[&str], containers: &[&str]) -> Pod {
             ..PodSpec::default()
         }),
         ..Pod::default()
-    }
-}
-
-fn record(name: &str, attempt: i32, state: RecordState) -> ContainerRecord {
-    ContainerRecord {
-        id: format!("id-{name}-{attempt}"),
-        name: name.into(),
-        attempt,
-        image: "docker.io/library/busybox:latest".into(),
-        image_id: "sha256:abc".into(),
-        state,
     }
 }
 
@@ -136,7 +126,7 @@ fn a_running_pod_is_ready() {
     let app = &status.container_statuses.as_ref().expect("containers")[0];
     assert!(app.ready);
     assert_eq!(app.started, Some(true));
-    assert_eq!(app.container_id.as_deref(), Some("containerd://id-app-0"));
+    assert_eq!(app.container_id.as_deref(), Some("containerd://app-0"));
     assert_eq!(app.image, "docker.io/library/busybox:latest");
 }
 
@@ -200,7 +190,7 @@ fn a_crash_looping_container_waits_with_its_last_exit() {
         .and_then(|s| s.terminated.as_ref())
         .expect("last state");
     assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
-    assert_eq!(last.container_id.as_deref(), Some("containerd://id-app-1"));
+    assert_eq!(last.container_id.as_deref(), Some("containerd://app-1"));
 }
 
 #[test]
