@@ -17,6 +17,10 @@ use tokio::sync::mpsc;
 use crate::kuberuntime::manager::{PodEvent, RuntimeManager};
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::manager::StatusManager;
+use crate::volumemanager::VolumeManager;
+
+/// How soon a pod whose volumes could not be mounted is synced again.
+const MOUNT_RETRY: Duration = Duration::from_secs(3);
 
 /// What a worker is told.
 enum Update {
@@ -42,6 +46,8 @@ pub struct WorkerContext {
     pub host_ips: Vec<String>,
     /// How often an idle pod is synced anyway.
     pub resync: Duration,
+    /// Sets up and tears down the pods' volumes.
+    pub volumes: VolumeManager,
 }
 
 /// The pod workers.
@@ -160,11 +166,28 @@ impl PodWorkers {
                     return Duration::from_secs(2);
                 }
             };
-            let result = context.manager.sync_pod(pod, &before).await;
-            self.record(pod, &result.events);
-            waiting = result.waiting;
-            if let Some(after) = result.requeue_after {
-                requeue = requeue.min(after);
+            // Volumes before containers; a failed mount leaves the containers ContainerCreating and is
+            // retried soon (the missing source may appear).
+            match context.volumes.mount_pod(pod).await {
+                Ok(volumes) => {
+                    let result = context.manager.sync_pod(pod, &before, &volumes).await;
+                    self.record(pod, &result.events);
+                    waiting = result.waiting;
+                    if let Some(after) = result.requeue_after {
+                        requeue = requeue.min(after);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %pod_name(pod), error = %e, "cannot mount the pod's volumes");
+                    let failed = PodEvent {
+                        warning: true,
+                        reason: "FailedMount",
+                        message: e.to_string(),
+                        field_path: None,
+                    };
+                    self.record(pod, &[failed]);
+                    requeue = requeue.min(MOUNT_RETRY);
+                }
             }
         }
         let Ok(runtime) = context.manager.pod_status(&uid).await else {
@@ -232,6 +255,9 @@ impl PodWorkers {
             for record in &runtime.containers {
                 containers.remove(&record.id);
             }
+        }
+        if let Err(e) = context.volumes.unmount_pod(&uid).await {
+            tracing::warn!(pod = %pod_name(pod), error = %e, "cannot tear down the pod's volumes");
         }
         context.statuses.forget(&uid);
         if object_gone {

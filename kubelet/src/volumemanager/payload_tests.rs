@@ -1,0 +1,162 @@
+use super::*;
+use serde_json::json;
+
+fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+fn item(key: &str, path: &str, mode: Option<i32>) -> KeyToPath {
+    KeyToPath {
+        key: key.to_string(),
+        path: path.to_string(),
+        mode,
+    }
+}
+
+#[test]
+fn without_items_every_key_is_a_file_with_the_default_mode() {
+    let payload = keyed_payload(
+        "configmap",
+        &data(&[("a", "1"), ("b", "2")]),
+        None,
+        0o400,
+        false,
+    )
+    .unwrap();
+    assert_eq!(payload.len(), 2);
+    assert_eq!(
+        payload["a"],
+        FileProjection {
+            data: b"1".to_vec(),
+            mode: 0o400
+        }
+    );
+}
+
+#[test]
+fn items_choose_keys_paths_and_modes() {
+    let items = [
+        item("a", "dir/first", Some(0o600)),
+        item("b", "second", None),
+    ];
+    let payload = keyed_payload(
+        "configmap",
+        &data(&[("a", "1"), ("b", "2"), ("c", "3")]),
+        Some(&items),
+        DEFAULT_MODE,
+        false,
+    )
+    .unwrap();
+    assert_eq!(payload.keys().collect::<Vec<_>>(), ["dir/first", "second"]);
+    assert_eq!(payload["dir/first"].mode, 0o600);
+    assert_eq!(payload["second"].mode, 0o644);
+}
+
+#[test]
+fn a_missing_item_key_fails_unless_optional() {
+    let items = [item("nope", "x", None)];
+    let err =
+        keyed_payload("configmap", &data(&[]), Some(&items), DEFAULT_MODE, false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "configmap references non-existent config key: nope"
+    );
+    let err = keyed_payload("secret", &data(&[]), Some(&items), DEFAULT_MODE, false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "secret references non-existent secret key: nope"
+    );
+    assert!(
+        keyed_payload("configmap", &data(&[]), Some(&items), DEFAULT_MODE, true)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn pod() -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": "p", "namespace": "ns", "uid": "u-1",
+            "labels": {"b": "two", "a": "o\"ne"},
+            "annotations": {"k": "v"},
+        },
+        "spec": {
+            "nodeName": "n1",
+            "containers": [{
+                "name": "main",
+                "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+            }],
+        },
+    }))
+    .unwrap()
+}
+
+#[test]
+fn downward_fields_and_label_maps() {
+    let pod = pod();
+    assert_eq!(
+        downward_field(&pod, "metadata.labels").unwrap(),
+        "a=\"o\\\"ne\"\nb=\"two\""
+    );
+    assert_eq!(
+        downward_field(&pod, "metadata.annotations").unwrap(),
+        "k=\"v\""
+    );
+    assert_eq!(downward_field(&pod, "metadata.namespace").unwrap(), "ns");
+    assert_eq!(downward_field(&pod, "metadata.labels['b']").unwrap(), "two");
+    assert_eq!(downward_field(&pod, "spec.nodeName").unwrap(), "n1");
+    assert!(downward_field(&pod, "spec.bogus").is_err());
+}
+
+#[test]
+fn resource_values_are_rounded_up_in_divisor_units() {
+    let pod = pod();
+    assert_eq!(
+        resource_value(&pod, "main", "requests.cpu", None).unwrap(),
+        "1"
+    );
+    let milli = Quantity("1m".to_string());
+    assert_eq!(
+        resource_value(&pod, "main", "requests.cpu", Some(&milli)).unwrap(),
+        "250"
+    );
+    let mi = Quantity("1Mi".to_string());
+    assert_eq!(
+        resource_value(&pod, "main", "limits.memory", Some(&mi)).unwrap(),
+        "128"
+    );
+    assert_eq!(
+        resource_value(&pod, "main", "requests.memory", None).unwrap(),
+        "67108864"
+    );
+    assert!(resource_value(&pod, "other", "requests.cpu", None).is_err());
+    assert!(resource_value(&pod, "main", "limits.gpu", None).is_err());
+}
+
+#[test]
+fn downward_payload_uses_item_modes() {
+    let items: Vec<DownwardAPIVolumeFile> = serde_json::from_value(json!([
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+        {"path": "ns", "mode": 0o600, "fieldRef": {"fieldPath": "metadata.namespace"}},
+        {"path": "cpu", "resourceFieldRef": {"containerName": "main", "resource": "requests.cpu", "divisor": "1m"}},
+    ]))
+    .unwrap();
+    let payload = downward_payload(&pod(), &items, DEFAULT_MODE).unwrap();
+    assert_eq!(
+        payload["ns"],
+        FileProjection {
+            data: b"ns".to_vec(),
+            mode: 0o600
+        }
+    );
+    assert_eq!(payload["labels"].mode, 0o644);
+    assert_eq!(payload["cpu"].data, b"250");
+}
+
+#[test]
+fn go_quote_escapes_like_strconv() {
+    assert_eq!(go_quote("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\x01\"");
+}
