@@ -1,0 +1,336 @@
+//! ferrokube-kubelet's volumes on a real containerd: a busybox pod reads an emptyDir, a configMap volume
+//! with items and a mode, a secret volume, a downwardAPI volume and the admission-injected service-account
+//! volume (TokenRequest token, kube-root-ca.crt, namespace); a pod whose ConfigMap is missing waits in
+//! ContainerCreating with a FailedMount event and starts once the ConfigMap exists.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use ferrokube_cluster::Identity;
+use ferrokube_cluster::cni::write_bridge_conflist;
+use ferrokube_cluster::containerd::Containerd;
+use ferrokube_cluster::images::import_busybox;
+use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
+use ferrokube_tests::kubelet::start_kubelet;
+use ferrokube_tests::scheduling::eventually;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+const NODE: &str = "node-1";
+const BRIDGE: &str = "fk-vol0";
+const POD_CIDR: &str = "10.252.0.0/24";
+const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// Removes the bridge the CNI plugin made, whatever the test's outcome.
+struct BridgeGuard;
+
+impl Drop for BridgeGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", BRIDGE])
+            .status();
+    }
+}
+
+fn volumes_pod() -> Pod {
+    let script = format!(
+        "echo scratch > /scratch/f; echo \"EMPTY=$(cat /scratch/f)\"; \
+         echo \"CFG=$(cat /etc/cfg/hello.txt)\"; echo \"MODE=$(ls -lL /etc/cfg/hello.txt)\"; \
+         echo \"SECRET=$(cat /etc/creds/password)\"; echo \"LABELS=$(cat /etc/info/labels)\"; \
+         echo \"NS=$(cat {SA_DIR}/namespace)\"; echo \"TOKEN=$(cat {SA_DIR}/token)\"; \
+         echo \"CA=$(head -n 1 {SA_DIR}/ca.crt)\""
+    );
+    serde_json::from_value(json!({
+        "metadata": {"name": "volumes", "labels": {"app": "vol"}},
+        "spec": {
+            "nodeName": NODE,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 2,
+            "volumes": [
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "cfg", "configMap": {
+                    "name": "cfg", "defaultMode": 0o400,
+                    "items": [{"key": "greeting", "path": "hello.txt"}],
+                }},
+                {"name": "creds", "secret": {"secretName": "creds"}},
+                {"name": "info", "downwardAPI": {
+                    "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}],
+                }},
+            ],
+            "containers": [{
+                "name": "main",
+                "image": "busybox",
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", script],
+                "volumeMounts": [
+                    {"name": "scratch", "mountPath": "/scratch"},
+                    {"name": "cfg", "mountPath": "/etc/cfg", "readOnly": true},
+                    {"name": "creds", "mountPath": "/etc/creds", "readOnly": true},
+                    {"name": "info", "mountPath": "/etc/info"},
+                ],
+            }],
+        },
+    }))
+    .unwrap()
+}
+
+fn waiting_pod() -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "waiting"},
+        "spec": {
+            "nodeName": NODE,
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": false,
+            "terminationGracePeriodSeconds": 2,
+            "volumes": [{"name": "cfg", "configMap": {"name": "missing"}}],
+            "containers": [{
+                "name": "main",
+                "image": "busybox",
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "echo \"KEY=$(cat /cfg/key)\""],
+                "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}],
+            }],
+        },
+    }))
+    .unwrap()
+}
+
+/// `(reason, note)` of the events about pod `name`.
+async fn events_for(client: &Client, namespace: &str, name: &str) -> Vec<(String, String)> {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let list = events.list(&ListParams::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+fn log_file(logs: &Path, namespace: &str, pod: &Pod) -> PathBuf {
+    logs.join(format!(
+        "{namespace}_{}_{}",
+        pod.metadata.name.as_deref().unwrap(),
+        pod.metadata.uid.as_deref().unwrap()
+    ))
+    .join("main")
+    .join("0.log")
+}
+
+/// The value of the stdout line `KEY=value` in a CRI log.
+fn logged(log: &str, key: &str) -> String {
+    let prefix = format!("{key}=");
+    log.lines()
+        .filter_map(|line| line.split_once(" stdout F ").map(|(_, text)| text))
+        .find_map(|text| text.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key} in {log}"))
+        .to_string()
+}
+
+async fn phase(pods: &Api<Pod>, name: &str, want: &str) -> Pod {
+    eventually(
+        Duration::from_secs(90),
+        &format!("pod {name} to be {want}"),
+        || async {
+            let pod = pods.get(name).await.ok()?;
+            (pod.status.as_ref()?.phase.as_deref() == Some(want)).then_some(pod)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_tokens() {
+    let _bridge = BridgeGuard;
+    let dir = shared_control_plane().dir().join("kubelet-volumes");
+    std::fs::create_dir_all(dir.join("containerd")).unwrap();
+    let containerd = Containerd::start(&dir.join("containerd")).unwrap();
+    import_busybox(containerd.socket()).unwrap();
+    let cni_dir = dir.join("cni");
+    write_bridge_conflist(&cni_dir, BRIDGE, POD_CIDR).unwrap();
+    let logs = dir.join("logs");
+    let endpoint = format!(
+        "--container-runtime-endpoint=unix://{}",
+        containerd.socket().display()
+    );
+    let cni_conf = format!("--cni-conf-dir={}", cni_dir.display());
+    let pod_logs = format!("--pod-logs-dir={}", logs.display());
+    let _kubelet = start_kubelet(
+        NODE,
+        &[
+            &endpoint,
+            &cni_conf,
+            &pod_logs,
+            "--node-status-update-frequency=1s",
+        ],
+    );
+    let root = shared_control_plane().dir().join(format!("kubelet-{NODE}"));
+
+    let admin = shared_control_plane()
+        .client(&Identity::admin())
+        .await
+        .unwrap();
+    let nodes: Api<Node> = Api::all(admin.clone());
+    eventually(Duration::from_secs(60), "node-1 to be Ready", || async {
+        let node = nodes.get_opt(NODE).await.ok().flatten()?;
+        let ready = node
+            .status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(())
+    })
+    .await;
+
+    // No controller-manager here: the default ServiceAccount and kube-root-ca.crt are made by hand.
+    let namespace = TestNamespace::new("kubelet-volumes").await;
+    let ns = namespace.name().to_string();
+    let post = PostParams::default();
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns);
+    accounts
+        .create(
+            &post,
+            &serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let ca = std::fs::read_to_string(&shared_control_plane().pki().ca_cert).unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    for (name, data) in [
+        ("kube-root-ca.crt", json!({"ca.crt": ca})),
+        (
+            "cfg",
+            json!({"greeting": "hello volumes", "other": "unused"}),
+        ),
+    ] {
+        config_maps
+            .create(
+                &post,
+                &serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
+    secrets
+        .create(
+            &post,
+            &serde_json::from_value(
+                json!({"metadata": {"name": "creds"}, "stringData": {"password": "s3cret"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+    let created = pods.create(&post, &volumes_pod()).await.unwrap();
+    let injected = created
+        .spec
+        .as_ref()
+        .unwrap()
+        .volumes
+        .iter()
+        .flatten()
+        .any(|v| v.name.starts_with("kube-api-access-"));
+    assert!(
+        injected,
+        "the ServiceAccount admission plugin adds kube-api-access-*"
+    );
+    let done = phase(&pods, "volumes", "Succeeded").await;
+    let log = std::fs::read_to_string(log_file(&logs, &ns, &done)).unwrap();
+    assert_eq!(logged(&log, "EMPTY"), "scratch");
+    assert_eq!(logged(&log, "CFG"), "hello volumes");
+    assert!(logged(&log, "MODE").starts_with("-r-------- "), "{log}");
+    assert_eq!(logged(&log, "SECRET"), "s3cret");
+    assert_eq!(logged(&log, "LABELS"), "app=\"vol\"");
+    assert_eq!(logged(&log, "NS"), ns);
+    assert_eq!(logged(&log, "CA"), "-----BEGIN CERTIFICATE-----");
+    let token = logged(&log, "TOKEN");
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWT: {token}");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["sub"],
+        format!("system:serviceaccount:{ns}:default"),
+        "{claims}"
+    );
+    let uid = done.metadata.uid.clone().unwrap();
+    let volumes = root.join("pods").join(&uid).join("volumes");
+    assert!(
+        volumes.join("kubernetes.io~configmap/cfg/..data").exists(),
+        "the atomic writer's layout"
+    );
+
+    // A pod whose ConfigMap does not exist: Pending, ContainerCreating, FailedMount; then it starts.
+    pods.create(&post, &waiting_pod()).await.unwrap();
+    let message = "MountVolume.SetUp failed for volume \"cfg\" : configmap \"missing\" not found";
+    eventually(Duration::from_secs(60), "a FailedMount event", || async {
+        let events = events_for(&admin, &ns, "waiting").await;
+        events
+            .iter()
+            .any(|(reason, note)| reason == "FailedMount" && note == message)
+            .then_some(())
+    })
+    .await;
+    let pending = pods.get("waiting").await.unwrap();
+    let status = pending.status.unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Pending"));
+    let waiting = status.container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .waiting
+        .unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("ContainerCreating"));
+    config_maps
+        .create(
+            &post,
+            &serde_json::from_value(
+                json!({"metadata": {"name": "missing"}, "data": {"key": "found"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let started = phase(&pods, "waiting", "Succeeded").await;
+    let log = std::fs::read_to_string(log_file(&logs, &ns, &started)).unwrap();
+    assert_eq!(logged(&log, "KEY"), "found");
+
+    // Deleting the pods tears their volumes down, tmpfs mounts included.
+    for name in ["volumes", "waiting"] {
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    eventually(Duration::from_secs(30), "every pod to be gone", || async {
+        pods.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the pod's volumes to be gone",
+        || async { (!volumes.exists()).then_some(()) },
+    )
+    .await;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root_text = root.canonicalize().unwrap().display().to_string();
+    assert!(
+        !mountinfo
+            .lines()
+            .any(|l| l.contains(&format!("{root_text}/pods/"))),
+        "mounts left under the kubelet's root"
+    );
+    namespace.delete().await;
+}
