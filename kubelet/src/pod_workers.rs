@@ -218,6 +218,10 @@ impl PodWorkers {
             if let Err(e) = context.manager.release_sandbox(&uid).await {
                 tracing::warn!(pod = %pod_name(pod), error = %e, "cannot tear down the pod's sandbox");
             }
+            // Nor its volumes (upstream unmounts a terminated pod's volumes too).
+            if let Err(e) = context.volumes.unmount_pod(&uid).await {
+                tracing::warn!(pod = %pod_name(pod), error = %e, "cannot tear down the pod's volumes");
+            }
         }
         requeue
     }

@@ -40,6 +40,7 @@ fn volumes_pod() -> Pod {
     let script = format!(
         "echo scratch > /scratch/f; echo \"EMPTY=$(cat /scratch/f)\"; \
          echo \"CFG=$(cat /etc/cfg/hello.txt)\"; echo \"MODE=$(ls -lL /etc/cfg/hello.txt)\"; \
+         echo \"LAYOUT=$(ls -a /etc/cfg | tr '\\n' ' ')\"; \
          echo \"SECRET=$(cat /etc/creds/password)\"; echo \"LABELS=$(cat /etc/info/labels)\"; \
          echo \"NS=$(cat {SA_DIR}/namespace)\"; echo \"TOKEN=$(cat {SA_DIR}/token)\"; \
          echo \"CA=$(head -n 1 {SA_DIR}/ca.crt)\""
@@ -263,12 +264,23 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
         format!("system:serviceaccount:{ns}:default"),
         "{claims}"
     );
+    // The atomic writer's layout, as the container sees it.
+    let layout = logged(&log, "LAYOUT");
+    let entries: Vec<&str> = layout.split_whitespace().collect();
+    assert!(
+        entries.contains(&"..data") && entries.contains(&"hello.txt"),
+        "{layout}"
+    );
+    assert!(entries.iter().any(|e| e.starts_with("..20")), "{layout}");
+    // A finished pod's volumes are torn down (tmpfs included), as upstream's.
     let uid = done.metadata.uid.clone().unwrap();
     let volumes = root.join("pods").join(&uid).join("volumes");
-    assert!(
-        volumes.join("kubernetes.io~configmap/cfg/..data").exists(),
-        "the atomic writer's layout"
-    );
+    eventually(
+        Duration::from_secs(10),
+        "the finished pod's volumes to be gone",
+        || async { (!volumes.exists()).then_some(()) },
+    )
+    .await;
 
     // A pod whose ConfigMap does not exist: Pending, ContainerCreating, FailedMount; then it starts.
     pods.create(&post, &waiting_pod()).await.unwrap();
@@ -305,7 +317,7 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
     let log = std::fs::read_to_string(log_file(&logs, &ns, &started)).unwrap();
     assert_eq!(logged(&log, "KEY"), "found");
 
-    // Deleting the pods tears their volumes down, tmpfs mounts included.
+    // Deleting the pods leaves no mount behind.
     for name in ["volumes", "waiting"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
@@ -317,12 +329,6 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
             .is_empty()
             .then_some(())
     })
-    .await;
-    eventually(
-        Duration::from_secs(10),
-        "the pod's volumes to be gone",
-        || async { (!volumes.exists()).then_some(()) },
-    )
     .await;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let root_text = root.canonicalize().unwrap().display().to_string();

@@ -131,3 +131,7 @@ impl VolumeManager {
         std::fs::remove_dir_all(&dir).map_err(VolumeError::io("remove", &dir))
     }
 }
+
+#[cfg(test)]
+#[path = "mod_tests.rs"]
+mod tests;
