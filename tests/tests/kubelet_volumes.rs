@@ -159,12 +159,21 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
     );
     let cni_conf = format!("--cni-conf-dir={}", cni_dir.display());
     let pod_logs = format!("--pod-logs-dir={}", logs.display());
+    // A short sync period: the pod workers refresh configMap contents on each sync.
+    let config_file = dir.join("kubelet.yaml");
+    std::fs::write(
+        &config_file,
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nsyncFrequency: 2s\n",
+    )
+    .unwrap();
+    let config = format!("--config={}", config_file.display());
     let _kubelet = start_kubelet(
         NODE,
         &[
             &endpoint,
             &cni_conf,
             &pod_logs,
+            &config,
             "--node-status-update-frequency=1s",
         ],
     );
@@ -317,8 +326,35 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
     let log = std::fs::read_to_string(log_file(&logs, &ns, &started)).unwrap();
     assert_eq!(logged(&log, "KEY"), "found");
 
+    // A running pod sees its ConfigMap change: the kubelet rewrites the volume on a later sync.
+    let mut watcher = waiting_pod();
+    watcher.metadata.name = Some("watcher".to_string());
+    watcher.spec.as_mut().unwrap().containers[0].command = Some(vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        "i=0; while [ \"$(cat /cfg/key)\" != updated ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done; \
+         echo \"KEY=$(cat /cfg/key)\""
+            .to_string(),
+    ]);
+    pods.create(&post, &watcher).await.unwrap();
+    phase(&pods, "watcher", "Running").await;
+    config_maps
+        .replace(
+            "missing",
+            &post,
+            &serde_json::from_value(
+                json!({"metadata": {"name": "missing"}, "data": {"key": "updated"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let watched = phase(&pods, "watcher", "Succeeded").await;
+    let log = std::fs::read_to_string(log_file(&logs, &ns, &watched)).unwrap();
+    assert_eq!(logged(&log, "KEY"), "updated");
+
     // Deleting the pods leaves no mount behind.
-    for name in ["volumes", "waiting"] {
+    for name in ["volumes", "waiting", "watcher"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
     eventually(Duration::from_secs(30), "every pod to be gone", || async {

@@ -134,7 +134,7 @@ pub fn container_mounts(
         mounts.push(BindMount {
             source,
             destination: mount.mount_path.clone(),
-            read_only: mount.read_only.unwrap_or(false),
+            read_only: mount.read_only.unwrap_or(false) || volumes.is_read_only(&mount.name),
         });
     }
     Ok(mounts)

@@ -202,6 +202,20 @@ fn volume_mounts_bind_the_pods_volumes() {
         ("/etc/cfg", true)
     );
     assert_eq!(mounts[1].source, dir.path().join("cfg/sub"));
+    let mut forced = PodVolumes::default();
+    forced.insert_read_only("cfg", dir.path().join("cfg"));
+    let writable = Container {
+        volume_mounts: Some(vec![k8s_openapi::api::core::v1::VolumeMount {
+            read_only: None,
+            ..mount("cfg", "/etc/cfg", None)
+        }]),
+        ..container.clone()
+    };
+    let mounts = container_mounts(&writable, &forced, &HashMap::new()).unwrap();
+    assert!(
+        mounts[0].read_only,
+        "configMap volumes are always read-only"
+    );
 
     let escaping = Container {
         volume_mounts: Some(vec![mount("cfg", "/x", Some("../../etc"))]),

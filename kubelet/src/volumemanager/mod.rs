@@ -11,7 +11,7 @@ mod plugins;
 pub mod subpath;
 pub mod token;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -24,6 +24,9 @@ use token::TokenCache;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodVolumes {
     paths: BTreeMap<String, PathBuf>,
+    /// Volumes every mount gets read-only whatever the volumeMount says (upstream's
+    /// `GetAttributes().ReadOnly`: configMap, secret, downwardAPI, projected).
+    read_only: BTreeSet<String>,
 }
 
 impl PodVolumes {
@@ -35,6 +38,18 @@ impl PodVolumes {
     /// Records volume `name` at `path`.
     pub fn insert(&mut self, name: impl Into<String>, path: impl Into<PathBuf>) {
         self.paths.insert(name.into(), path.into());
+    }
+
+    /// Records volume `name` at `path`, mounted read-only into every container.
+    pub fn insert_read_only(&mut self, name: impl Into<String>, path: impl Into<PathBuf>) {
+        let name = name.into();
+        self.read_only.insert(name.clone());
+        self.paths.insert(name, path.into());
+    }
+
+    /// Whether volume `name` is always mounted read-only.
+    pub fn is_read_only(&self, name: &str) -> bool {
+        self.read_only.contains(name)
     }
 
     /// Every volume and its host path.
@@ -98,7 +113,15 @@ impl VolumeManager {
                         volume: volume.name.clone(),
                         source: Box::new(source),
                     })?;
-            volumes.insert(volume.name.clone(), path);
+            let read_only = volume.config_map.is_some()
+                || volume.secret.is_some()
+                || volume.downward_api.is_some()
+                || volume.projected.is_some();
+            if read_only {
+                volumes.insert_read_only(volume.name.clone(), path);
+            } else {
+                volumes.insert(volume.name.clone(), path);
+            }
         }
         Ok(volumes)
     }
