@@ -3,7 +3,7 @@
 //! update writes a new directory and swaps `..data` with one rename, so a reader never sees half a payload.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Component, Path};
 
 use super::VolumeError;
@@ -74,6 +74,10 @@ pub fn write(dir: &Path, payload: &Payload) -> Result<bool, VolumeError> {
         let mode = u32::try_from(file.mode).unwrap_or(0o644) & 0o7777;
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
             .map_err(VolumeError::io("chmod", &target))?;
+        if file.uid.is_some() || file.gid.is_some() {
+            std::os::unix::fs::chown(&target, file.uid, file.gid)
+                .map_err(VolumeError::io("chown", &target))?;
+        }
     }
     let tmp = dir.join(DATA_DIR_TMP);
     let _ = std::fs::remove_file(&tmp);
@@ -115,6 +119,8 @@ fn unchanged(data: &Path, payload: &Payload) -> bool {
         let target = data.join(path);
         let same_mode = std::fs::metadata(&target).is_ok_and(|m| {
             i64::from(m.permissions().mode() & 0o7777) == i64::from(file.mode & 0o7777)
+                && file.uid.is_none_or(|uid| uid == m.uid())
+                && file.gid.is_none_or(|gid| gid == m.gid())
         });
         same_mode && std::fs::read(&target).is_ok_and(|d| d == file.data)
     })

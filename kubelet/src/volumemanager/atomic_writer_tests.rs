@@ -12,6 +12,7 @@ fn payload(files: &[(&str, &str, i32)]) -> Payload {
                 FileProjection {
                     data: d.as_bytes().to_vec(),
                     mode: *m,
+                    ..FileProjection::default()
                 },
             )
         })
@@ -80,4 +81,34 @@ fn the_layout_is_a_timestamped_dir_a_data_link_and_per_entry_links() {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     assert_eq!(entries.len(), 4, "{entries:?}");
+}
+
+#[test]
+fn files_get_their_owner() {
+    use std::os::unix::fs::MetadataExt;
+    if running_as_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = payload(&[("token", "jwt", 0o600)]);
+        if let Some(file) = p.get_mut("token") {
+            file.uid = Some(1000);
+            file.gid = Some(2000);
+        }
+        assert!(write(dir.path(), &p).unwrap());
+        let meta = std::fs::metadata(dir.path().join("token")).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (1000, 2000));
+        assert!(
+            !write(dir.path(), &p).unwrap(),
+            "the owner is part of what is unchanged"
+        );
+    }
+}
+
+/// chown needs root; elsewhere the ownership test has nothing to check.
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
 }

@@ -14,13 +14,17 @@ use crate::kuberuntime::container_spec::field_value;
 /// The mode files get when neither the item nor the volume says (upstream's 0644).
 pub const DEFAULT_MODE: i32 = 0o644;
 
-/// One file of a volume: its content and permission bits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One file of a volume: its content, permission bits and owner.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileProjection {
     /// The content.
     pub data: Vec<u8>,
     /// The permission bits (e.g. 0o644).
     pub mode: i32,
+    /// The owning user when not root (a projected token for a pod running as one user).
+    pub uid: Option<u32>,
+    /// The owning group (the pod's fsGroup).
+    pub gid: Option<u32>,
 }
 
 /// Files by their path relative to the volume.
@@ -70,7 +74,51 @@ pub fn keyed_payload(
 }
 
 fn file(data: Vec<u8>, mode: i32) -> FileProjection {
-    FileProjection { data, mode }
+    FileProjection {
+        data,
+        mode,
+        ..FileProjection::default()
+    }
+}
+
+/// The one user every container of the pod runs as, if they all say the same (upstream's FsUserFrom).
+pub fn fs_user(pod: &Pod) -> Option<u32> {
+    let spec = pod.spec.as_ref()?;
+    let pod_user = spec.security_context.as_ref().and_then(|s| s.run_as_user);
+    let mut users = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .map(|c| {
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.run_as_user)
+                .or(pod_user)
+        });
+    let first = users.next()??;
+    users
+        .all(|u| u == Some(first))
+        .then(|| u32::try_from(first).ok())
+        .flatten()
+}
+
+/// The pod's fsGroup.
+pub fn fs_group(pod: &Pod) -> Option<u32> {
+    let group = pod.spec.as_ref()?.security_context.as_ref()?.fs_group?;
+    u32::try_from(group).ok()
+}
+
+/// Gives every file of a read-only volume to group `gid`, group-readable (upstream's SetVolumeOwnership
+/// for read-only volumes: mode | 0440).
+pub fn with_fs_group(mut payload: Payload, gid: Option<u32>) -> Payload {
+    if let Some(gid) = gid {
+        for file in payload.values_mut() {
+            file.gid = Some(gid);
+            file.mode |= 0o440;
+        }
+    }
+    payload
 }
 
 /// The files of a downwardAPI volume or projection: each item's pod field or container resource.

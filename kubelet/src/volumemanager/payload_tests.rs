@@ -31,7 +31,8 @@ fn without_items_every_key_is_a_file_with_the_default_mode() {
         payload["a"],
         FileProjection {
             data: b"1".to_vec(),
-            mode: 0o400
+            mode: 0o400,
+            ..FileProjection::default()
         }
     );
 }
@@ -149,7 +150,8 @@ fn downward_payload_uses_item_modes() {
         payload["ns"],
         FileProjection {
             data: b"ns".to_vec(),
-            mode: 0o600
+            mode: 0o600,
+            ..FileProjection::default()
         }
     );
     assert_eq!(payload["labels"].mode, 0o644);
@@ -159,4 +161,30 @@ fn downward_payload_uses_item_modes() {
 #[test]
 fn go_quote_escapes_like_strconv() {
     assert_eq!(go_quote("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\x01\"");
+}
+
+#[test]
+fn the_fs_user_is_the_one_user_every_container_runs_as() {
+    let pod =
+        |spec: serde_json::Value| -> Pod { serde_json::from_value(json!({"spec": spec})).unwrap() };
+    assert_eq!(fs_user(&pod(json!({"containers": [{"name": "a"}]}))), None);
+    let same = pod(json!({
+        "securityContext": {"runAsUser": 1000, "fsGroup": 2000},
+        "containers": [{"name": "a"}, {"name": "b", "securityContext": {"runAsUser": 1000}}],
+    }));
+    assert_eq!(fs_user(&same), Some(1000));
+    assert_eq!(fs_group(&same), Some(2000));
+    let different = pod(json!({
+        "securityContext": {"runAsUser": 1000},
+        "containers": [{"name": "a"}, {"name": "b", "securityContext": {"runAsUser": 1001}}],
+    }));
+    assert_eq!(fs_user(&different), None);
+}
+
+#[test]
+fn an_fs_group_makes_files_group_readable() {
+    let payload = keyed_payload("secret", &data(&[("k", "v")]), None, 0o600, false).unwrap();
+    let owned = with_fs_group(payload.clone(), Some(2000));
+    assert_eq!((owned["k"].mode, owned["k"].gid), (0o640, Some(2000)));
+    assert_eq!(with_fs_group(payload.clone(), None), payload);
 }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Volume, VolumeProjection};
 use kube::{Api, Client};
 
-use super::payload::{DEFAULT_MODE, Payload, downward_payload, keyed_payload};
+use super::payload::{
+    DEFAULT_MODE, FileProjection, Payload, downward_payload, fs_group, fs_user, keyed_payload,
+    with_fs_group,
+};
 use super::token::{DEFAULT_EXPIRATION_SECONDS, TokenCache, TokenKey};
 use super::{VolumeError, atomic_writer, host_path};
 
@@ -53,6 +56,14 @@ pub async fn set_up(context: &Context<'_>, volume: &Volume) -> Result<PathBuf, V
                 .filter(|s| *s > 0);
             mount_tmpfs(&dir, size).await?;
         }
+        if let Some(gid) = fs_group(context.pod) {
+            // What containers create there belongs to the fsGroup (setgid), as upstream's.
+            use std::os::unix::fs::PermissionsExt;
+            std::os::unix::fs::chown(&dir, None, Some(gid))
+                .map_err(VolumeError::io("chown", &dir))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2777))
+                .map_err(VolumeError::io("chmod", &dir))?;
+        }
         return Ok(dir);
     }
     if let Some(source) = &volume.config_map {
@@ -67,7 +78,7 @@ pub async fn set_up(context: &Context<'_>, volume: &Volume) -> Result<PathBuf, V
         )?;
         let dir = context.dir("configmap", name);
         make_dir(&dir, 0o777)?;
-        atomic_writer::write(&dir, &payload)?;
+        atomic_writer::write(&dir, &with_fs_group(payload, fs_group(context.pod)))?;
         return Ok(dir);
     }
     if let Some(source) = &volume.secret {
@@ -85,7 +96,7 @@ pub async fn set_up(context: &Context<'_>, volume: &Volume) -> Result<PathBuf, V
         let dir = context.dir("secret", name);
         make_dir(&dir, 0o777)?;
         mount_tmpfs(&dir, None).await?;
-        atomic_writer::write(&dir, &payload)?;
+        atomic_writer::write(&dir, &with_fs_group(payload, fs_group(context.pod)))?;
         return Ok(dir);
     }
     if let Some(source) = &volume.downward_api {
@@ -96,7 +107,7 @@ pub async fn set_up(context: &Context<'_>, volume: &Volume) -> Result<PathBuf, V
         )?;
         let dir = context.dir("downward-api", name);
         make_dir(&dir, 0o777)?;
-        atomic_writer::write(&dir, &payload)?;
+        atomic_writer::write(&dir, &with_fs_group(payload, fs_group(context.pod)))?;
         return Ok(dir);
     }
     if let Some(source) = &volume.projected {
@@ -108,7 +119,7 @@ pub async fn set_up(context: &Context<'_>, volume: &Volume) -> Result<PathBuf, V
         let dir = context.dir("projected", name);
         make_dir(&dir, 0o777)?;
         mount_tmpfs(&dir, None).await?;
-        atomic_writer::write(&dir, &payload)?;
+        atomic_writer::write(&dir, &with_fs_group(payload, fs_group(context.pod)))?;
         return Ok(dir);
     }
     Err(VolumeError::Invalid(format!(
@@ -168,12 +179,18 @@ async fn projection_payload(
             .tokens
             .get(context.client, context.pod, &key)
             .await?;
+        // A pod running as one user, or with an fsGroup, gets a token only it can read (upstream's 0600,
+        // 0640 once the fsGroup is applied).
+        let user = fs_user(context.pod);
+        let restricted = user.is_some() || fs_group(context.pod).is_some();
         let mut payload = Payload::new();
         payload.insert(
             source.path.clone(),
-            super::payload::FileProjection {
+            FileProjection {
                 data: token.into_bytes(),
-                mode: default_mode,
+                mode: if restricted { 0o600 } else { default_mode },
+                uid: user,
+                gid: None,
             },
         );
         return Ok(payload);
