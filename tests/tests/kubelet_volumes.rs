@@ -1,7 +1,9 @@
-//! ferrokube-kubelet's volumes on a real containerd: a busybox pod reads an emptyDir, a configMap volume
-//! with items and a mode, a secret volume, a downwardAPI volume and the admission-injected service-account
-//! volume (TokenRequest token, kube-root-ca.crt, namespace); a pod whose ConfigMap is missing waits in
-//! ContainerCreating with a FailedMount event and starts once the ConfigMap exists.
+//! ferrokube-kubelet's volumes on a real containerd: a busybox pod reads an emptyDir (disk and Memory with
+//! a size limit), a hostPath, a configMap volume with items and a mode, a secret volume, a downwardAPI
+//! volume, a projected volume (secret, configMap, downwardAPI, a token for another audience) and the
+//! admission-injected service-account volume (TokenRequest token, kube-root-ca.crt, namespace); a pod whose
+//! ConfigMap is missing waits in ContainerCreating with a FailedMount event and starts once the ConfigMap
+//! exists; a running pod sees its ConfigMap change; nothing stays mounted after the pods are gone.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,14 +38,18 @@ impl Drop for BridgeGuard {
     }
 }
 
-fn volumes_pod() -> Pod {
+fn volumes_pod(host_dir: &Path) -> Pod {
     let script = format!(
         "echo scratch > /scratch/f; echo \"EMPTY=$(cat /scratch/f)\"; \
          echo \"CFG=$(cat /etc/cfg/hello.txt)\"; echo \"MODE=$(ls -lL /etc/cfg/hello.txt)\"; \
          echo \"LAYOUT=$(ls -a /etc/cfg | tr '\\n' ' ')\"; \
          echo \"SECRET=$(cat /etc/creds/password)\"; echo \"LABELS=$(cat /etc/info/labels)\"; \
          echo \"NS=$(cat {SA_DIR}/namespace)\"; echo \"TOKEN=$(cat {SA_DIR}/token)\"; \
-         echo \"CA=$(head -n 1 {SA_DIR}/ca.crt)\""
+         echo \"CA=$(head -n 1 {SA_DIR}/ca.crt)\"; \
+         echo \"HOST=$(cat /host/from-host)\"; echo from-pod > /host/from-pod; \
+         echo \"MEM=$(grep ' /mem ' /proc/mounts)\"; \
+         echo \"PROJ=$(cat /proj/pw) $(cat /proj/greet) $(cat /proj/name)\"; \
+         echo \"VAULT=$(cat /proj/vault-token)\""
     );
     serde_json::from_value(json!({
         "metadata": {"name": "volumes", "labels": {"app": "vol"}},
@@ -61,6 +67,14 @@ fn volumes_pod() -> Pod {
                 {"name": "info", "downwardAPI": {
                     "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}],
                 }},
+                {"name": "host", "hostPath": {"path": host_dir, "type": "DirectoryOrCreate"}},
+                {"name": "mem", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}},
+                {"name": "proj", "projected": {"sources": [
+                    {"secret": {"name": "creds", "items": [{"key": "password", "path": "pw"}]}},
+                    {"configMap": {"name": "cfg", "items": [{"key": "greeting", "path": "greet"}]}},
+                    {"downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+                    {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 600, "path": "vault-token"}},
+                ]}},
             ],
             "containers": [{
                 "name": "main",
@@ -72,6 +86,9 @@ fn volumes_pod() -> Pod {
                     {"name": "cfg", "mountPath": "/etc/cfg", "readOnly": true},
                     {"name": "creds", "mountPath": "/etc/creds", "readOnly": true},
                     {"name": "info", "mountPath": "/etc/info"},
+                    {"name": "host", "mountPath": "/host"},
+                    {"name": "mem", "mountPath": "/mem"},
+                    {"name": "proj", "mountPath": "/proj"},
                 ],
             }],
         },
@@ -237,7 +254,10 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
         .unwrap();
 
     let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
-    let created = pods.create(&post, &volumes_pod()).await.unwrap();
+    let host_dir = dir.join("host-path");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("from-host"), "host data\n").unwrap();
+    let created = pods.create(&post, &volumes_pod(&host_dir)).await.unwrap();
     let injected = created
         .spec
         .as_ref()
@@ -273,6 +293,27 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
         format!("system:serviceaccount:{ns}:default"),
         "{claims}"
     );
+    assert_eq!(logged(&log, "HOST"), "host data");
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("from-pod")).unwrap(),
+        "from-pod\n"
+    );
+    let mem = logged(&log, "MEM");
+    assert!(
+        mem.contains(" tmpfs ") && mem.contains("size=8192k"),
+        "{mem}"
+    );
+    assert_eq!(logged(&log, "PROJ"), "s3cret hello volumes volumes");
+    let vault = logged(&log, "VAULT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(vault.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], json!(["vault"]), "{claims}");
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 600, "{claims}");
     // The atomic writer's layout, as the container sees it.
     let layout = logged(&log, "LAYOUT");
     let entries: Vec<&str> = layout.split_whitespace().collect();
