@@ -168,15 +168,8 @@ impl PodWorkers {
             };
             // Volumes before containers; a failed mount leaves the containers ContainerCreating and is
             // retried soon (the missing source may appear).
-            match context.volumes.mount_pod(pod).await {
-                Ok(volumes) => {
-                    let result = context.manager.sync_pod(pod, &before, &volumes).await;
-                    self.record(pod, &result.events);
-                    waiting = result.waiting;
-                    if let Some(after) = result.requeue_after {
-                        requeue = requeue.min(after);
-                    }
-                }
+            let volumes = match context.volumes.mount_pod(pod).await {
+                Ok(volumes) => Some(volumes),
                 Err(e) => {
                     tracing::warn!(pod = %pod_name(pod), error = %e, "cannot mount the pod's volumes");
                     let failed = PodEvent {
@@ -187,6 +180,16 @@ impl PodWorkers {
                     };
                     self.record(pod, &[failed]);
                     requeue = requeue.min(MOUNT_RETRY);
+                    // Volumes mounted before stay usable: only a pod never mounted in full waits.
+                    context.volumes.mounted(&uid)
+                }
+            };
+            if let Some(volumes) = volumes {
+                let result = context.manager.sync_pod(pod, &before, &volumes).await;
+                self.record(pod, &result.events);
+                waiting = result.waiting;
+                if let Some(after) = result.requeue_after {
+                    requeue = requeue.min(after);
                 }
             }
         }

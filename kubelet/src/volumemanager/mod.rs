@@ -11,8 +11,9 @@ mod plugins;
 pub mod subpath;
 pub mod token;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
@@ -63,6 +64,8 @@ pub struct VolumeManager {
     client: Client,
     root_dir: PathBuf,
     tokens: TokenCache,
+    /// The volumes of each pod as last set up in full, by pod uid.
+    mounted: Mutex<HashMap<String, PodVolumes>>,
 }
 
 impl VolumeManager {
@@ -77,6 +80,7 @@ impl VolumeManager {
             client,
             root_dir,
             tokens: TokenCache::default(),
+            mounted: Mutex::default(),
         }
     }
 
@@ -123,7 +127,18 @@ impl VolumeManager {
                 volumes.insert(volume.name.clone(), path);
             }
         }
+        self.lock_mounted().insert(uid, volumes.clone());
         Ok(volumes)
+    }
+
+    /// The volumes of pod `uid` as last set up in full: a refresh that fails (an API hiccup, a deleted
+    /// ConfigMap) leaves running containers their volumes, as upstream's remount does.
+    pub fn mounted(&self, uid: &str) -> Option<PodVolumes> {
+        self.lock_mounted().get(uid).cloned()
+    }
+
+    fn lock_mounted(&self) -> std::sync::MutexGuard<'_, HashMap<String, PodVolumes>> {
+        self.mounted.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Rewrites configMap/secret contents that changed and renews tokens that are due: the pod worker
@@ -135,6 +150,7 @@ impl VolumeManager {
     /// Removes everything under `<root>/pods/<uid>/volumes`, unmounting tmpfs first; already gone is fine.
     pub async fn unmount_pod(&self, uid: &str) -> Result<(), VolumeError> {
         self.tokens.forget(uid);
+        self.lock_mounted().remove(uid);
         let dir = self.volumes_dir(uid);
         if !dir.exists() {
             return Ok(());

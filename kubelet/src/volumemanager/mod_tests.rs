@@ -51,8 +51,11 @@ async fn volumes_are_laid_out_as_upstream_and_torn_down() {
     assert_eq!(manager.mount_pod(&pod).await.unwrap(), volumes);
     manager.refresh(&pod).await.unwrap();
 
+    assert_eq!(manager.mounted("uid-1"), Some(volumes));
+
     manager.unmount_pod("uid-1").await.unwrap();
     assert!(!base.exists());
+    assert_eq!(manager.mounted("uid-1"), None);
     assert!(host.is_dir(), "a hostPath is the host's, never removed");
     manager.unmount_pod("uid-1").await.unwrap();
 }
