@@ -49,7 +49,8 @@ fn volumes_pod(host_dir: &Path) -> Pod {
          echo \"HOST=$(cat /host/from-host)\"; echo from-pod > /host/from-pod; \
          echo \"MEM=$(grep ' /mem ' /proc/mounts)\"; \
          echo \"PROJ=$(cat /proj/pw) $(cat /proj/greet) $(cat /proj/name)\"; \
-         echo \"VAULT=$(cat /proj/vault-token)\""
+         echo \"VAULT=$(cat /proj/vault-token)\"; echo \"SUB=$(cat /single.txt)\"; \
+         echo nested > /nested/f; echo \"NESTED=$(cat /scratch/made/by/kubelet/f)\""
     );
     serde_json::from_value(json!({
         "metadata": {"name": "volumes", "labels": {"app": "vol"}},
@@ -89,6 +90,8 @@ fn volumes_pod(host_dir: &Path) -> Pod {
                     {"name": "host", "mountPath": "/host"},
                     {"name": "mem", "mountPath": "/mem"},
                     {"name": "proj", "mountPath": "/proj"},
+                    {"name": "cfg", "mountPath": "/single.txt", "subPath": "hello.txt"},
+                    {"name": "scratch", "mountPath": "/nested", "subPath": "made/by/kubelet"},
                 ],
             }],
         },
@@ -294,6 +297,8 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
         "{claims}"
     );
     assert_eq!(logged(&log, "HOST"), "host data");
+    assert_eq!(logged(&log, "SUB"), "hello volumes");
+    assert_eq!(logged(&log, "NESTED"), "nested");
     assert_eq!(
         std::fs::read_to_string(host_dir.join("from-pod")).unwrap(),
         "from-pod\n"
