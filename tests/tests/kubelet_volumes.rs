@@ -44,6 +44,7 @@ fn volumes_pod(host_dir: &Path) -> Pod {
          echo \"CFG=$(cat /etc/cfg/hello.txt)\"; echo \"MODE=$(ls -lL /etc/cfg/hello.txt)\"; \
          echo \"LAYOUT=$(ls -a /etc/cfg | tr '\\n' ' ')\"; \
          echo \"SECRET=$(cat /etc/creds/password)\"; echo \"LABELS=$(cat /etc/info/labels)\"; \
+         echo \"RESOURCES=$(cat /etc/info/cpu_limit) $(cat /etc/info/mem_request)\"; \
          echo \"NS=$(cat {SA_DIR}/namespace)\"; echo \"TOKEN=$(cat {SA_DIR}/token)\"; \
          echo \"CA=$(head -n 1 {SA_DIR}/ca.crt)\"; \
          echo \"HOST=$(cat /host/from-host)\"; echo from-pod > /host/from-pod; \
@@ -66,7 +67,13 @@ fn volumes_pod(host_dir: &Path) -> Pod {
                 }},
                 {"name": "creds", "secret": {"secretName": "creds"}},
                 {"name": "info", "downwardAPI": {
-                    "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}],
+                    "items": [
+                        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                        {"path": "cpu_limit", "resourceFieldRef": {"containerName": "main", "resource": "limits.cpu"}},
+                        {"path": "mem_request", "resourceFieldRef": {
+                            "containerName": "main", "resource": "requests.memory", "divisor": "1Mi",
+                        }},
+                    ],
                 }},
                 {"name": "host", "hostPath": {"path": host_dir, "type": "DirectoryOrCreate"}},
                 {"name": "mem", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}},
@@ -82,6 +89,7 @@ fn volumes_pod(host_dir: &Path) -> Pod {
                 "image": "busybox",
                 "imagePullPolicy": "IfNotPresent",
                 "command": ["sh", "-c", script],
+                "resources": {"requests": {"memory": "32Mi"}},
                 "volumeMounts": [
                     {"name": "scratch", "mountPath": "/scratch"},
                     {"name": "cfg", "mountPath": "/etc/cfg", "readOnly": true},
@@ -296,6 +304,10 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
         format!("system:serviceaccount:{ns}:default"),
         "{claims}"
     );
+    // An unset limit reads as the node's allocatable.
+    let node = nodes.get(NODE).await.unwrap();
+    let cpus = &node.status.unwrap().allocatable.unwrap()["cpu"].0;
+    assert_eq!(logged(&log, "RESOURCES"), format!("{cpus} 32"));
     assert_eq!(logged(&log, "HOST"), "host data");
     assert_eq!(logged(&log, "SUB"), "hello volumes");
     assert_eq!(logged(&log, "NESTED"), "nested");

@@ -121,11 +121,13 @@ pub fn with_fs_group(mut payload: Payload, gid: Option<u32>) -> Payload {
     payload
 }
 
-/// The files of a downwardAPI volume or projection: each item's pod field or container resource.
+/// The files of a downwardAPI volume or projection: each item's pod field or container resource (an unset
+/// limit reads as the node's `allocatable`).
 pub fn downward_payload(
     pod: &Pod,
     items: &[DownwardAPIVolumeFile],
     default_mode: i32,
+    allocatable: &BTreeMap<String, Quantity>,
 ) -> Result<Payload, VolumeError> {
     let mut payload = Payload::new();
     for item in items {
@@ -138,6 +140,7 @@ pub fn downward_payload(
                 container,
                 &resource.resource,
                 resource.divisor.as_ref(),
+                allocatable,
             )?
         } else {
             return Err(VolumeError::Invalid(format!(
@@ -151,6 +154,11 @@ pub fn downward_payload(
         );
     }
     Ok(payload)
+}
+
+/// Whether any item reads a container resource (the node's allocatable may be needed).
+pub fn reads_resources(items: &[DownwardAPIVolumeFile]) -> bool {
+    items.iter().any(|i| i.resource_field_ref.is_some())
 }
 
 /// A pod field as a downwardAPI file shows it: whole label/annotation maps as sorted `key="value"` lines.
@@ -201,13 +209,14 @@ pub fn go_quote(value: &str) -> String {
 }
 
 /// A container's request or limit in units of `divisor`, rounded up (upstream's
-/// ExtractContainerResourceValue). An unset limit reads as the request (upstream reads the node's
-/// allocatable; this kubelet does not look the node up here), an unset request as 0.
+/// ExtractContainerResourceValue). An unset limit reads as the node's allocatable (the request when that
+/// is unknown too), an unset request as 0.
 pub fn resource_value(
     pod: &Pod,
     container: &str,
     resource: &str,
     divisor: Option<&Quantity>,
+    allocatable: &BTreeMap<String, Quantity>,
 ) -> Result<String, VolumeError> {
     let spec = pod.spec.as_ref();
     let found = spec
@@ -228,7 +237,10 @@ pub fn resource_value(
         VolumeError::Invalid(format!("unsupported container resource : {resource}"))
     })?;
     let quantity = match kind {
-        "limits" => limits.get(name).or(requests.get(name)),
+        "limits" => limits
+            .get(name)
+            .or(allocatable.get(name))
+            .or(requests.get(name)),
         "requests" => requests.get(name),
         _ => None,
     };

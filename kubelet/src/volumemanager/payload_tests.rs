@@ -116,25 +116,25 @@ fn downward_fields_and_label_maps() {
 fn resource_values_are_rounded_up_in_divisor_units() {
     let pod = pod();
     assert_eq!(
-        resource_value(&pod, "main", "requests.cpu", None).unwrap(),
+        resource_value(&pod, "main", "requests.cpu", None, &BTreeMap::new()).unwrap(),
         "1"
     );
     let milli = Quantity("1m".to_string());
     assert_eq!(
-        resource_value(&pod, "main", "requests.cpu", Some(&milli)).unwrap(),
+        resource_value(&pod, "main", "requests.cpu", Some(&milli), &BTreeMap::new()).unwrap(),
         "250"
     );
     let mi = Quantity("1Mi".to_string());
     assert_eq!(
-        resource_value(&pod, "main", "limits.memory", Some(&mi)).unwrap(),
+        resource_value(&pod, "main", "limits.memory", Some(&mi), &BTreeMap::new()).unwrap(),
         "128"
     );
     assert_eq!(
-        resource_value(&pod, "main", "requests.memory", None).unwrap(),
+        resource_value(&pod, "main", "requests.memory", None, &BTreeMap::new()).unwrap(),
         "67108864"
     );
-    assert!(resource_value(&pod, "other", "requests.cpu", None).is_err());
-    assert!(resource_value(&pod, "main", "limits.gpu", None).is_err());
+    assert!(resource_value(&pod, "other", "requests.cpu", None, &BTreeMap::new()).is_err());
+    assert!(resource_value(&pod, "main", "limits.gpu", None, &BTreeMap::new()).is_err());
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn downward_payload_uses_item_modes() {
         {"path": "cpu", "resourceFieldRef": {"containerName": "main", "resource": "requests.cpu", "divisor": "1m"}},
     ]))
     .unwrap();
-    let payload = downward_payload(&pod(), &items, DEFAULT_MODE).unwrap();
+    let payload = downward_payload(&pod(), &items, DEFAULT_MODE, &BTreeMap::new()).unwrap();
     assert_eq!(
         payload["ns"],
         FileProjection {
@@ -187,4 +187,17 @@ fn an_fs_group_makes_files_group_readable() {
     let owned = with_fs_group(payload.clone(), Some(2000));
     assert_eq!((owned["k"].mode, owned["k"].gid), (0o640, Some(2000)));
     assert_eq!(with_fs_group(payload.clone(), None), payload);
+}
+
+#[test]
+fn an_unset_limit_reads_as_the_nodes_allocatable() {
+    let allocatable = BTreeMap::from([("cpu".to_string(), Quantity("4".to_string()))]);
+    assert_eq!(
+        resource_value(&pod(), "main", "limits.cpu", None, &allocatable).unwrap(),
+        "4"
+    );
+    assert_eq!(
+        resource_value(&pod(), "main", "limits.memory", None, &allocatable).unwrap(),
+        "134217728"
+    );
 }

@@ -4,12 +4,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Volume, VolumeProjection};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, DownwardAPIVolumeFile, Node, Pod, Secret, Volume, VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{Api, Client};
 
 use super::payload::{
     DEFAULT_MODE, FileProjection, Payload, downward_payload, fs_group, fs_user, keyed_payload,
-    with_fs_group,
+    reads_resources, with_fs_group,
 };
 use super::token::{DEFAULT_EXPIRATION_SECONDS, TokenCache, TokenKey};
 use super::{VolumeError, atomic_writer, host_path};
@@ -100,10 +103,12 @@ pub async fn set_up(context: &Context<'_>, volume: &Volume) -> Result<PathBuf, V
         return Ok(dir);
     }
     if let Some(source) = &volume.downward_api {
+        let items = source.items.as_deref().unwrap_or_default();
         let payload = downward_payload(
             context.pod,
-            source.items.as_deref().unwrap_or_default(),
+            items,
             source.default_mode.unwrap_or(DEFAULT_MODE),
+            &allocatable(context, items).await,
         )?;
         let dir = context.dir("downward-api", name);
         make_dir(&dir, 0o777)?;
@@ -157,10 +162,12 @@ async fn projection_payload(
         );
     }
     if let Some(source) = &projection.downward_api {
+        let items = source.items.as_deref().unwrap_or_default();
         return downward_payload(
             context.pod,
-            source.items.as_deref().unwrap_or_default(),
+            items,
             default_mode,
+            &allocatable(context, items).await,
         );
     }
     if let Some(source) = &projection.service_account_token {
@@ -203,6 +210,30 @@ async fn projection_payload(
     Err(VolumeError::Invalid(
         "a projected volume source of a kind this kubelet does not support".to_string(),
     ))
+}
+
+/// The pod's node's allocatable resources, read only when `items` need them; unknown (empty) when the
+/// node cannot be read.
+async fn allocatable(
+    context: &Context<'_>,
+    items: &[DownwardAPIVolumeFile],
+) -> BTreeMap<String, Quantity> {
+    let node = context
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref());
+    let (true, Some(node)) = (reads_resources(items), node) else {
+        return BTreeMap::new();
+    };
+    let api: Api<Node> = Api::all(context.client.clone());
+    match api.get(node).await {
+        Ok(node) => node.status.and_then(|s| s.allocatable).unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(node, error = %e, "cannot read the node's allocatable resources");
+            BTreeMap::new()
+        }
+    }
 }
 
 /// A ConfigMap's `data` and `binaryData` by key; `None` when it does not exist and is optional.
