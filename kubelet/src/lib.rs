@@ -12,6 +12,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod status;
 mod sys;
+pub mod volumemanager;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -103,6 +104,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             node_name: node_name.clone(),
             host_ips,
             resync: config.sync_frequency.as_std(),
+            volumes: volumemanager::VolumeManager::new(client.clone(), &flags.root_dir),
         });
         tokio::spawn(follow_container_exits(
             runtime,

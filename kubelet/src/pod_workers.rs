@@ -18,6 +18,10 @@ use crate::admission::{Rejection, admit};
 use crate::kuberuntime::manager::{PodEvent, RuntimeManager};
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::manager::StatusManager;
+use crate::volumemanager::VolumeManager;
+
+/// How soon a pod whose volumes could not be mounted is synced again.
+const MOUNT_RETRY: Duration = Duration::from_secs(3);
 
 /// What a worker is told.
 enum Update {
@@ -45,6 +49,8 @@ pub struct WorkerContext {
     pub host_ips: Vec<String>,
     /// How often an idle pod is synced anyway.
     pub resync: Duration,
+    /// Sets up and tears down the pods' volumes.
+    pub volumes: VolumeManager,
 }
 
 /// The pod workers.
@@ -218,11 +224,31 @@ impl PodWorkers {
                     return Duration::from_secs(2);
                 }
             };
-            let result = context.manager.sync_pod(pod, &before).await;
-            self.record(pod, &result.events);
-            waiting = result.waiting;
-            if let Some(after) = result.requeue_after {
-                requeue = requeue.min(after);
+            // Volumes before containers; a failed mount leaves the containers ContainerCreating and is
+            // retried soon (the missing source may appear).
+            let volumes = match context.volumes.mount_pod(pod).await {
+                Ok(volumes) => Some(volumes),
+                Err(e) => {
+                    tracing::warn!(pod = %pod_name(pod), error = %e, "cannot mount the pod's volumes");
+                    let failed = PodEvent {
+                        warning: true,
+                        reason: "FailedMount",
+                        message: e.to_string(),
+                        field_path: None,
+                    };
+                    self.record(pod, &[failed]);
+                    requeue = requeue.min(MOUNT_RETRY);
+                    // Volumes mounted before stay usable: only a pod never mounted in full waits.
+                    context.volumes.mounted(&uid)
+                }
+            };
+            if let Some(volumes) = volumes {
+                let result = context.manager.sync_pod(pod, &before, &volumes).await;
+                self.record(pod, &result.events);
+                waiting = result.waiting;
+                if let Some(after) = result.requeue_after {
+                    requeue = requeue.min(after);
+                }
             }
         }
         let Ok(runtime) = context.manager.pod_status(&uid).await else {
@@ -252,6 +278,10 @@ impl PodWorkers {
             // A finished pod keeps its containers (logs, statuses) but not its network.
             if let Err(e) = context.manager.release_sandbox(&uid).await {
                 tracing::warn!(pod = %pod_name(pod), error = %e, "cannot tear down the pod's sandbox");
+            }
+            // Nor its volumes (upstream unmounts a terminated pod's volumes too).
+            if let Err(e) = context.volumes.unmount_pod(&uid).await {
+                tracing::warn!(pod = %pod_name(pod), error = %e, "cannot tear down the pod's volumes");
             }
         }
         requeue
@@ -291,6 +321,9 @@ impl PodWorkers {
             for record in &runtime.containers {
                 containers.remove(&record.id);
             }
+        }
+        if let Err(e) = context.volumes.unmount_pod(&uid).await {
+            tracing::warn!(pod = %pod_name(pod), error = %e, "cannot tear down the pod's volumes");
         }
         context.statuses.forget(&uid);
         if object_gone {

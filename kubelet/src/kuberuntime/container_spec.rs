@@ -10,7 +10,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use component_base::quantity::{parse_milli, parse_value};
 
 use crate::runtime::ImageConfig;
-use crate::runtime::spec::{Capabilities, ContainerSpec, NamespaceMode, Resources, resolve_args};
+use crate::runtime::spec::{
+    BindMount, Capabilities, ContainerSpec, NamespaceMode, Resources, resolve_args,
+};
+use crate::volumemanager::{PodVolumes, VolumeError, subpath};
 
 /// The namespaces a pod's containers share.
 #[derive(Debug, Clone, Default)]
@@ -30,17 +33,20 @@ const CPU_PERIOD: u64 = 100_000;
 /// cgroup v1's smallest cpu.shares, what upstream gives containers without a CPU request.
 const MIN_SHARES: u64 = 2;
 
-/// The spec of `container` of `pod`, created as `id` from `image`, under cgroup `cgroup_parent`.
+/// The spec of `container` of `pod`, created as `id` from `image`, under cgroup `cgroup_parent`, with its
+/// volumeMounts bound from `volumes`.
 pub fn container_spec(
     pod: &Pod,
     container: &Container,
     image: &ImageConfig,
     sandbox: &SandboxNamespaces,
+    volumes: &PodVolumes,
     cgroup_parent: &str,
     id: &str,
-) -> ContainerSpec {
+) -> Result<ContainerSpec, VolumeError> {
     let env = environment(pod, container, image);
     let values: HashMap<&str, &str> = env.iter().filter_map(|e| e.split_once('=')).collect();
+    let mounts = container_mounts(container, volumes, &values)?;
     let expand_all = |list: &Option<Vec<String>>| -> Vec<String> {
         list.iter().flatten().map(|s| expand(s, &values)).collect()
     };
@@ -70,7 +76,7 @@ pub fn container_spec(
         .collect();
     let privileged = security.privileged.unwrap_or(false);
     let capabilities = security.capabilities.clone().unwrap_or_default();
-    ContainerSpec {
+    Ok(ContainerSpec {
         args,
         env,
         cwd: container
@@ -85,7 +91,7 @@ pub fn container_spec(
         ipc: sandbox.ipc.clone(),
         uts: sandbox.uts.clone(),
         pid: NamespaceMode::Private,
-        mounts: Vec::new(),
+        mounts,
         cgroups_path: Some(format!("{cgroup_parent}/{id}")),
         resources: resources(container),
         capabilities: Capabilities {
@@ -97,7 +103,41 @@ pub fn container_spec(
         no_new_privileges: !privileged && security.allow_privilege_escalation == Some(false),
         oom_score_adj: None,
         annotations: Vec::new(),
+    })
+}
+
+/// The container's volumeMounts as bind mounts of its pod's volumes; a subPath (or an expanded
+/// subPathExpr) must stay inside its volume.
+pub fn container_mounts(
+    container: &Container,
+    volumes: &PodVolumes,
+    env: &HashMap<&str, &str>,
+) -> Result<Vec<BindMount>, VolumeError> {
+    let mut mounts = Vec::new();
+    for mount in container.volume_mounts.iter().flatten() {
+        let volume = volumes.get(&mount.name).ok_or_else(|| {
+            VolumeError::Invalid(format!(
+                "cannot find volume {:?} to mount into container {:?}",
+                mount.name, container.name
+            ))
+        })?;
+        let sub_path = match (&mount.sub_path, &mount.sub_path_expr) {
+            (Some(path), _) if !path.is_empty() => path.clone(),
+            (_, Some(expr)) if !expr.is_empty() => expand(expr, env),
+            _ => String::new(),
+        };
+        let source = if sub_path.is_empty() {
+            volume.to_path_buf()
+        } else {
+            subpath::resolve(volume, &sub_path)?
+        };
+        mounts.push(BindMount {
+            source,
+            destination: mount.mount_path.clone(),
+            read_only: mount.read_only.unwrap_or(false) || volumes.is_read_only(&mount.name),
+        });
     }
+    Ok(mounts)
 }
 
 /// `NAME=value` for the image's env, then the container's (later entries win when read by a process).

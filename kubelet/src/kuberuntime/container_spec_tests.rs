@@ -85,9 +85,11 @@ fn command_env_and_user_follow_upstream() {
         &container,
         &image(),
         &sandbox,
+        &PodVolumes::default(),
         "/kubepods/besteffort/poduid-1",
         "abc",
-    );
+    )
+    .unwrap();
     assert_eq!(
         spec.args,
         vec!["sh", "-c", "echo hello-world $(NOT) $(MISSING)"]
@@ -127,9 +129,11 @@ fn the_image_decides_what_the_pod_leaves_open() {
         &container,
         &image(),
         &SandboxNamespaces::default(),
+        &PodVolumes::default(),
         "/kubepods",
         "x",
-    );
+    )
+    .unwrap();
     assert_eq!(spec.args, vec!["/entry", "serve"]);
     assert_eq!((spec.uid, spec.gid), (7, 8));
 }
@@ -158,11 +162,73 @@ fn limits_become_cgroup_values() {
         &container,
         &image(),
         &SandboxNamespaces::default(),
+        &PodVolumes::default(),
         "/kubepods",
         "x",
-    );
+    )
+    .unwrap();
     assert_eq!(spec.resources.cpu_shares, Some(256));
     assert_eq!(spec.resources.cpu_quota, Some(50_000));
     assert_eq!(spec.resources.cpu_period, Some(100_000));
     assert_eq!(spec.resources.memory_limit, Some(64 << 20));
+}
+
+#[test]
+fn volume_mounts_bind_the_pods_volumes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("cfg/sub")).unwrap();
+    let mut volumes = PodVolumes::default();
+    volumes.insert("cfg", dir.path().join("cfg"));
+    let mount =
+        |name: &str, path: &str, sub: Option<&str>| k8s_openapi::api::core::v1::VolumeMount {
+            name: name.into(),
+            mount_path: path.into(),
+            read_only: Some(true),
+            sub_path: sub.map(Into::into),
+            ..Default::default()
+        };
+    let container = Container {
+        name: "main".into(),
+        volume_mounts: Some(vec![
+            mount("cfg", "/etc/cfg", None),
+            mount("cfg", "/sub", Some("sub")),
+        ]),
+        ..Container::default()
+    };
+    let mounts = container_mounts(&container, &volumes, &HashMap::new()).unwrap();
+    assert_eq!(mounts[0].source, dir.path().join("cfg"));
+    assert_eq!(
+        (mounts[0].destination.as_str(), mounts[0].read_only),
+        ("/etc/cfg", true)
+    );
+    assert_eq!(mounts[1].source, dir.path().join("cfg/sub"));
+    let mut forced = PodVolumes::default();
+    forced.insert_read_only("cfg", dir.path().join("cfg"));
+    let writable = Container {
+        volume_mounts: Some(vec![k8s_openapi::api::core::v1::VolumeMount {
+            read_only: None,
+            ..mount("cfg", "/etc/cfg", None)
+        }]),
+        ..container.clone()
+    };
+    let mounts = container_mounts(&writable, &forced, &HashMap::new()).unwrap();
+    assert!(
+        mounts[0].read_only,
+        "configMap volumes are always read-only"
+    );
+
+    let escaping = Container {
+        volume_mounts: Some(vec![mount("cfg", "/x", Some("../../etc"))]),
+        ..container.clone()
+    };
+    assert!(container_mounts(&escaping, &volumes, &HashMap::new()).is_err());
+    let unknown = Container {
+        volume_mounts: Some(vec![mount("nope", "/x", None)]),
+        ..container
+    };
+    let err = container_mounts(&unknown, &volumes, &HashMap::new()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot find volume \"nope\" to mount into container \"main\""
+    );
 }

@@ -19,6 +19,7 @@ use crate::runtime::spec::{self, NamespaceMode};
 use crate::runtime::{Runtime, RuntimeError, TaskStatus, reference};
 use crate::sandbox::{PortMapping, Protocol, Sandbox, SandboxRequest, SandboxStatus};
 use crate::status::generate::WaitingReasons;
+use crate::volumemanager::PodVolumes;
 
 /// An event about the pod or one of its containers, for the pod worker to record.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,8 +147,14 @@ impl RuntimeManager {
         self.sandboxes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Brings pod's containers to what its spec and restart policy want (upstream's SyncPod).
-    pub async fn sync_pod(&self, pod: &Pod, status: &PodRuntimeStatus) -> SyncResult {
+    /// Brings pod's containers to what its spec and restart policy want (upstream's SyncPod), their
+    /// volumeMounts bound from `volumes`.
+    pub async fn sync_pod(
+        &self,
+        pod: &Pod,
+        status: &PodRuntimeStatus,
+        volumes: &PodVolumes,
+    ) -> SyncResult {
         let mut result = SyncResult::default();
         let Some(spec) = pod.spec.as_ref() else {
             return result;
@@ -189,7 +196,7 @@ impl RuntimeManager {
                 continue;
             };
             let attempt = status.latest(name).map_or(0, |c| c.attempt + 1);
-            self.start_container(pod, container, attempt, &sandbox, &mut result)
+            self.start_container(pod, container, attempt, &sandbox, volumes, &mut result)
                 .await;
         }
         for (name, left) in &actions.backing_off {
@@ -257,6 +264,7 @@ impl RuntimeManager {
         container: &Container,
         attempt: i32,
         sandbox: &SandboxStatus,
+        volumes: &PodVolumes,
         result: &mut SyncResult,
     ) {
         let spec = pod.spec.clone().unwrap_or_default();
@@ -311,14 +319,28 @@ impl RuntimeManager {
             "/kubepods/{}/pod{uid}",
             crate::status::qos::qos_class(&spec).to_lowercase()
         );
-        let oci = spec::build(&container_spec(
+        let container_spec = match container_spec(
             pod,
             container,
             &image,
             &namespaces,
+            volumes,
             &cgroup_parent,
             &id,
-        ));
+        ) {
+            Ok(spec) => spec,
+            Err(e) => {
+                let message = format!("Error: {e}");
+                result.events.push(event(true, "Failed", message.clone()));
+                result.waiting.insert(
+                    container.name.clone(),
+                    ("CreateContainerConfigError".to_string(), message),
+                );
+                result.requeue_after = Some(Duration::from_secs(10));
+                return;
+            }
+        };
+        let oci = spec::build(&container_spec);
         let labels = container_labels(
             uid,
             pod.metadata.name.as_deref().unwrap_or_default(),
