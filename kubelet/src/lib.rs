@@ -97,7 +97,12 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             shutdown.clone(),
         ));
         let workers = PodWorkers::new(WorkerContext {
-            manager: RuntimeManager::new(runtime.clone(), sandbox, Path::new(&config.pod_logs_dir)),
+            manager: RuntimeManager::new(
+                runtime.clone(),
+                sandbox,
+                client.clone(),
+                Path::new(&config.pod_logs_dir),
+            ),
             statuses: StatusManager::new(client.clone()),
             recorder,
             client: client.clone(),

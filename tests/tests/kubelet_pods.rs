@@ -13,7 +13,7 @@ use ferrokube_cluster::images::import_busybox;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
 use ferrokube_tests::kubelet::start_kubelet;
 use ferrokube_tests::scheduling::eventually;
-use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, ContainerStatus, Node, Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
@@ -158,13 +158,32 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
     let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
 
     // A pod that runs to completion.
-    let created = pods
+    // Its greeting comes from a ConfigMap through the environment.
+    let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    config_maps
         .create(
             &PostParams::default(),
-            &pod("hello", "Never", "echo hello from $(POD_NAME); hostname"),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "words"}, "data": {"greeting": "hello"}}),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
+    let mut hello = pod(
+        "hello",
+        "Never",
+        "echo $GREETING from $(POD_NAME); hostname",
+    );
+    hello.spec.as_mut().unwrap().containers[0]
+        .env
+        .get_or_insert_with(Vec::new)
+        .push(
+            serde_json::from_value(json!({"name": "GREETING",
+                "valueFrom": {"configMapKeyRef": {"name": "words", "key": "greeting"}}}))
+            .unwrap(),
+        );
+    let created = pods.create(&PostParams::default(), &hello).await.unwrap();
     let done = eventually(Duration::from_secs(60), "pod hello to succeed", || async {
         let pod = pods.get("hello").await.ok()?;
         (pod.status.as_ref()?.phase.as_deref() == Some("Succeeded")).then_some(pod)

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use component_base::quantity::{parse_milli, parse_value};
@@ -14,6 +14,8 @@ use crate::runtime::spec::{
     BindMount, Capabilities, ContainerSpec, NamespaceMode, Resources, resolve_args,
 };
 use crate::volumemanager::{PodVolumes, VolumeError, subpath};
+
+use super::env::{EnvSources, environment, expand};
 
 /// The namespaces a pod's containers share.
 #[derive(Debug, Clone, Default)]
@@ -28,23 +30,53 @@ pub struct SandboxNamespaces {
     pub hostname: Option<String>,
 }
 
+/// Why a container's configuration cannot be made (upstream's CreateContainerConfigError).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A volume mount cannot be made.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    /// An environment source is missing.
+    #[error("{0}")]
+    Env(String),
+}
+
 /// The CFS period upstream uses.
 const CPU_PERIOD: u64 = 100_000;
 /// cgroup v1's smallest cpu.shares, what upstream gives containers without a CPU request.
 const MIN_SHARES: u64 = 2;
 
-/// The spec of `container` of `pod`, created as `id` from `image`, under cgroup `cgroup_parent`, with its
-/// volumeMounts bound from `volumes`.
+/// What a container's spec is made from besides its pod and itself.
+pub struct SpecInputs<'a> {
+    /// The image's configuration.
+    pub image: &'a ImageConfig,
+    /// The pod's namespaces.
+    pub sandbox: &'a SandboxNamespaces,
+    /// The pod's volumes, for the volumeMounts.
+    pub volumes: &'a PodVolumes,
+    /// The ConfigMaps and Secrets the environment reads.
+    pub env_sources: &'a EnvSources,
+    /// The pod's cgroup.
+    pub cgroup_parent: &'a str,
+    /// The new container's id.
+    pub id: &'a str,
+}
+
+/// The spec of `container` of `pod`.
 pub fn container_spec(
     pod: &Pod,
     container: &Container,
-    image: &ImageConfig,
-    sandbox: &SandboxNamespaces,
-    volumes: &PodVolumes,
-    cgroup_parent: &str,
-    id: &str,
-) -> Result<ContainerSpec, VolumeError> {
-    let env = environment(pod, container, image);
+    inputs: &SpecInputs,
+) -> Result<ContainerSpec, ConfigError> {
+    let SpecInputs {
+        image,
+        sandbox,
+        volumes,
+        env_sources,
+        cgroup_parent,
+        id,
+    } = inputs;
+    let env = environment(pod, container, image, env_sources).map_err(ConfigError::Env)?;
     let values: HashMap<&str, &str> = env.iter().filter_map(|e| e.split_once('=')).collect();
     let mounts = container_mounts(container, volumes, &values)?;
     let expand_all = |list: &Option<Vec<String>>| -> Vec<String> {
@@ -138,94 +170,6 @@ pub fn container_mounts(
         });
     }
     Ok(mounts)
-}
-
-/// `NAME=value` for the image's env, then the container's (later entries win when read by a process).
-fn environment(pod: &Pod, container: &Container, image: &ImageConfig) -> Vec<String> {
-    let mut env: Vec<String> = image.env.clone();
-    let mut defined: HashMap<String, String> = env
-        .iter()
-        .filter_map(|e| e.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    for var in container.env.iter().flatten() {
-        let Some(value) = env_value(pod, var, &defined) else {
-            continue;
-        };
-        defined.insert(var.name.clone(), value.clone());
-        env.push(format!("{}={value}", var.name));
-    }
-    env
-}
-
-/// One variable's value: literal (with earlier variables expanded) or from the pod's fields. Sources that
-/// need the API (ConfigMaps, Secrets) are not read yet.
-fn env_value(pod: &Pod, var: &EnvVar, defined: &HashMap<String, String>) -> Option<String> {
-    if let Some(value) = &var.value {
-        let values: HashMap<&str, &str> = defined
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        return Some(expand(value, &values));
-    }
-    let field = var.value_from.as_ref()?.field_ref.as_ref()?;
-    Some(field_value(pod, &field.field_path).unwrap_or_default())
-}
-
-/// The downward API's pod fields, as upstream's podFieldSelectorRuntimeValue.
-pub fn field_value(pod: &Pod, path: &str) -> Option<String> {
-    let meta = &pod.metadata;
-    let spec = pod.spec.as_ref();
-    let status = pod.status.as_ref();
-    let keyed = |prefix: &str, map: Option<&BTreeMap<String, String>>| {
-        let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
-        map?.get(key).cloned()
-    };
-    match path {
-        "metadata.name" => meta.name.clone(),
-        "metadata.namespace" => meta.namespace.clone(),
-        "metadata.uid" => meta.uid.clone(),
-        "spec.nodeName" => spec?.node_name.clone(),
-        "spec.serviceAccountName" => spec?.service_account_name.clone(),
-        "status.hostIP" => status?.host_ip.clone(),
-        "status.podIP" => status?.pod_ip.clone(),
-        _ if path.starts_with("metadata.labels['") => {
-            keyed("metadata.labels['", meta.labels.as_ref())
-        }
-        _ if path.starts_with("metadata.annotations['") => {
-            keyed("metadata.annotations['", meta.annotations.as_ref())
-        }
-        _ => None,
-    }
-}
-
-/// Expands `$(NAME)` references to defined variables; `$$` escapes; unknown references stay as written
-/// (upstream's expansion.Expand).
-pub fn expand(input: &str, values: &HashMap<&str, &str>) -> String {
-    let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(stripped) = after.strip_prefix('$') {
-            out.push('$');
-            rest = stripped;
-        } else if let Some(inner) = after.strip_prefix('(')
-            && let Some(end) = inner.find(')')
-        {
-            let name = &inner[..end];
-            match values.get(name) {
-                Some(value) => out.push_str(value),
-                None => out.push_str(&format!("$({name})")),
-            }
-            rest = &inner[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// The image's `User` when numeric (`uid` or `uid:gid`); names are not resolved yet and run as root.

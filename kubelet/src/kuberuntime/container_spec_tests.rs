@@ -1,10 +1,11 @@
 use k8s_openapi::api::core::v1::{
-    EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, ResourceRequirements,
+    EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, ResourceRequirements,
     SecurityContext,
 };
 use kube::api::ObjectMeta;
 
 use super::*;
+use crate::kuberuntime::env::EnvSources;
 
 fn pod() -> Pod {
     Pod {
@@ -83,11 +84,14 @@ fn command_env_and_user_follow_upstream() {
     let spec = container_spec(
         &pod(),
         &container,
-        &image(),
-        &sandbox,
-        &PodVolumes::default(),
-        "/kubepods/besteffort/poduid-1",
-        "abc",
+        &SpecInputs {
+            image: &image(),
+            sandbox: &sandbox,
+            volumes: &PodVolumes::default(),
+            env_sources: &EnvSources::default(),
+            cgroup_parent: "/kubepods/besteffort/poduid-1",
+            id: "abc",
+        },
     )
     .unwrap();
     assert_eq!(
@@ -127,11 +131,14 @@ fn the_image_decides_what_the_pod_leaves_open() {
     let spec = container_spec(
         &pod,
         &container,
-        &image(),
-        &SandboxNamespaces::default(),
-        &PodVolumes::default(),
-        "/kubepods",
-        "x",
+        &SpecInputs {
+            image: &image(),
+            sandbox: &SandboxNamespaces::default(),
+            volumes: &PodVolumes::default(),
+            env_sources: &EnvSources::default(),
+            cgroup_parent: "/kubepods",
+            id: "x",
+        },
     )
     .unwrap();
     assert_eq!(spec.args, vec!["/entry", "serve"]);
@@ -160,11 +167,14 @@ fn limits_become_cgroup_values() {
     let spec = container_spec(
         &pod(),
         &container,
-        &image(),
-        &SandboxNamespaces::default(),
-        &PodVolumes::default(),
-        "/kubepods",
-        "x",
+        &SpecInputs {
+            image: &image(),
+            sandbox: &SandboxNamespaces::default(),
+            volumes: &PodVolumes::default(),
+            env_sources: &EnvSources::default(),
+            cgroup_parent: "/kubepods",
+            id: "x",
+        },
     )
     .unwrap();
     assert_eq!(spec.resources.cpu_shares, Some(256));

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::jiff::Timestamp;
+use kube::Client;
 
 use super::actions::{backoff_delay, compute_pod_actions};
-use super::container_spec::{SandboxNamespaces, container_spec};
+use super::container_spec::{SandboxNamespaces, SpecInputs, container_spec};
+use super::env::fetch_env_sources;
 use super::record::{
     ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_UID, PodRuntimeStatus,
     RecordState, container_labels, exit_reason,
@@ -49,6 +51,8 @@ pub struct SyncResult {
 pub struct RuntimeManager {
     runtime: Runtime,
     sandbox: Sandbox,
+    /// Reads the ConfigMaps and Secrets containers' environments name.
+    client: Client,
     pod_logs_dir: PathBuf,
     /// Start times of running containers; containerd keeps none (after a restart they are unknown).
     started: Mutex<HashMap<String, Timestamp>>,
@@ -58,10 +62,11 @@ pub struct RuntimeManager {
 
 impl RuntimeManager {
     /// A manager over `runtime` and `sandbox`, writing container logs under `pod_logs_dir`.
-    pub fn new(runtime: Runtime, sandbox: Sandbox, pod_logs_dir: &Path) -> Self {
+    pub fn new(runtime: Runtime, sandbox: Sandbox, client: Client, pod_logs_dir: &Path) -> Self {
         Self {
             runtime,
             sandbox,
+            client,
             pod_logs_dir: pod_logs_dir.to_path_buf(),
             started: Mutex::default(),
             sandboxes: Mutex::default(),
@@ -319,15 +324,31 @@ impl RuntimeManager {
             "/kubepods/{}/pod{uid}",
             crate::status::qos::qos_class(&spec).to_lowercase()
         );
-        let container_spec = match container_spec(
-            pod,
-            container,
-            &image,
-            &namespaces,
+        let env_sources = match fetch_env_sources(&self.client, pod, container).await {
+            Ok(sources) => sources,
+            Err(e) => {
+                tracing::warn!(pod = %pod_description(pod), error = %e, "cannot read the environment's sources");
+                result.requeue_after = Some(Duration::from_secs(5));
+                return;
+            }
+        };
+        // status.podIP in the environment is the sandbox's, as the pod's status may not say it yet.
+        let mut pod_with_ip = pod.clone();
+        if let Some(ip) = sandbox.ips.first() {
+            pod_with_ip
+                .status
+                .get_or_insert_with(Default::default)
+                .pod_ip = Some(ip.to_string());
+        }
+        let inputs = SpecInputs {
+            image: &image,
+            sandbox: &namespaces,
             volumes,
-            &cgroup_parent,
-            &id,
-        ) {
+            env_sources: &env_sources,
+            cgroup_parent: &cgroup_parent,
+            id: &id,
+        };
+        let container_spec = match container_spec(&pod_with_ip, container, &inputs) {
             Ok(spec) => spec,
             Err(e) => {
                 let message = format!("Error: {e}");

@@ -2,5 +2,6 @@
 
 pub mod actions;
 pub mod container_spec;
+pub mod env;
 pub mod manager;
 pub mod record;

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use component_base::quantity::{parse_milli, parse_value};
 
 use super::VolumeError;
-use crate::kuberuntime::container_spec::field_value;
+use crate::kuberuntime::env::field_value;
 
 /// The mode files get when neither the item nor the volume says (upstream's 0644).
 pub const DEFAULT_MODE: i32 = 0o644;

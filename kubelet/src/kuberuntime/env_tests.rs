@@ -1,0 +1,137 @@
+use k8s_openapi::api::core::v1::{
+    ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVarSource, SecretEnvSource,
+    SecretKeySelector,
+};
+use kube::api::ObjectMeta;
+
+use super::*;
+
+fn pod() -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("shop".into()),
+            ..ObjectMeta::default()
+        },
+        ..Pod::default()
+    }
+}
+
+fn sources() -> EnvSources {
+    let data = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    EnvSources {
+        config_maps: HashMap::from([(
+            "settings".to_string(),
+            data(&[("MODE", "fast"), ("LEVEL", "3")]),
+        )]),
+        secrets: HashMap::from([("creds".to_string(), data(&[("password", "s3cret")]))]),
+    }
+}
+
+fn config_map_key(name: &str, map: &str, key: &str, optional: Option<bool>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            config_map_key_ref: Some(ConfigMapKeySelector {
+                name: map.into(),
+                key: key.into(),
+                optional,
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+#[test]
+fn env_from_then_env_with_configmap_and_secret_keys() {
+    let container = Container {
+        name: "c".into(),
+        env_from: Some(vec![EnvFromSource {
+            prefix: Some("APP_".into()),
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: "settings".into(),
+                optional: None,
+            }),
+            ..EnvFromSource::default()
+        }]),
+        env: Some(vec![
+            config_map_key("MODE", "settings", "MODE", None),
+            EnvVar {
+                name: "PASSWORD".into(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: "creds".into(),
+                        key: "password".into(),
+                        optional: None,
+                    }),
+                    ..EnvVarSource::default()
+                }),
+                ..EnvVar::default()
+            },
+            EnvVar {
+                name: "SUMMARY".into(),
+                value: Some("$(APP_MODE)-$(APP_LEVEL)".into()),
+                ..EnvVar::default()
+            },
+            config_map_key("MAYBE", "settings", "absent", Some(true)),
+        ]),
+        ..Container::default()
+    };
+    let env = environment(&pod(), &container, &ImageConfig::default(), &sources()).expect("env");
+    assert_eq!(
+        env,
+        vec![
+            "APP_LEVEL=3",
+            "APP_MODE=fast",
+            "MODE=fast",
+            "PASSWORD=s3cret",
+            "SUMMARY=fast-3"
+        ]
+    );
+}
+
+#[test]
+fn missing_sources_are_upstreams_config_errors_unless_optional() {
+    let with_env = |var: EnvVar| Container {
+        name: "c".into(),
+        env: Some(vec![var]),
+        ..Container::default()
+    };
+    let image = ImageConfig::default();
+    let missing_map = with_env(config_map_key("X", "nope", "k", None));
+    assert_eq!(
+        environment(&pod(), &missing_map, &image, &sources()),
+        Err("configmap \"nope\" not found".to_string())
+    );
+    let missing_key = with_env(config_map_key("X", "settings", "k", None));
+    assert_eq!(
+        environment(&pod(), &missing_key, &image, &sources()),
+        Err("couldn't find key k in ConfigMap shop/settings".to_string())
+    );
+    let optional = with_env(config_map_key("X", "nope", "k", Some(true)));
+    assert_eq!(
+        environment(&pod(), &optional, &image, &sources()),
+        Ok(vec![])
+    );
+    let missing_secret = Container {
+        name: "c".into(),
+        env_from: Some(vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: "gone".into(),
+                optional: None,
+            }),
+            ..EnvFromSource::default()
+        }]),
+        ..Container::default()
+    };
+    assert_eq!(
+        environment(&pod(), &missing_secret, &image, &sources()),
+        Err("secret \"gone\" not found".to_string())
+    );
+}
