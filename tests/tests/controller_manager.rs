@@ -118,12 +118,22 @@ async fn a_replacement_finishes_a_rollout_without_excess_pods() {
     .await;
     // Killed outright, as a crashed or preempted controller-manager is: nothing is flushed.
     first.process.stop(Duration::ZERO);
+    // Creates the killed process had sent still land after its death. A real successor cannot start before
+    // the leader Lease expires (15 s), long after they landed; leader election is off here for speed, so
+    // wait until the pod count has been still for a second, as it would be by then.
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns.name);
+    let mut last = usize::MAX;
+    loop {
+        let count = pods.list(&Default::default()).await.unwrap().items.len();
+        if count == last {
+            break;
+        }
+        last = count;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let _second =
         ControllerManagerProcess::start("kcm-restart-2", "deployment,replicaset", &FAST_CLIENT);
     wait_rolled_out(&client, &ns.name, "big", 200, Duration::from_secs(120)).await;
-    // A create the killed process had in flight can land after its successor counted the pods; the
-    // successor must then remove the excess, as upstream's does.
-    let pods = Api::<Pod>::namespaced(client.clone(), &ns.name);
     eventually(
         Duration::from_secs(30),
         "exactly 200 ready pods",
