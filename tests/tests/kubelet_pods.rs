@@ -3,18 +3,13 @@
 //! output in a CRI log file; a failing one restarts into CrashLoopBackOff; a deleted one is stopped and its
 //! object removed by the kubelet.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferrokube_cluster::Identity;
-use ferrokube_cluster::cni::write_bridge_conflist;
-use ferrokube_cluster::containerd::Containerd;
-use ferrokube_cluster::images::import_busybox;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
-use ferrokube_tests::kubelet::start_kubelet;
-use ferrokube_tests::scheduling::eventually;
-use k8s_openapi::api::core::v1::{ConfigMap, ContainerStatus, Node, Pod, ServiceAccount};
-use k8s_openapi::api::events::v1::Event;
+use ferrokube_tests::kubelet::{TestNode, events_about};
+use ferrokube_tests::scheduling::{default_service_account, eventually};
+use k8s_openapi::api::core::v1::{ConfigMap, ContainerStatus, Node, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -22,17 +17,6 @@ use serde_json::json;
 const NODE: &str = "node-1";
 const BRIDGE: &str = "fk-pods0";
 const POD_CIDR: &str = "10.251.0.0/24";
-
-/// Removes the bridge the CNI plugin made, whatever the test's outcome.
-struct BridgeGuard;
-
-impl Drop for BridgeGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", BRIDGE])
-            .status();
-    }
-}
 
 fn pod(name: &str, policy: &str, script: &str) -> Pod {
     serde_json::from_value(json!({
@@ -63,71 +47,25 @@ fn main_status(pod: &Pod) -> Option<ContainerStatus> {
         .cloned()
 }
 
-async fn events_for(client: &Client, namespace: &str, pod: &str) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
-    let list = events.list(&ListParams::default()).await.unwrap();
-    list.items
+/// The reasons of the events about pod `name`.
+async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
+    events_about(client, namespace, name)
+        .await
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod))
         .filter_map(|e| e.reason)
         .collect()
 }
 
-fn log_file(logs: &Path, namespace: &str, pod: &Pod) -> PathBuf {
-    logs.join(format!(
-        "{namespace}_{}_{}",
-        pod.metadata.name.as_deref().unwrap(),
-        pod.metadata.uid.as_deref().unwrap()
-    ))
-    .join("main")
-    .join("0.log")
-}
-
 #[tokio::test]
 async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
-    let _bridge = BridgeGuard;
-    let dir = shared_control_plane().dir().join("kubelet-pods");
-    std::fs::create_dir_all(dir.join("containerd")).unwrap();
-    let containerd = Containerd::start(&dir.join("containerd")).unwrap();
-    import_busybox(containerd.socket()).unwrap();
-    let cni_dir = dir.join("cni");
-    write_bridge_conflist(&cni_dir, BRIDGE, POD_CIDR).unwrap();
-    let logs = dir.join("logs");
-    let endpoint = format!(
-        "--container-runtime-endpoint=unix://{}",
-        containerd.socket().display()
-    );
-    let cni_conf = format!("--cni-conf-dir={}", cni_dir.display());
-    let pod_logs = format!("--pod-logs-dir={}", logs.display());
-    let _kubelet = start_kubelet(
-        NODE,
-        &[
-            &endpoint,
-            &cni_conf,
-            &pod_logs,
-            "--node-status-update-frequency=1s",
-        ],
-    );
-
-    // The node is Ready once containerd answers and the network is configured.
+    // Ready once containerd answers and the network is configured.
+    let node = TestNode::start(NODE, BRIDGE, POD_CIDR, &[]).await;
     let admin = shared_control_plane()
         .client(&Identity::admin())
         .await
         .unwrap();
-    let nodes: Api<Node> = Api::all(admin.clone());
-    let node = eventually(Duration::from_secs(60), "node-1 to be Ready", || async {
-        let node = nodes.get_opt(NODE).await.ok().flatten()?;
-        let ready = node
-            .status
-            .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        ready.then_some(node)
-    })
-    .await;
-    let status = node.status.unwrap();
+    let node_object = Api::<Node>::all(admin.clone()).get(NODE).await.unwrap();
+    let status = node_object.status.unwrap();
     let info = status.node_info.unwrap();
     assert!(
         info.container_runtime_version
@@ -146,15 +84,7 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
 
     let namespace = TestNamespace::new("kubelet-pods").await;
     let ns = namespace.name().to_string();
-    // No controller-manager here: the namespace's default ServiceAccount is made by hand.
-    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns);
-    accounts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    default_service_account(&admin, &ns).await;
     let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
 
     // A pod that runs to completion.
@@ -211,13 +141,13 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
         (ready.status.as_str(), ready.reason.as_deref()),
         ("False", Some("PodCompleted"))
     );
-    let log = std::fs::read_to_string(log_file(&logs, &ns, &created)).unwrap();
+    let log = std::fs::read_to_string(node.log_file(&created, "main")).unwrap();
     assert!(log.contains(" stdout F hello from hello\n"), "{log}");
     assert!(
         log.contains(" stdout F hello\n"),
         "the pod's hostname: {log}"
     );
-    let reasons = events_for(&admin, &ns, "hello").await;
+    let reasons = event_reasons(&admin, &ns, "hello").await;
     for reason in ["Pulled", "Created", "Started"] {
         assert!(
             reasons.iter().any(|r| r == reason),
@@ -274,7 +204,7 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
         "{message}"
     );
     assert!(
-        events_for(&admin, &ns, "greedy")
+        event_reasons(&admin, &ns, "greedy")
             .await
             .iter()
             .any(|r| r == "OutOfcpu")
@@ -311,7 +241,7 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
         || async { pods.get_opt("sleeper").await.ok()?.is_none().then_some(()) },
     )
     .await;
-    let reasons = events_for(&admin, &ns, "sleeper").await;
+    let reasons = event_reasons(&admin, &ns, "sleeper").await;
     assert!(reasons.iter().any(|r| r == "Killing"), "{reasons:?}");
 
     // Deleting the finished pods removes their containers too.
@@ -336,7 +266,7 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
     let left = std::process::Command::new("ctr")
         .args([
             "--address",
-            &containerd.socket().display().to_string(),
+            &node.containerd.socket().display().to_string(),
             "-n",
             "k8s.io",
             "containers",

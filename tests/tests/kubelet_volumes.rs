@@ -5,19 +5,15 @@
 //! ConfigMap is missing waits in ContainerCreating with a FailedMount event and starts once the ConfigMap
 //! exists; a running pod sees its ConfigMap change; nothing stays mounted after the pods are gone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
 use ferrokube_cluster::Identity;
-use ferrokube_cluster::cni::write_bridge_conflist;
-use ferrokube_cluster::containerd::Containerd;
-use ferrokube_cluster::images::import_busybox;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
-use ferrokube_tests::kubelet::start_kubelet;
+use ferrokube_tests::kubelet::{TestNode, events_about};
 use ferrokube_tests::scheduling::eventually;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, ServiceAccount};
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -26,17 +22,6 @@ const NODE: &str = "node-1";
 const BRIDGE: &str = "fk-vol0";
 const POD_CIDR: &str = "10.252.0.0/24";
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-/// Removes the bridge the CNI plugin made, whatever the test's outcome.
-struct BridgeGuard;
-
-impl Drop for BridgeGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", BRIDGE])
-            .status();
-    }
-}
 
 fn volumes_pod(host_dir: &Path) -> Pod {
     let script = format!(
@@ -130,23 +115,11 @@ fn waiting_pod() -> Pod {
 
 /// `(reason, note)` of the events about pod `name`.
 async fn events_for(client: &Client, namespace: &str, name: &str) -> Vec<(String, String)> {
-    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
-    let list = events.list(&ListParams::default()).await.unwrap();
-    list.items
+    events_about(client, namespace, name)
+        .await
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
         .collect()
-}
-
-fn log_file(logs: &Path, namespace: &str, pod: &Pod) -> PathBuf {
-    logs.join(format!(
-        "{namespace}_{}_{}",
-        pod.metadata.name.as_deref().unwrap(),
-        pod.metadata.uid.as_deref().unwrap()
-    ))
-    .join("main")
-    .join("0.log")
 }
 
 /// The value of the stdout line `KEY=value` in a CRI log.
@@ -173,20 +146,8 @@ async fn phase(pods: &Api<Pod>, name: &str, want: &str) -> Pod {
 
 #[tokio::test]
 async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_tokens() {
-    let _bridge = BridgeGuard;
     let dir = shared_control_plane().dir().join("kubelet-volumes");
-    std::fs::create_dir_all(dir.join("containerd")).unwrap();
-    let containerd = Containerd::start(&dir.join("containerd")).unwrap();
-    import_busybox(containerd.socket()).unwrap();
-    let cni_dir = dir.join("cni");
-    write_bridge_conflist(&cni_dir, BRIDGE, POD_CIDR).unwrap();
-    let logs = dir.join("logs");
-    let endpoint = format!(
-        "--container-runtime-endpoint=unix://{}",
-        containerd.socket().display()
-    );
-    let cni_conf = format!("--cni-conf-dir={}", cni_dir.display());
-    let pod_logs = format!("--pod-logs-dir={}", logs.display());
+    std::fs::create_dir_all(&dir).unwrap();
     // A short sync period: the pod workers refresh configMap contents on each sync.
     let config_file = dir.join("kubelet.yaml");
     std::fs::write(
@@ -195,33 +156,11 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
     )
     .unwrap();
     let config = format!("--config={}", config_file.display());
-    let _kubelet = start_kubelet(
-        NODE,
-        &[
-            &endpoint,
-            &cni_conf,
-            &pod_logs,
-            &config,
-            "--node-status-update-frequency=1s",
-        ],
-    );
-    let root = shared_control_plane().dir().join(format!("kubelet-{NODE}"));
-
+    let node = TestNode::start(NODE, BRIDGE, POD_CIDR, &[&config]).await;
     let admin = shared_control_plane()
         .client(&Identity::admin())
         .await
         .unwrap();
-    let nodes: Api<Node> = Api::all(admin.clone());
-    eventually(Duration::from_secs(60), "node-1 to be Ready", || async {
-        let node = nodes.get_opt(NODE).await.ok().flatten()?;
-        let ready = node
-            .status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        ready.then_some(())
-    })
-    .await;
 
     // No controller-manager here: the default ServiceAccount and kube-root-ca.crt are made by hand.
     let namespace = TestNamespace::new("kubelet-volumes").await;
@@ -282,7 +221,7 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
         "the ServiceAccount admission plugin adds kube-api-access-*"
     );
     let done = phase(&pods, "volumes", "Succeeded").await;
-    let log = std::fs::read_to_string(log_file(&logs, &ns, &done)).unwrap();
+    let log = std::fs::read_to_string(node.log_file(&done, "main")).unwrap();
     assert_eq!(logged(&log, "EMPTY"), "scratch");
     assert_eq!(logged(&log, "CFG"), "hello volumes");
     assert!(logged(&log, "MODE").starts_with("-r-------- "), "{log}");
@@ -305,8 +244,8 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
         "{claims}"
     );
     // An unset limit reads as the node's allocatable.
-    let node = nodes.get(NODE).await.unwrap();
-    let cpus = &node.status.unwrap().allocatable.unwrap()["cpu"].0;
+    let node_object = Api::<Node>::all(admin.clone()).get(NODE).await.unwrap();
+    let cpus = &node_object.status.unwrap().allocatable.unwrap()["cpu"].0;
     assert_eq!(logged(&log, "RESOURCES"), format!("{cpus} 32"));
     assert_eq!(logged(&log, "HOST"), "host data");
     assert_eq!(logged(&log, "SUB"), "hello volumes");
@@ -341,7 +280,7 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
     assert!(entries.iter().any(|e| e.starts_with("..20")), "{layout}");
     // A finished pod's volumes are torn down (tmpfs included), as upstream's.
     let uid = done.metadata.uid.clone().unwrap();
-    let volumes = root.join("pods").join(&uid).join("volumes");
+    let volumes = node.root.join("pods").join(&uid).join("volumes");
     eventually(
         Duration::from_secs(10),
         "the finished pod's volumes to be gone",
@@ -381,7 +320,7 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
         .await
         .unwrap();
     let started = phase(&pods, "waiting", "Succeeded").await;
-    let log = std::fs::read_to_string(log_file(&logs, &ns, &started)).unwrap();
+    let log = std::fs::read_to_string(node.log_file(&started, "main")).unwrap();
     assert_eq!(logged(&log, "KEY"), "found");
 
     // A running pod sees its ConfigMap change: the kubelet rewrites the volume on a later sync.
@@ -408,7 +347,7 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
         .await
         .unwrap();
     let watched = phase(&pods, "watcher", "Succeeded").await;
-    let log = std::fs::read_to_string(log_file(&logs, &ns, &watched)).unwrap();
+    let log = std::fs::read_to_string(node.log_file(&watched, "main")).unwrap();
     assert_eq!(logged(&log, "KEY"), "updated");
 
     // Deleting the pods leaves no mount behind.
@@ -425,7 +364,7 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
     })
     .await;
     // The kubelet finishes its clean-up after the objects are gone (terminal pods are deleted at once).
-    let root_text = format!("{}/", root.canonicalize().unwrap().display());
+    let root_text = format!("{}/", node.root.canonicalize().unwrap().display());
     eventually(
         Duration::from_secs(30),
         "nothing mounted under the kubelet's root",
