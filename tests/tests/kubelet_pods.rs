@@ -183,6 +183,66 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
             .starts_with("back-off 10s restarting failed container=main pod=crash_"),
     );
 
+    // Images that are not on the node: no registry is reachable here, so a pull fails and backs off; under
+    // pull policy Never the kubelet does not try.
+    let mut absent = pod("absent", "Never", "true");
+    absent.spec.as_mut().unwrap().containers[0].image = Some("nginx:1.27".into());
+    pods.create(&PostParams::default(), &absent).await.unwrap();
+    let mut never = absent.clone();
+    never.metadata.name = Some("never".into());
+    never.spec.as_mut().unwrap().containers[0].image_pull_policy = Some("Never".into());
+    pods.create(&PostParams::default(), &never).await.unwrap();
+    let waiting = |name: &'static str, reason: &'static str| {
+        let pods = pods.clone();
+        async move {
+            eventually(
+                Duration::from_secs(60),
+                &format!("{name} waiting with {reason}"),
+                || async {
+                    let status = main_status(&pods.get(name).await.ok()?)?;
+                    let waiting = status.state?.waiting?;
+                    (waiting.reason.as_deref() == Some(reason))
+                        .then(|| waiting.message.unwrap_or_default())
+                },
+            )
+            .await
+        }
+    };
+    // ErrImagePull is the state only until the next sync (the status update itself brings one), so it is
+    // checked in the events, which last.
+    let failed = eventually(Duration::from_secs(30), "a Failed pull event", || async {
+        let events = events_about(&admin, &ns, "absent").await;
+        events
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Failed"))
+            .and_then(|e| e.note)
+    })
+    .await;
+    assert!(
+        failed.starts_with("Failed to pull image \"nginx:1.27\": "),
+        "{failed}"
+    );
+    let message = waiting("absent", "ImagePullBackOff").await;
+    assert!(
+        message.starts_with("Back-off pulling image \"nginx:1.27\""),
+        "{message}"
+    );
+    let message = waiting("never", "ErrImageNeverPull").await;
+    assert_eq!(
+        message,
+        "Container image \"nginx:1.27\" is not present with pull policy of Never"
+    );
+    assert_eq!(
+        pods.get("absent")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Pending")
+    );
+
     // A pod asking for more CPU than the node has is rejected by the kubelet's admission, as upstream's.
     let mut greedy = pod("greedy", "Never", "true");
     greedy.spec.as_mut().unwrap().containers[0].resources =
@@ -254,6 +314,9 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
     pods.delete("greedy", &DeleteParams::default())
         .await
         .unwrap();
+    for name in ["absent", "never"] {
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+    }
     eventually(Duration::from_secs(30), "every pod to be gone", || async {
         pods.list(&ListParams::default())
             .await

@@ -39,6 +39,9 @@ pub enum ConfigError {
     /// An environment source is missing.
     #[error("{0}")]
     Env(String),
+    /// The security context cannot be honoured (runAsNonRoot).
+    #[error("{0}")]
+    Security(String),
 }
 
 /// The CFS period upstream uses.
@@ -91,10 +94,17 @@ pub fn container_spec(
     let pod_security = pod.spec.as_ref().and_then(|s| s.security_context.clone());
     let security = container.security_context.clone().unwrap_or_default();
     let (image_uid, image_gid) = image_user(&image.user);
-    let uid = security
+    let run_as_user = security
         .run_as_user
-        .or(pod_security.as_ref().and_then(|p| p.run_as_user))
-        .map_or(image_uid, |u| u32::try_from(u).unwrap_or(0));
+        .or(pod_security.as_ref().and_then(|p| p.run_as_user));
+    let run_as_non_root = security
+        .run_as_non_root
+        .or(pod_security.as_ref().and_then(|p| p.run_as_non_root));
+    if run_as_non_root == Some(true) {
+        verify_run_as_non_root(pod, container, run_as_user, &image.user)
+            .map_err(ConfigError::Security)?;
+    }
+    let uid = run_as_user.map_or(image_uid, |u| u32::try_from(u).unwrap_or(0));
     let gid = security
         .run_as_group
         .or(pod_security.as_ref().and_then(|p| p.run_as_group))
@@ -170,6 +180,36 @@ pub fn container_mounts(
         });
     }
     Ok(mounts)
+}
+
+/// Upstream's verifyRunAsNonRoot: the user the container would run as must be provably non-root.
+fn verify_run_as_non_root(
+    pod: &Pod,
+    container: &Container,
+    run_as_user: Option<i64>,
+    image_user: &str,
+) -> Result<(), String> {
+    let pod_name = format!(
+        "{}_{}({})",
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.uid.as_deref().unwrap_or_default()
+    );
+    let name = &container.name;
+    let user = image_user.split_once(':').map_or(image_user, |(u, _)| u);
+    match (run_as_user, user.parse::<i64>()) {
+        (Some(0), _) => Err(format!(
+            "container's runAsUser breaks non-root policy (pod: {pod_name:?}, container: {name})"
+        )),
+        (Some(_), _) => Ok(()),
+        (None, Err(_)) if !user.is_empty() => Err(format!(
+            "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root (pod: {pod_name:?}, container: {name})"
+        )),
+        (None, Ok(uid)) if uid != 0 => Ok(()),
+        (None, _) => Err(format!(
+            "container has runAsNonRoot and image will run as root (pod: {pod_name:?}, container: {name})"
+        )),
+    }
 }
 
 /// The image's `User` when numeric (`uid` or `uid:gid`); names are not resolved yet and run as root.

@@ -242,3 +242,47 @@ fn volume_mounts_bind_the_pods_volumes() {
         "cannot find volume \"nope\" to mount into container \"main\""
     );
 }
+
+#[test]
+fn run_as_non_root_is_verified_as_upstream() {
+    let mut pod = pod();
+    let container = Container {
+        name: "c".into(),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    // The pod's runAsUser 1000 is not root.
+    assert_eq!(verify(&pod, &container, "").map(|_| ()), Ok(()));
+    pod.spec = Some(PodSpec::default());
+    let root_image = verify(&pod, &container, "").expect_err("the image runs as root");
+    assert!(root_image.starts_with("container has runAsNonRoot and image will run as root (pod: \"web_shop(uid-1)\", container: c)"), "{root_image}");
+    let named = verify(&pod, &container, "nobody").expect_err("a user name");
+    assert!(
+        named.contains("image has non-numeric user (nobody)"),
+        "{named}"
+    );
+    assert_eq!(verify(&pod, &container, "65534:65534").map(|_| ()), Ok(()));
+}
+
+fn verify(pod: &Pod, container: &Container, user: &str) -> Result<ContainerSpec, String> {
+    let image = ImageConfig {
+        user: user.into(),
+        ..ImageConfig::default()
+    };
+    container_spec(
+        pod,
+        container,
+        &SpecInputs {
+            image: &image,
+            sandbox: &SandboxNamespaces::default(),
+            volumes: &PodVolumes::default(),
+            env_sources: &EnvSources::default(),
+            cgroup_parent: "/kubepods",
+            id: "x",
+        },
+    )
+    .map_err(|e| e.to_string())
+}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -13,6 +13,7 @@ use kube::Client;
 use super::actions::{backoff_delay, compute_pod_actions};
 use super::container_spec::{SandboxNamespaces, SpecInputs, container_spec};
 use super::env::fetch_env_sources;
+use super::image_pull::PullBackOff;
 use super::record::{
     ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_UID, PodRuntimeStatus,
     RecordState, container_labels, exit_reason,
@@ -58,6 +59,8 @@ pub struct RuntimeManager {
     started: Mutex<HashMap<String, Timestamp>>,
     /// Sandboxes made by this process.
     sandboxes: Mutex<HashMap<String, SandboxStatus>>,
+    /// Image pulls that failed, backing off.
+    pull_backoff: Mutex<PullBackOff>,
 }
 
 impl RuntimeManager {
@@ -70,6 +73,7 @@ impl RuntimeManager {
             pod_logs_dir: pod_logs_dir.to_path_buf(),
             started: Mutex::default(),
             sandboxes: Mutex::default(),
+            pull_backoff: Mutex::default(),
         }
     }
 
@@ -286,16 +290,26 @@ impl RuntimeManager {
             Err(_) => None,
         };
         let Some(image) = image else {
-            // No registry is reachable from here: an image that is not in the store cannot be pulled.
-            let message = format!(
-                "Failed to pull image \"{requested}\": image \"{requested}\" is not present on the node and no registry is reachable"
-            );
-            result.events.push(event(true, "Failed", message.clone()));
+            let policy = container
+                .image_pull_policy
+                .as_deref()
+                .unwrap_or("IfNotPresent");
+            let missing = self
+                .pull_backoff
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .missing(pod_uid(pod), &requested, policy, Instant::now());
+            for (warning, reason, message) in missing.events {
+                result.events.push(event(warning, reason, message));
+            }
             result.waiting.insert(
                 container.name.clone(),
-                ("ErrImagePull".to_string(), message),
+                (missing.reason.to_string(), missing.message),
             );
-            result.requeue_after = Some(Duration::from_secs(10));
+            let next = result
+                .requeue_after
+                .map_or(missing.retry_after, |r| r.min(missing.retry_after));
+            result.requeue_after = Some(next);
             return;
         };
         result.events.push(event(
@@ -457,6 +471,10 @@ impl RuntimeManager {
 
     /// Removes every container of pod `uid` and its sandbox: the pod is gone.
     pub async fn remove_pod(&self, uid: &str, status: &PodRuntimeStatus) -> Result<(), String> {
+        self.pull_backoff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget(uid);
         for record in &status.containers {
             self.runtime
                 .delete(&record.id)

@@ -3,5 +3,6 @@
 pub mod actions;
 pub mod container_spec;
 pub mod env;
+pub mod image_pull;
 pub mod manager;
 pub mod record;
