@@ -496,9 +496,16 @@ impl RuntimeManager {
     }
 }
 
-/// SIGTERM, `grace` to exit, then SIGKILL.
+/// The image's stop signal (SIGTERM unless it names another), `grace` to exit, then SIGKILL.
 async fn stop_container(runtime: &Runtime, record: &ContainerRecord, grace: Duration) {
-    if runtime.kill(&record.id, libc::SIGTERM as u32).await.is_ok()
+    let stop_signal = runtime
+        .image(&record.image)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|image| signal_number(&image.stop_signal))
+        .unwrap_or(libc::SIGTERM);
+    if runtime.kill(&record.id, stop_signal as u32).await.is_ok()
         && tokio::time::timeout(grace, runtime.wait(&record.id))
             .await
             .is_ok()
@@ -507,6 +514,26 @@ async fn stop_container(runtime: &Runtime, record: &ContainerRecord, grace: Dura
     }
     let _ = runtime.kill(&record.id, libc::SIGKILL as u32).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), runtime.wait(&record.id)).await;
+}
+
+/// A StopSignal as images write it (`SIGQUIT`, `QUIT`, `3`); `None` for empty or unknown.
+fn signal_number(name: &str) -> Option<i32> {
+    if let Ok(number) = name.parse() {
+        return Some(number);
+    }
+    let signal = match name.trim_start_matches("SIG") {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "WINCH" => libc::SIGWINCH,
+        "STOP" => libc::SIGSTOP,
+        _ => return None,
+    };
+    Some(signal)
 }
 
 fn to_timestamp(time: chrono::DateTime<chrono::Utc>) -> Option<Timestamp> {
@@ -551,4 +578,18 @@ fn container_id() -> String {
 /// Go's Duration string for whole seconds (`10s`, `5m0s`).
 fn go_seconds(d: Duration) -> String {
     component_base::config::GoDuration::from_std(d).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_signals_parse_as_images_write_them() {
+        assert_eq!(signal_number("SIGQUIT"), Some(libc::SIGQUIT));
+        assert_eq!(signal_number("WINCH"), Some(libc::SIGWINCH));
+        assert_eq!(signal_number("15"), Some(15));
+        assert_eq!(signal_number(""), None);
+        assert_eq!(signal_number("SIGNOPE"), None);
+    }
 }
