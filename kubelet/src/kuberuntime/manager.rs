@@ -4,22 +4,19 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 
 use super::actions::{backoff_delay, compute_pod_actions};
-use super::container_spec::{SandboxNamespaces, SpecInputs, container_spec};
-use super::env::fetch_env_sources;
 use super::image_pull::PullBackOff;
 use super::record::{
     ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_UID, PodRuntimeStatus,
-    RecordState, container_labels, exit_reason,
+    RecordState, exit_reason,
 };
-use crate::runtime::spec::{self, NamespaceMode};
-use crate::runtime::{Runtime, RuntimeError, TaskStatus, reference};
+use crate::runtime::{Runtime, RuntimeError, TaskStatus};
 use crate::sandbox::{PortMapping, Protocol, Sandbox, SandboxRequest, SandboxStatus};
 use crate::status::generate::WaitingReasons;
 use crate::volumemanager::PodVolumes;
@@ -50,17 +47,17 @@ pub struct SyncResult {
 
 /// The runtime side of the kubelet.
 pub struct RuntimeManager {
-    runtime: Runtime,
+    pub(super) runtime: Runtime,
     sandbox: Sandbox,
     /// Reads the ConfigMaps and Secrets containers' environments name.
-    client: Client,
+    pub(super) client: Client,
     pod_logs_dir: PathBuf,
     /// Start times of running containers; containerd keeps none (after a restart they are unknown).
-    started: Mutex<HashMap<String, Timestamp>>,
+    pub(super) started: Mutex<HashMap<String, Timestamp>>,
     /// Sandboxes made by this process.
     sandboxes: Mutex<HashMap<String, SandboxStatus>>,
     /// Image pulls that failed, backing off.
-    pull_backoff: Mutex<PullBackOff>,
+    pub(super) pull_backoff: Mutex<PullBackOff>,
 }
 
 impl RuntimeManager {
@@ -267,167 +264,6 @@ impl RuntimeManager {
         Ok(status)
     }
 
-    async fn start_container(
-        &self,
-        pod: &Pod,
-        container: &Container,
-        attempt: i32,
-        sandbox: &SandboxStatus,
-        volumes: &PodVolumes,
-        result: &mut SyncResult,
-    ) {
-        let spec = pod.spec.clone().unwrap_or_default();
-        let path = field_path(&spec, &container.name);
-        let event = |warning, reason, message: String| PodEvent {
-            warning,
-            reason,
-            message,
-            field_path: Some(path.clone()),
-        };
-        let requested = container.image.clone().unwrap_or_default();
-        let image = match reference::normalize(&requested) {
-            Ok(name) => self.runtime.image(&name).await.ok().flatten(),
-            Err(_) => None,
-        };
-        let Some(image) = image else {
-            let policy = container
-                .image_pull_policy
-                .as_deref()
-                .unwrap_or("IfNotPresent");
-            let missing = self
-                .pull_backoff
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .missing(pod_uid(pod), &requested, policy, Instant::now());
-            for (warning, reason, message) in missing.events {
-                result.events.push(event(warning, reason, message));
-            }
-            result.waiting.insert(
-                container.name.clone(),
-                (missing.reason.to_string(), missing.message),
-            );
-            let next = result
-                .requeue_after
-                .map_or(missing.retry_after, |r| r.min(missing.retry_after));
-            result.requeue_after = Some(next);
-            return;
-        };
-        result.events.push(event(
-            false,
-            "Pulled",
-            format!("Container image \"{requested}\" already present on machine"),
-        ));
-        let uid = pod_uid(pod);
-        let id = container_id();
-        let host_network = spec.host_network.unwrap_or(false);
-        let join = |path: &Option<PathBuf>| {
-            path.clone()
-                .map_or(NamespaceMode::Host, NamespaceMode::Join)
-        };
-        let namespaces = SandboxNamespaces {
-            network: if host_network {
-                NamespaceMode::Host
-            } else {
-                join(&sandbox.netns_path)
-            },
-            ipc: join(&sandbox.ipc_path),
-            uts: join(&sandbox.uts_path),
-            hostname: None,
-        };
-        let cgroup_parent = format!(
-            "/kubepods/{}/pod{uid}",
-            crate::status::qos::qos_class(&spec).to_lowercase()
-        );
-        let env_sources = match fetch_env_sources(&self.client, pod, container).await {
-            Ok(sources) => sources,
-            Err(e) => {
-                tracing::warn!(pod = %pod_description(pod), error = %e, "cannot read the environment's sources");
-                result.requeue_after = Some(Duration::from_secs(5));
-                return;
-            }
-        };
-        // status.podIP in the environment is the sandbox's, as the pod's status may not say it yet.
-        let mut pod_with_ip = pod.clone();
-        if let Some(ip) = sandbox.ips.first() {
-            pod_with_ip
-                .status
-                .get_or_insert_with(Default::default)
-                .pod_ip = Some(ip.to_string());
-        }
-        let inputs = SpecInputs {
-            image: &image,
-            sandbox: &namespaces,
-            volumes,
-            env_sources: &env_sources,
-            cgroup_parent: &cgroup_parent,
-            id: &id,
-        };
-        let container_spec = match container_spec(&pod_with_ip, container, &inputs) {
-            Ok(spec) => spec,
-            Err(e) => {
-                let message = format!("Error: {e}");
-                result.events.push(event(true, "Failed", message.clone()));
-                result.waiting.insert(
-                    container.name.clone(),
-                    ("CreateContainerConfigError".to_string(), message),
-                );
-                result.requeue_after = Some(Duration::from_secs(10));
-                return;
-            }
-        };
-        let oci = spec::build(&container_spec);
-        let labels = container_labels(
-            uid,
-            pod.metadata.name.as_deref().unwrap_or_default(),
-            pod.metadata.namespace.as_deref().unwrap_or_default(),
-            &container.name,
-            attempt,
-        );
-        if let Err(e) = self
-            .runtime
-            .create_container(&id, &image, &oci, labels)
-            .await
-        {
-            let message = format!("Error: {e}");
-            result.events.push(event(true, "Failed", message.clone()));
-            result.waiting.insert(
-                container.name.clone(),
-                ("CreateContainerError".to_string(), message),
-            );
-            return;
-        }
-        result.events.push(event(
-            false,
-            "Created",
-            format!("Created container: {}", container.name),
-        ));
-        let log = self.log_path(pod, &container.name, attempt);
-        match self.runtime.start(&id, &log).await {
-            Ok(_) => {
-                self.started
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, Timestamp::now());
-                result.events.push(event(
-                    false,
-                    "Started",
-                    format!("Started container {}", container.name),
-                ));
-            }
-            Err(e) => {
-                let message = format!(
-                    "Error: failed to start container \"{}\": {e}",
-                    container.name
-                );
-                result.events.push(event(true, "Failed", message.clone()));
-                result.waiting.insert(
-                    container.name.clone(),
-                    ("RunContainerError".to_string(), message),
-                );
-            }
-        }
-    }
-
     /// `/var/log/pods/NAMESPACE_NAME_UID/CONTAINER/ATTEMPT.log`, as upstream's BuildContainerLogsDirectory.
     pub fn log_path(&self, pod: &Pod, container: &str, attempt: i32) -> PathBuf {
         self.pod_logs_dir
@@ -439,34 +275,6 @@ impl RuntimeManager {
             ))
             .join(container)
             .join(format!("{attempt}.log"))
-    }
-
-    /// Stops every running container of the pod: the stop signal, `grace` to exit, then SIGKILL.
-    pub async fn stop_containers(
-        &self,
-        pod: &Pod,
-        status: &PodRuntimeStatus,
-        grace: Duration,
-        result: &mut SyncResult,
-    ) {
-        let spec = pod.spec.clone().unwrap_or_default();
-        let running: Vec<&ContainerRecord> = status
-            .containers
-            .iter()
-            .filter(|c| c.is_running())
-            .collect();
-        let stops = running.iter().map(|record| async {
-            stop_container(&self.runtime, record, grace).await;
-        });
-        for record in &running {
-            result.events.push(PodEvent {
-                warning: false,
-                reason: "Killing",
-                message: format!("Stopping container {}", record.name),
-                field_path: Some(field_path(&spec, &record.name)),
-            });
-        }
-        futures::future::join_all(stops).await;
     }
 
     /// Removes every container of pod `uid` and its sandbox: the pod is gone.
@@ -496,51 +304,11 @@ impl RuntimeManager {
     }
 }
 
-/// The image's stop signal (SIGTERM unless it names another), `grace` to exit, then SIGKILL.
-async fn stop_container(runtime: &Runtime, record: &ContainerRecord, grace: Duration) {
-    let stop_signal = runtime
-        .image(&record.image)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|image| signal_number(&image.stop_signal))
-        .unwrap_or(libc::SIGTERM);
-    if runtime.kill(&record.id, stop_signal as u32).await.is_ok()
-        && tokio::time::timeout(grace, runtime.wait(&record.id))
-            .await
-            .is_ok()
-    {
-        return;
-    }
-    let _ = runtime.kill(&record.id, libc::SIGKILL as u32).await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), runtime.wait(&record.id)).await;
-}
-
-/// A StopSignal as images write it (`SIGQUIT`, `QUIT`, `3`); `None` for empty or unknown.
-fn signal_number(name: &str) -> Option<i32> {
-    if let Ok(number) = name.parse() {
-        return Some(number);
-    }
-    let signal = match name.trim_start_matches("SIG") {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "TERM" => libc::SIGTERM,
-        "WINCH" => libc::SIGWINCH,
-        "STOP" => libc::SIGSTOP,
-        _ => return None,
-    };
-    Some(signal)
-}
-
 fn to_timestamp(time: chrono::DateTime<chrono::Utc>) -> Option<Timestamp> {
     Timestamp::from_nanosecond(i128::from(time.timestamp_nanos_opt()?)).ok()
 }
 
-fn pod_uid(pod: &Pod) -> &str {
+pub(super) fn pod_uid(pod: &Pod) -> &str {
     pod.metadata.uid.as_deref().unwrap_or_default()
 }
 
@@ -555,7 +323,7 @@ pub fn pod_description(pod: &Pod) -> String {
 }
 
 /// The field path events about a container carry.
-fn field_path(spec: &k8s_openapi::api::core::v1::PodSpec, name: &str) -> String {
+pub(super) fn field_path(spec: &k8s_openapi::api::core::v1::PodSpec, name: &str) -> String {
     let init = spec
         .init_containers
         .iter()
@@ -568,28 +336,7 @@ fn field_path(spec: &k8s_openapi::api::core::v1::PodSpec, name: &str) -> String 
     }
 }
 
-/// A fresh container id: 64 hex digits, as containerd's CRI makes them.
-fn container_id() -> String {
-    (0..4)
-        .map(|_| format!("{:016x}", rand::random::<u64>()))
-        .collect()
-}
-
 /// Go's Duration string for whole seconds (`10s`, `5m0s`).
 fn go_seconds(d: Duration) -> String {
     component_base::config::GoDuration::from_std(d).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stop_signals_parse_as_images_write_them() {
-        assert_eq!(signal_number("SIGQUIT"), Some(libc::SIGQUIT));
-        assert_eq!(signal_number("WINCH"), Some(libc::SIGWINCH));
-        assert_eq!(signal_number("15"), Some(15));
-        assert_eq!(signal_number(""), None);
-        assert_eq!(signal_number("SIGNOPE"), None);
-    }
 }

@@ -6,3 +6,5 @@ pub mod env;
 pub mod image_pull;
 pub mod manager;
 pub mod record;
+mod start;
+mod stop;

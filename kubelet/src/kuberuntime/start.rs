@@ -1,0 +1,187 @@
+//! Starting one container (upstream's startContainer): its image, the environment's sources, the OCI spec
+//! from pod and image, then create and start on containerd, each failure reported with upstream's reason.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::jiff::Timestamp;
+
+use super::container_spec::{SandboxNamespaces, SpecInputs, container_spec};
+use super::env::fetch_env_sources;
+use super::manager::{PodEvent, RuntimeManager, SyncResult, field_path, pod_description, pod_uid};
+use super::record::container_labels;
+use crate::runtime::reference;
+use crate::runtime::spec::{self, NamespaceMode};
+use crate::sandbox::SandboxStatus;
+use crate::volumemanager::PodVolumes;
+
+impl RuntimeManager {
+    pub(super) async fn start_container(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        attempt: i32,
+        sandbox: &SandboxStatus,
+        volumes: &PodVolumes,
+        result: &mut SyncResult,
+    ) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let path = field_path(&spec, &container.name);
+        let event = |warning, reason, message: String| PodEvent {
+            warning,
+            reason,
+            message,
+            field_path: Some(path.clone()),
+        };
+        let requested = container.image.clone().unwrap_or_default();
+        let image = match reference::normalize(&requested) {
+            Ok(name) => self.runtime.image(&name).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let Some(image) = image else {
+            let policy = container
+                .image_pull_policy
+                .as_deref()
+                .unwrap_or("IfNotPresent");
+            let missing = self
+                .pull_backoff
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .missing(pod_uid(pod), &requested, policy, Instant::now());
+            for (warning, reason, message) in missing.events {
+                result.events.push(event(warning, reason, message));
+            }
+            result.waiting.insert(
+                container.name.clone(),
+                (missing.reason.to_string(), missing.message),
+            );
+            let next = result
+                .requeue_after
+                .map_or(missing.retry_after, |r| r.min(missing.retry_after));
+            result.requeue_after = Some(next);
+            return;
+        };
+        result.events.push(event(
+            false,
+            "Pulled",
+            format!("Container image \"{requested}\" already present on machine"),
+        ));
+        let uid = pod_uid(pod);
+        let id = container_id();
+        let host_network = spec.host_network.unwrap_or(false);
+        let join = |path: &Option<PathBuf>| {
+            path.clone()
+                .map_or(NamespaceMode::Host, NamespaceMode::Join)
+        };
+        let namespaces = SandboxNamespaces {
+            network: if host_network {
+                NamespaceMode::Host
+            } else {
+                join(&sandbox.netns_path)
+            },
+            ipc: join(&sandbox.ipc_path),
+            uts: join(&sandbox.uts_path),
+            hostname: None,
+        };
+        let cgroup_parent = format!(
+            "/kubepods/{}/pod{uid}",
+            crate::status::qos::qos_class(&spec).to_lowercase()
+        );
+        let env_sources = match fetch_env_sources(&self.client, pod, container).await {
+            Ok(sources) => sources,
+            Err(e) => {
+                tracing::warn!(pod = %pod_description(pod), error = %e, "cannot read the environment's sources");
+                result.requeue_after = Some(Duration::from_secs(5));
+                return;
+            }
+        };
+        // status.podIP in the environment is the sandbox's, as the pod's status may not say it yet.
+        let mut pod_with_ip = pod.clone();
+        if let Some(ip) = sandbox.ips.first() {
+            pod_with_ip
+                .status
+                .get_or_insert_with(Default::default)
+                .pod_ip = Some(ip.to_string());
+        }
+        let inputs = SpecInputs {
+            image: &image,
+            sandbox: &namespaces,
+            volumes,
+            env_sources: &env_sources,
+            cgroup_parent: &cgroup_parent,
+            id: &id,
+        };
+        let container_spec = match container_spec(&pod_with_ip, container, &inputs) {
+            Ok(spec) => spec,
+            Err(e) => {
+                let message = format!("Error: {e}");
+                result.events.push(event(true, "Failed", message.clone()));
+                result.waiting.insert(
+                    container.name.clone(),
+                    ("CreateContainerConfigError".to_string(), message),
+                );
+                result.requeue_after = Some(Duration::from_secs(10));
+                return;
+            }
+        };
+        let oci = spec::build(&container_spec);
+        let labels = container_labels(
+            uid,
+            pod.metadata.name.as_deref().unwrap_or_default(),
+            pod.metadata.namespace.as_deref().unwrap_or_default(),
+            &container.name,
+            attempt,
+        );
+        if let Err(e) = self
+            .runtime
+            .create_container(&id, &image, &oci, labels)
+            .await
+        {
+            let message = format!("Error: {e}");
+            result.events.push(event(true, "Failed", message.clone()));
+            result.waiting.insert(
+                container.name.clone(),
+                ("CreateContainerError".to_string(), message),
+            );
+            return;
+        }
+        result.events.push(event(
+            false,
+            "Created",
+            format!("Created container: {}", container.name),
+        ));
+        let log = self.log_path(pod, &container.name, attempt);
+        match self.runtime.start(&id, &log).await {
+            Ok(_) => {
+                self.started
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, Timestamp::now());
+                result.events.push(event(
+                    false,
+                    "Started",
+                    format!("Started container {}", container.name),
+                ));
+            }
+            Err(e) => {
+                let message = format!(
+                    "Error: failed to start container \"{}\": {e}",
+                    container.name
+                );
+                result.events.push(event(true, "Failed", message.clone()));
+                result.waiting.insert(
+                    container.name.clone(),
+                    ("RunContainerError".to_string(), message),
+                );
+            }
+        }
+    }
+}
+
+/// A fresh container id: 64 hex digits, as containerd's CRI makes them.
+fn container_id() -> String {
+    (0..4)
+        .map(|_| format!("{:016x}", rand::random::<u64>()))
+        .collect()
+}
