@@ -8,6 +8,7 @@ pub mod kuberuntime;
 pub mod node;
 pub mod options;
 pub mod pod_workers;
+pub mod prober;
 pub mod runtime;
 pub mod sandbox;
 pub mod status;
@@ -104,12 +105,13 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 Path::new(&config.pod_logs_dir),
             ),
             statuses: StatusManager::new(client.clone()),
-            recorder,
+            recorder: recorder.clone(),
             client: client.clone(),
             node_name: node_name.clone(),
             host_ips,
             resync: config.sync_frequency.as_std(),
             volumes: volumemanager::VolumeManager::new(client.clone(), &flags.root_dir),
+            probes: prober::ProbeManager::new(runtime.clone(), recorder.clone()),
         });
         tokio::spawn(follow_container_exits(
             runtime,

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::admission::{Rejection, admit};
 use crate::kuberuntime::manager::{PodEvent, RuntimeManager};
+use crate::prober::ProbeManager;
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::manager::StatusManager;
 use crate::volumemanager::VolumeManager;
@@ -51,6 +52,8 @@ pub struct WorkerContext {
     pub resync: Duration,
     /// Sets up and tears down the pods' volumes.
     pub volumes: VolumeManager,
+    /// The pods' probe workers and their results.
+    pub probes: ProbeManager,
 }
 
 /// The pod workers.
@@ -69,13 +72,24 @@ pub struct PodWorkers {
 impl PodWorkers {
     /// Workers sharing `context`.
     pub fn new(context: WorkerContext) -> Self {
-        Self {
+        let changes = context.probes.take_changes();
+        let workers = Self {
             context: Arc::new(context),
             workers: Arc::default(),
             containers: Arc::default(),
             pods: Arc::default(),
             rejected: Arc::default(),
+        };
+        // A probe verdict changed: the pod syncs at once (a restart, readiness in the status).
+        if let Some(mut changes) = changes {
+            let this = workers.clone();
+            tokio::spawn(async move {
+                while let Some(uid) = changes.recv().await {
+                    this.send(&uid, Update::Resync);
+                }
+            });
         }
+        workers
     }
 
     /// The pod was added or changed: its worker syncs it. A new pod is admitted first, against the pods
@@ -174,6 +188,9 @@ impl PodWorkers {
     }
 
     async fn run_worker(&self, mut pod: Arc<Pod>, mut updates: mpsc::UnboundedReceiver<Update>) {
+        if !is_terminal(&pod) {
+            self.context.probes.add_pod(&pod);
+        }
         loop {
             if pod.metadata.deletion_timestamp.is_some() {
                 self.terminate(&pod, false).await;
@@ -243,7 +260,11 @@ impl PodWorkers {
                 }
             };
             if let Some(volumes) = volumes {
-                let result = context.manager.sync_pod(pod, &before, &volumes).await;
+                let probes = context.probes.results(&before);
+                let result = context
+                    .manager
+                    .sync_pod(pod, &before, &probes, &volumes)
+                    .await;
                 self.record(pod, &result.events);
                 waiting = result.waiting;
                 if let Some(after) = result.requeue_after {
@@ -265,11 +286,13 @@ impl PodWorkers {
             &StatusInputs {
                 runtime: &runtime,
                 waiting: &waiting,
+                probes: &context.probes.results(&runtime),
                 host_ips: &context.host_ips,
                 now: Timestamp::now(),
             },
         );
         let finished = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
+        context.probes.update_status(&uid, &status);
         if let Err(e) = context.statuses.set(pod, status).await {
             tracing::warn!(pod = %pod_name(pod), error = %e, "cannot update the pod's status");
             return Duration::from_secs(1);
@@ -302,6 +325,7 @@ impl PodWorkers {
             .unwrap_or(30);
         let grace = if object_gone { 0 } else { grace };
         tracing::info!(pod = %pod_name(pod), grace, "Killing pod");
+        context.probes.remove_pod(&uid);
         if let Ok(runtime) = context.manager.pod_status(&uid).await {
             let mut result = Default::default();
             context

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::jiff::Timestamp;
 
 use super::record::{PodRuntimeStatus, RecordState};
+use crate::prober::{PodProbeResults, ProbeType};
 
 /// The first CrashLoopBackOff delay; it doubles per restart up to [`MAX_BACKOFF`].
 pub const INITIAL_BACKOFF: Duration = Duration::from_secs(10);
@@ -28,6 +29,22 @@ pub struct PodActions {
     pub backing_off: Vec<(String, Duration)>,
     /// A regular init container failed and may not restart: the pod has failed; stop everything.
     pub kill_pod: bool,
+    /// Running containers to stop first (failed liveness or startup probes); those that restart are in
+    /// `start` too.
+    pub kill: Vec<ContainerKill>,
+}
+
+/// A running container to stop, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerKill {
+    /// The container's name.
+    pub name: String,
+    /// The runtime's id of the running attempt.
+    pub id: String,
+    /// The probe that failed.
+    pub probe: ProbeType,
+    /// The `Killing` event's message, as upstream's.
+    pub message: String,
 }
 
 /// Whether a container that exited with `exit_code` restarts: its own restartPolicy (sidecars: Always)
@@ -59,10 +76,11 @@ pub fn backoff_delay(restarts: i32) -> Duration {
     }
 }
 
-/// Decides what to do about `spec`'s containers given `status`, at `now`.
+/// Decides what to do about `spec`'s containers given `status` and the probes' verdicts, at `now`.
 pub fn compute_pod_actions(
     spec: &PodSpec,
     status: &PodRuntimeStatus,
+    probes: &PodProbeResults,
     now: Timestamp,
 ) -> PodActions {
     let policy = spec.restart_policy.as_deref().unwrap_or("Always");
@@ -94,7 +112,10 @@ pub fn compute_pod_actions(
                 }
             }
             Step::Keep => {
-                if !is_sidecar(container) && !succeeded(container, status) {
+                if is_sidecar(container) {
+                    // A sidecar that failed its probe restarts whatever its restart policy.
+                    probe_failure(container, status, probes, true, &mut actions);
+                } else if !succeeded(container, status) {
                     initialized = false;
                     break;
                 }
@@ -114,10 +135,45 @@ pub fn compute_pod_actions(
         match next_step(container, policy, status, now) {
             Step::Start => actions.start.push(container.name.clone()),
             Step::BackOff(left) => actions.backing_off.push((container.name.clone(), left)),
-            Step::Keep | Step::Done { .. } => {}
+            Step::Keep => {
+                probe_failure(container, status, probes, policy != "Never", &mut actions);
+            }
+            Step::Done { .. } => {}
         }
     }
     actions
+}
+
+/// Kills `container`'s running attempt if it failed its liveness or startup probe, and starts it again
+/// when `restart` (upstream: unless the pod's restartPolicy is Never).
+fn probe_failure(
+    container: &Container,
+    status: &PodRuntimeStatus,
+    probes: &PodProbeResults,
+    restart: bool,
+    actions: &mut PodActions,
+) {
+    let Some(latest) = status.latest(&container.name).filter(|c| c.is_running()) else {
+        return;
+    };
+    let Some(probe) = probes.failed(&latest.id) else {
+        return;
+    };
+    let kind = match probe {
+        ProbeType::Startup => "startup",
+        _ => "liveness",
+    };
+    let mut message = format!("Container {} failed {kind} probe", container.name);
+    if restart {
+        message.push_str(", will be restarted");
+        actions.start.push(container.name.clone());
+    }
+    actions.kill.push(ContainerKill {
+        name: container.name.clone(),
+        id: latest.id.clone(),
+        probe,
+        message,
+    });
 }
 
 /// What one container needs.

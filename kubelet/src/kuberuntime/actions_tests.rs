@@ -1,6 +1,12 @@
 use super::super::record::ContainerRecord;
 use super::*;
 use crate::kuberuntime::record::test_record as record;
+use crate::prober::ProbeResult;
+
+/// Without probe verdicts.
+fn compute_pod_actions(spec: &PodSpec, status: &PodRuntimeStatus, now: Timestamp) -> PodActions {
+    super::compute_pod_actions(spec, status, &PodProbeResults::default(), now)
+}
 
 fn container(name: &str, restart_policy: Option<&str>) -> Container {
     Container {
@@ -179,4 +185,44 @@ fn running_containers_are_left_alone() {
     let spec = spec("Always", vec![], vec![container("c", None)]);
     let actions = compute_pod_actions(&spec, &status(vec![running("c", 0)]), at(1));
     assert_eq!(actions, PodActions::default());
+}
+
+#[test]
+fn failed_liveness_and_startup_probes_kill_and_restart_running_containers() {
+    let spec_always = spec(
+        "Always",
+        vec![container("side", Some("Always"))],
+        vec![container("a", None), container("b", None), container("c", None)],
+    );
+    let runtime = status(vec![
+        running("side", 0),
+        running("a", 0),
+        running("b", 2),
+        running("c", 0),
+    ]);
+    let mut probes = PodProbeResults::default();
+    probes.set(ProbeType::Liveness, "a-0", ProbeResult::Failure);
+    probes.set(ProbeType::Startup, "b-2", ProbeResult::Failure);
+    probes.set(ProbeType::Liveness, "side-0", ProbeResult::Failure);
+    probes.set(ProbeType::Readiness, "c-0", ProbeResult::Failure);
+    let actions = super::compute_pod_actions(&spec_always, &runtime, &probes, at(1));
+    assert_eq!(actions.start, vec!["side", "a", "b"]);
+    let kills: Vec<(&str, &str, &str)> = actions
+        .kill
+        .iter()
+        .map(|k| (k.name.as_str(), k.id.as_str(), k.message.as_str()))
+        .collect();
+    assert_eq!(
+        kills,
+        vec![
+            ("side", "side-0", "Container side failed liveness probe, will be restarted"),
+            ("a", "a-0", "Container a failed liveness probe, will be restarted"),
+            ("b", "b-2", "Container b failed startup probe, will be restarted"),
+        ]
+    );
+    // Under Never the container is killed for good.
+    let never = spec("Never", vec![], vec![container("a", None)]);
+    let actions = super::compute_pod_actions(&never, &status(vec![running("a", 0)]), &probes, at(1));
+    assert!(actions.start.is_empty());
+    assert_eq!(actions.kill[0].message, "Container a failed liveness probe");
 }

@@ -18,6 +18,7 @@ use super::record::{
 };
 use crate::runtime::{Runtime, RuntimeError, TaskStatus};
 use crate::sandbox::{PortMapping, Protocol, Sandbox, SandboxRequest, SandboxStatus};
+use crate::prober::PodProbeResults;
 use crate::status::generate::WaitingReasons;
 use crate::volumemanager::PodVolumes;
 
@@ -153,23 +154,27 @@ impl RuntimeManager {
         self.sandboxes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Brings pod's containers to what its spec and restart policy want (upstream's SyncPod), their
-    /// volumeMounts bound from `volumes`.
+    /// Brings pod's containers to what its spec, restart policy and probe verdicts want (upstream's
+    /// SyncPod), their volumeMounts bound from `volumes`.
     pub async fn sync_pod(
         &self,
         pod: &Pod,
         status: &PodRuntimeStatus,
+        probes: &PodProbeResults,
         volumes: &PodVolumes,
     ) -> SyncResult {
         let mut result = SyncResult::default();
         let Some(spec) = pod.spec.as_ref() else {
             return result;
         };
-        let actions = compute_pod_actions(spec, status, Timestamp::now());
+        let actions = compute_pod_actions(spec, status, probes, Timestamp::now());
         if actions.kill_pod {
             self.stop_containers(pod, status, Duration::ZERO, &mut result)
                 .await;
             return result;
+        }
+        for kill in &actions.kill {
+            self.kill_for_probe(pod, status, kill, &mut result).await;
         }
         let sandbox = if actions.create_sandbox {
             match self.ensure_sandbox(pod).await {

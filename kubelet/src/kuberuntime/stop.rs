@@ -4,9 +4,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::actions::ContainerKill;
 use super::manager::{PodEvent, RuntimeManager, SyncResult, field_path};
 use super::record::{ContainerRecord, PodRuntimeStatus};
+use crate::prober::ProbeType;
 use crate::runtime::Runtime;
+
+/// Upstream's minimumGracePeriodInSeconds: a container killed by the kubelet gets at least this long.
+const MINIMUM_GRACE_SECONDS: i64 = 2;
 
 impl RuntimeManager {
     /// Stops every running container of the pod: the stop signal, `grace` to exit, then SIGKILL.
@@ -36,6 +41,57 @@ impl RuntimeManager {
         }
         futures::future::join_all(stops).await;
     }
+}
+
+impl RuntimeManager {
+    /// Stops the container `kill` names, which failed a probe, within its grace period (upstream's
+    /// killContainer with reasonLivenessProbe / reasonStartupProbe), with a `Killing` event.
+    pub(super) async fn kill_for_probe(
+        &self,
+        pod: &Pod,
+        status: &PodRuntimeStatus,
+        kill: &ContainerKill,
+        result: &mut SyncResult,
+    ) {
+        let Some(record) = status.containers.iter().find(|c| c.id == kill.id) else {
+            return;
+        };
+        let spec = pod.spec.clone().unwrap_or_default();
+        result.events.push(PodEvent {
+            warning: false,
+            reason: "Killing",
+            message: kill.message.clone(),
+            field_path: Some(field_path(&spec, &kill.name)),
+        });
+        let grace = probe_kill_grace(pod, &kill.name, kill.probe);
+        tracing::info!(container = %kill.name, grace, "Killing container that failed its {:?} probe", kill.probe);
+        stop_container(
+            &self.runtime,
+            record,
+            Duration::from_secs(u64::try_from(grace).unwrap_or(0)),
+        )
+        .await;
+    }
+}
+
+/// The grace period of a container killed for failing `probe` (upstream's setTerminationGracePeriod): the
+/// pod's deletion grace, else the probe's own terminationGracePeriodSeconds, else the pod's; at least 2 s.
+pub fn probe_kill_grace(pod: &Pod, container: &str, probe: ProbeType) -> i64 {
+    let spec = pod.spec.as_ref();
+    let probe_grace = spec
+        .into_iter()
+        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+        .find(|c| c.name == container)
+        .and_then(|c| probe.of(c))
+        .and_then(|p| p.termination_grace_period_seconds);
+    let grace = match pod.metadata.deletion_grace_period_seconds {
+        Some(grace) => grace,
+        None => match spec.and_then(|s| s.termination_grace_period_seconds) {
+            Some(pod_grace) => probe_grace.unwrap_or(pod_grace),
+            None => MINIMUM_GRACE_SECONDS,
+        },
+    };
+    grace.max(MINIMUM_GRACE_SECONDS)
 }
 
 /// The image's stop signal (SIGTERM unless it names another), `grace` to exit, then SIGKILL.
@@ -81,6 +137,26 @@ fn signal_number(name: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_kills_use_upstreams_grace_period() {
+        let pod = |pod_grace: Option<i64>, probe_grace: Option<i64>| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "spec": {
+                    "terminationGracePeriodSeconds": pod_grace,
+                    "containers": [{"name": "c", "livenessProbe": {
+                        "terminationGracePeriodSeconds": probe_grace,
+                        "exec": {"command": ["true"]}}}],
+                },
+            }))
+            .expect("pod")
+        };
+        assert_eq!(probe_kill_grace(&pod(Some(30), None), "c", ProbeType::Liveness), 30);
+        assert_eq!(probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Liveness), 5);
+        assert_eq!(probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Startup), 30);
+        assert_eq!(probe_kill_grace(&pod(None, Some(5)), "c", ProbeType::Liveness), 2);
+        assert_eq!(probe_kill_grace(&pod(Some(0), None), "c", ProbeType::Liveness), 2);
+    }
 
     #[test]
     fn stop_signals_parse_as_images_write_them() {

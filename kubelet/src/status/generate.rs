@@ -14,6 +14,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::qos::qos_class;
 use crate::kuberuntime::actions::{is_sidecar, should_restart};
 use crate::kuberuntime::record::{ContainerRecord, PodRuntimeStatus, RecordState};
+use crate::prober::PodProbeResults;
 
 /// Why a container is waiting, when the kubelet knows better than "ContainerCreating" (image pulls,
 /// CrashLoopBackOff, start errors): reason and message by container name.
@@ -25,6 +26,8 @@ pub struct StatusInputs<'a> {
     pub runtime: &'a PodRuntimeStatus,
     /// Waiting reasons from the last sync.
     pub waiting: &'a WaitingReasons,
+    /// The probes' verdicts on the pod's containers: `started` and `ready`.
+    pub probes: &'a PodProbeResults,
     /// The node's IPs.
     pub host_ips: &'a [String],
     /// Now.
@@ -196,6 +199,12 @@ fn container_status(container: &Container, inputs: &StatusInputs, init: bool) ->
         ),
     };
     let running = latest.is_some_and(ContainerRecord::is_running);
+    let id = latest.map_or("", |l| l.id.as_str());
+    // Regular init containers have no probes: started while running, never ready (upstream's
+    // UpdatePodStatus); the others follow their startup and readiness probes.
+    let probes = inputs.probes;
+    let started = running && ((init && !is_sidecar(container)) || probes.started(container, id, running));
+    let ready = (!init || is_sidecar(container)) && probes.ready(container, id, running);
     ContainerStatus {
         name: container.name.clone(),
         image: latest
@@ -205,9 +214,8 @@ fn container_status(container: &Container, inputs: &StatusInputs, init: bool) ->
         image_id: latest.map(|l| l.image_id.clone()).unwrap_or_default(),
         container_id: latest.map(|l| format!("containerd://{}", l.id)),
         restart_count: latest.map(|l| l.attempt).unwrap_or(0),
-        // No readiness or startup probes yet: a running container is started and ready.
-        ready: running && (!init || is_sidecar(container)),
-        started: Some(running),
+        ready,
+        started: Some(started),
         state: Some(state),
         last_state: Some(last.and_then(record_state).unwrap_or_default()),
         ..ContainerStatus::default()

@@ -54,6 +54,7 @@ fn generate(pod: &Pod, containers: Vec<ContainerRecord>, waiting: &WaitingReason
         &StatusInputs {
             runtime: &runtime,
             waiting,
+            probes: &PodProbeResults::default(),
             host_ips: &host_ips,
             now: at(3),
         },

@@ -1,0 +1,172 @@
+//! The probe results cache (upstream's prober/results): the latest result of each probe type by container
+//! id. A change is reported (by pod UID) so the pod's worker syncs at once; a pure snapshot of one pod's
+//! results decides `started`, `ready` and which containers to restart.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::Container;
+use tokio::sync::mpsc;
+
+use super::ProbeType;
+
+/// A probe's current verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeResult {
+    /// Not known yet (a startup probe before its first verdict).
+    Unknown,
+    /// Passing.
+    Success,
+    /// Failing past its threshold.
+    Failure,
+}
+
+/// The results of every probe, by probe type and container id.
+pub struct ResultsCache {
+    results: Mutex<HashMap<(ProbeType, String), ProbeResult>>,
+    changes: mpsc::UnboundedSender<String>,
+}
+
+impl ResultsCache {
+    /// An empty cache that sends the pod UID of every change to `changes`.
+    pub fn new(changes: mpsc::UnboundedSender<String>) -> Self {
+        Self {
+            results: Mutex::default(),
+            changes,
+        }
+    }
+
+    /// Sets the result of `kind` for container `id` of pod `pod_uid`; reports a change.
+    pub fn set(&self, kind: ProbeType, id: &str, result: ProbeResult, pod_uid: &str) {
+        let previous = self.lock().insert((kind, id.to_string()), result);
+        if previous != Some(result) {
+            let _ = self.changes.send(pod_uid.to_string());
+        }
+    }
+
+    /// The result of `kind` for container `id`, if any.
+    pub fn get(&self, kind: ProbeType, id: &str) -> Option<ProbeResult> {
+        self.lock().get(&(kind, id.to_string())).copied()
+    }
+
+    /// Forgets the result of `kind` for container `id` (the container is gone or replaced).
+    pub fn remove(&self, kind: ProbeType, id: &str) {
+        self.lock().remove(&(kind, id.to_string()));
+    }
+
+    /// The results of the containers `ids`.
+    pub fn snapshot<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> PodProbeResults {
+        let results = self.lock();
+        let mut snapshot = PodProbeResults::default();
+        for id in ids {
+            for kind in ProbeType::ALL {
+                if let Some(result) = results.get(&(kind, id.to_string())) {
+                    snapshot.set(kind, id, *result);
+                }
+            }
+        }
+        snapshot
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(ProbeType, String), ProbeResult>> {
+        self.results.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The probe results of one pod's containers at one moment: what status and actions are computed from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodProbeResults {
+    results: HashMap<(ProbeType, String), ProbeResult>,
+}
+
+impl PodProbeResults {
+    /// Records `result` of `kind` for container `id`.
+    pub fn set(&mut self, kind: ProbeType, id: &str, result: ProbeResult) {
+        self.results.insert((kind, id.to_string()), result);
+    }
+
+    /// The result of `kind` for container `id`, if any.
+    pub fn get(&self, kind: ProbeType, id: &str) -> Option<ProbeResult> {
+        self.results.get(&(kind, id.to_string())).copied()
+    }
+
+    /// Whether container `id` (a run of `container`) has started (upstream's isContainerStarted): it runs,
+    /// and its startup probe succeeded or it has none.
+    pub fn started(&self, container: &Container, id: &str, running: bool) -> bool {
+        running
+            && match self.get(ProbeType::Startup, id) {
+                Some(result) => result == ProbeResult::Success,
+                None => container.startup_probe.is_none(),
+            }
+    }
+
+    /// Whether container `id` is ready: started, and its readiness probe succeeded or it has none.
+    pub fn ready(&self, container: &Container, id: &str, running: bool) -> bool {
+        self.started(container, id, running)
+            && (container.readiness_probe.is_none()
+                || self.get(ProbeType::Readiness, id) == Some(ProbeResult::Success))
+    }
+
+    /// Whether container `id` failed its liveness or startup probe and must be killed, and which.
+    pub fn failed(&self, id: &str) -> Option<ProbeType> {
+        [ProbeType::Liveness, ProbeType::Startup]
+            .into_iter()
+            .find(|kind| self.get(*kind, id) == Some(ProbeResult::Failure))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Probe;
+
+    use super::*;
+
+    fn container(startup: bool, readiness: bool) -> Container {
+        Container {
+            name: "c".into(),
+            startup_probe: startup.then(Probe::default),
+            readiness_probe: readiness.then(Probe::default),
+            ..Container::default()
+        }
+    }
+
+    #[test]
+    fn changes_are_reported_once_per_change() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let cache = ResultsCache::new(tx);
+        cache.set(ProbeType::Readiness, "a", ProbeResult::Failure, "pod");
+        cache.set(ProbeType::Readiness, "a", ProbeResult::Failure, "pod");
+        cache.set(ProbeType::Readiness, "a", ProbeResult::Success, "pod");
+        assert_eq!(rx.try_recv().ok().as_deref(), Some("pod"));
+        assert_eq!(rx.try_recv().ok().as_deref(), Some("pod"));
+        assert!(rx.try_recv().is_err());
+        assert_eq!(
+            cache.get(ProbeType::Readiness, "a"),
+            Some(ProbeResult::Success)
+        );
+        cache.remove(ProbeType::Readiness, "a");
+        assert_eq!(cache.get(ProbeType::Readiness, "a"), None);
+    }
+
+    #[test]
+    fn started_and_ready_follow_the_probes() {
+        let mut results = PodProbeResults::default();
+        // No probes: ready once running.
+        assert!(results.ready(&container(false, false), "a", true));
+        assert!(!results.ready(&container(false, false), "a", false));
+        // A readiness probe without a verdict: not ready.
+        assert!(!results.ready(&container(false, true), "a", true));
+        results.set(ProbeType::Readiness, "a", ProbeResult::Success);
+        assert!(results.ready(&container(false, true), "a", true));
+        // A startup probe gates both.
+        assert!(!results.started(&container(true, true), "a", true));
+        results.set(ProbeType::Startup, "a", ProbeResult::Unknown);
+        assert!(!results.ready(&container(true, true), "a", true));
+        results.set(ProbeType::Startup, "a", ProbeResult::Success);
+        assert!(results.started(&container(true, true), "a", true));
+        assert!(results.ready(&container(true, true), "a", true));
+        assert_eq!(results.failed("a"), None);
+        results.set(ProbeType::Liveness, "a", ProbeResult::Failure);
+        assert_eq!(results.failed("a"), Some(ProbeType::Liveness));
+    }
+}
