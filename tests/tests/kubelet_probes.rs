@@ -1,0 +1,195 @@
+//! ferrokube-kubelet's probes on real containers (containerd, busybox, CNI bridge): httpGet and tcpSocket
+//! readiness passing and failing drive the Ready condition; a failing liveness probe restarts its
+//! container with upstream's events; a startup probe holds readiness back until it passes.
+
+use std::time::Duration;
+
+use ferrokube_cluster::Identity;
+use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
+use ferrokube_tests::kubelet::{TestNode, events_about};
+use ferrokube_tests::scheduling::{default_service_account, eventually};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+const NODE: &str = "node-probes";
+const BRIDGE: &str = "fk-prb0";
+const POD_CIDR: &str = "10.250.0.0/24";
+
+/// Serves /www (with /www/healthz) on port 8080 after `delay` seconds.
+const HTTPD: &str = "mkdir -p /www && echo ok > /www/healthz && sleep $DELAY && httpd -f -p 8080 -h /www";
+
+/// A busybox pod running `script` with `probes` (livenessProbe, readinessProbe, startupProbe) on its one
+/// container, which has port 8080 named `http`.
+fn pod(name: &str, script: &str, delay: u32, probes: Value) -> Pod {
+    let mut container = json!({
+        "name": "main",
+        "image": "busybox",
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", script],
+        "env": [{"name": "DELAY", "value": delay.to_string()}],
+        "ports": [{"name": "http", "containerPort": 8080}],
+    });
+    if let (Some(container), Some(probes)) = (container.as_object_mut(), probes.as_object()) {
+        container.extend(probes.clone());
+    }
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": NODE,
+            "automountServiceAccountToken": false,
+            "terminationGracePeriodSeconds": 2,
+            "containers": [container],
+        },
+    }))
+    .unwrap()
+}
+
+fn main_status(pod: &Pod) -> Option<ContainerStatus> {
+    pod.status.as_ref()?.container_statuses.as_ref()?.first().cloned()
+}
+
+fn condition(pod: &Pod, type_: &str) -> Option<PodCondition> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// Waits until pod `name` runs and its Ready condition is `ready`; returns the pod.
+async fn wait_ready(pods: &Api<Pod>, name: &str, ready: &str) -> Pod {
+    eventually(
+        Duration::from_secs(60),
+        &format!("pod {name} Running with Ready {ready}"),
+        || async {
+            let pod = pods.get(name).await.ok()?;
+            let running = main_status(&pod)?.state?.running.is_some();
+            (running && condition(&pod, "Ready")?.status == ready).then_some(pod)
+        },
+    )
+    .await
+}
+
+/// Waits for an event about pod `name` with `reason` whose note starts with `prefix`; returns the note.
+async fn wait_event(client: &Client, ns: &str, name: &str, reason: &str, prefix: &str) -> String {
+    eventually(
+        Duration::from_secs(60),
+        &format!("a {reason} event about {name} starting {prefix:?}"),
+        || async {
+            events_about(client, ns, name)
+                .await
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some(reason))
+                .filter_map(|e| e.note)
+                .find(|note| note.starts_with(prefix))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn probes_drive_readiness_and_restart_unhealthy_containers() {
+    let _node = TestNode::start(NODE, BRIDGE, POD_CIDR, &[]).await;
+    let admin = shared_control_plane()
+        .client(&Identity::admin())
+        .await
+        .unwrap();
+    let namespace = TestNamespace::new("kubelet-probes").await;
+    let ns = namespace.name().to_string();
+    default_service_account(&admin, &ns).await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+    let http_get = |path: &str| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": 1});
+    let tcp = |port: u16| json!({"tcpSocket": {"port": port}, "periodSeconds": 1});
+    let specs = [
+        pod("http-ready", HTTPD, 0, json!({"readinessProbe": http_get("/healthz")})),
+        pod("http-unready", HTTPD, 0, json!({"readinessProbe": http_get("/missing")})),
+        pod("tcp-ready", HTTPD, 0, json!({"readinessProbe": tcp(8080)})),
+        pod("tcp-unready", HTTPD, 0, json!({"readinessProbe": tcp(8081)})),
+        // Healthy for a while, then /healthz goes away: liveness fails and the container is restarted.
+        pod(
+            "liveness",
+            &format!("(sleep 4; rm /www/healthz) & {HTTPD}"),
+            0,
+            json!({"livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080},
+                "periodSeconds": 1, "failureThreshold": 2}}),
+        ),
+        // The server comes up after 6 s: until the startup probe passes the container is not started and
+        // readiness is not probed.
+        pod(
+            "startup",
+            HTTPD,
+            6,
+            json!({
+                "startupProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 30},
+                "readinessProbe": http_get("/healthz"),
+            }),
+        ),
+    ];
+    for pod in &specs {
+        pods.create(&PostParams::default(), pod).await.unwrap();
+    }
+
+    // Startup: running but not started (nor ready) while the startup probe fails.
+    let gated = eventually(Duration::from_secs(60), "pod startup running, not started", || async {
+        let status = main_status(&pods.get("startup").await.ok()?)?;
+        (status.state.as_ref()?.running.is_some() && status.started == Some(false)).then_some(status)
+    })
+    .await;
+    assert!(!gated.ready, "{gated:?}");
+
+    // httpGet and tcpSocket readiness passing.
+    for name in ["http-ready", "tcp-ready"] {
+        let pod = wait_ready(&pods, name, "True").await;
+        let status = main_status(&pod).unwrap();
+        assert!(status.ready && status.started == Some(true), "{status:?}");
+        assert_eq!(condition(&pod, "ContainersReady").unwrap().status, "True");
+    }
+
+    // Failing readiness: not ready, with upstream's reason, message and events; never restarted.
+    for (name, failure) in [
+        ("http-unready", "Readiness probe failed: HTTP probe failed with statuscode: 404".to_string()),
+        ("tcp-unready", "Readiness probe failed: dial tcp 10.250.0.".to_string()),
+    ] {
+        let note = wait_event(&admin, &ns, name, "Unhealthy", &failure).await;
+        let pod = wait_ready(&pods, name, "False").await;
+        for type_ in ["Ready", "ContainersReady"] {
+            let c = condition(&pod, type_).unwrap();
+            assert_eq!(c.reason.as_deref(), Some("ContainersNotReady"), "{c:?}");
+            assert_eq!(c.message.as_deref(), Some("containers with unready status: [main]"));
+        }
+        let status = main_status(&pod).unwrap();
+        assert!(!status.ready && status.started == Some(true), "{status:?}");
+        assert_eq!(status.restart_count, 0, "{note}");
+    }
+
+    // Startup passes once the server is up; then readiness passes.
+    let pod = wait_ready(&pods, "startup", "True").await;
+    assert_eq!(main_status(&pod).unwrap().restart_count, 0);
+
+    // Liveness: killed with upstream's events and restarted.
+    let note = wait_event(&admin, &ns, "liveness", "Unhealthy", "Liveness probe failed: ").await;
+    assert_eq!(note, "Liveness probe failed: HTTP probe failed with statuscode: 404");
+    let killing = wait_event(&admin, &ns, "liveness", "Killing", "Container main failed").await;
+    assert_eq!(killing, "Container main failed liveness probe, will be restarted");
+    let restarted = eventually(Duration::from_secs(60), "pod liveness restarted", || async {
+        let status = main_status(&pods.get("liveness").await.ok()?)?;
+        (status.restart_count >= 1 && status.state.as_ref()?.running.is_some()).then_some(status)
+    })
+    .await;
+    let last = restarted.last_state.and_then(|s| s.terminated).expect("the killed attempt");
+    assert_eq!(last.exit_code, 137, "{last:?}");
+
+    for pod in &specs {
+        let name = pod.metadata.name.as_deref().unwrap();
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    eventually(Duration::from_secs(60), "every pod to be gone", || async {
+        pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
+    namespace.delete().await;
+}
