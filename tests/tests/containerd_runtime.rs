@@ -285,6 +285,73 @@ async fn delete_removes_task_container_snapshot_fifos_mounts_and_cgroup() {
 }
 
 #[tokio::test]
+async fn exec_runs_in_the_container_and_times_out() {
+    let f = fixture().await;
+    let id = unique("exec");
+    f.create(
+        &id,
+        &["sh", "-c", "echo inside > /tmp/mark; exec sleep 1000"],
+        NamespaceMode::Private,
+    )
+    .await;
+    f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    let argv = |script: &str| vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+    // The exec sees the container's filesystem; both streams are collected; the exit code comes back.
+    let ran = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let out = f
+                .runtime
+                .exec(
+                    &id,
+                    &argv("cat /tmp/mark && echo err >&2 && exit 3"),
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap();
+            if out.exit_code == 3 {
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the exec never saw /tmp/mark");
+    let text = String::from_utf8(ran.output).unwrap();
+    assert!(
+        text.contains("inside\n") && text.contains("err\n"),
+        "{text:?}"
+    );
+    let ok = f
+        .runtime
+        .exec(&id, &argv("true"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(ok.exit_code, 0);
+    // A command outliving its timeout is killed and reported as upstream's ExecSync does.
+    let started = std::time::Instant::now();
+    let err = f
+        .runtime
+        .exec(&id, &argv("sleep 30"), Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        err.to_string(),
+        "command timed out: \"sh -c sleep 30\" timed out after 500ms"
+    );
+    // The container itself runs on, and no exec FIFO is left.
+    let state = f.runtime.task_state(&id).await.unwrap().unwrap();
+    assert_eq!(state.status, TaskStatus::Running);
+    let fifos: Vec<_> = std::fs::read_dir(f.dir.path().join("fifo"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&format!("{id}-exec-")))
+        .collect();
+    assert!(fifos.is_empty(), "{fifos:?}");
+    f.runtime.delete(&id).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_container_joins_an_existing_network_namespace() {
     let f = fixture().await;
     let netns = format!("ferrokube-test-{}-{}", std::process::id(), rand_suffix());

@@ -103,14 +103,26 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
     let mut hello = pod(
         "hello",
         "Never",
-        "echo $GREETING from $(POD_NAME); hostname",
+        "echo $GREETING from $(POD_NAME); hostname; echo limit $MEMORY_LIMIT",
     );
+    hello.spec.as_mut().unwrap().containers[0].resources =
+        Some(serde_json::from_value(json!({"limits": {"memory": "64Mi"}})).unwrap());
     hello.spec.as_mut().unwrap().containers[0]
         .env
         .get_or_insert_with(Vec::new)
         .push(
             serde_json::from_value(json!({"name": "GREETING",
                 "valueFrom": {"configMapKeyRef": {"name": "words", "key": "greeting"}}}))
+            .unwrap(),
+        );
+    hello.spec.as_mut().unwrap().containers[0]
+        .env
+        .get_or_insert_with(Vec::new)
+        .push(
+            serde_json::from_value(
+                json!({"name": "MEMORY_LIMIT", "valueFrom": {"resourceFieldRef":
+                {"resource": "limits.memory", "divisor": "1Mi"}}}),
+            )
             .unwrap(),
         );
     let created = pods.create(&PostParams::default(), &hello).await.unwrap();
@@ -146,6 +158,10 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
     assert!(
         log.contains(" stdout F hello\n"),
         "the pod's hostname: {log}"
+    );
+    assert!(
+        log.contains(" stdout F limit 64\n"),
+        "resourceFieldRef: {log}"
     );
     let reasons = event_reasons(&admin, &ns, "hello").await;
     for reason in ["Pulled", "Created", "Started"] {

@@ -4,10 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Node, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{Api, Client};
 
 use crate::runtime::ImageConfig;
+use crate::volumemanager::payload::resource_value;
 
 /// The ConfigMaps and Secrets a container's environment reads, by name, with their data as text.
 #[derive(Debug, Clone, Default)]
@@ -16,6 +18,9 @@ pub struct EnvSources {
     pub config_maps: HashMap<String, BTreeMap<String, String>>,
     /// Secret data by Secret name; absent when the Secret does not exist.
     pub secrets: HashMap<String, BTreeMap<String, String>>,
+    /// The node's allocatable resources, which a `resourceFieldRef` to an unset limit reads; read only
+    /// when the container has one.
+    pub allocatable: BTreeMap<String, Quantity>,
 }
 
 /// Which object kind a source is, for lookups and upstream's messages.
@@ -35,7 +40,8 @@ impl EnvSources {
 }
 
 /// Reads the ConfigMaps and Secrets `container` refers to in `env`/`envFrom` (the kubelet's node identity
-/// may read only those of its own pods).
+/// may read only those of its own pods), and the node's allocatable resources when a variable reads a
+/// container resource.
 pub async fn fetch_env_sources(
     client: &Client,
     pod: &Pod,
@@ -67,6 +73,16 @@ pub async fn fetch_env_sources(
             }
             _ => {}
         }
+    }
+    let reads_resources = container.env.iter().flatten().any(|v| {
+        v.value_from
+            .as_ref()
+            .is_some_and(|f| f.resource_field_ref.is_some())
+    });
+    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+    if let (true, Some(node_name)) = (reads_resources, node_name) {
+        let node = Api::<Node>::all(client.clone()).get(node_name).await?;
+        sources.allocatable = node.status.and_then(|s| s.allocatable).unwrap_or_default();
     }
     Ok(sources)
 }
@@ -104,7 +120,6 @@ pub fn environment(
     image: &ImageConfig,
     sources: &EnvSources,
 ) -> Result<Vec<String>, String> {
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let mut env: Vec<String> = image.env.clone();
     let mut defined: HashMap<String, String> = env
         .iter()
@@ -138,7 +153,7 @@ pub fn environment(
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        if let Some(value) = env_value(pod, var, &values, sources, namespace)? {
+        if let Some(value) = env_value(pod, container, var, &values, sources)? {
             define(&mut env, &mut defined, var.name.clone(), value);
         }
     }
@@ -158,11 +173,12 @@ fn define(
 /// One variable's value; `None` for an optional key that is missing (the variable is left out).
 fn env_value(
     pod: &Pod,
+    container: &Container,
     var: &EnvVar,
     defined: &HashMap<&str, &str>,
     sources: &EnvSources,
-    namespace: &str,
 ) -> Result<Option<String>, String> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let Some(from) = &var.value_from else {
         return Ok(Some(expand(
             var.value.as_deref().unwrap_or_default(),
@@ -177,8 +193,23 @@ fn env_value(
     let (kind, name, key, optional) = match (&from.config_map_key_ref, &from.secret_key_ref) {
         (Some(r), _) => (Kind::ConfigMap, &r.name, &r.key, r.optional),
         (None, Some(r)) => (Kind::Secret, &r.name, &r.key, r.optional),
-        // resourceFieldRef is not read yet: the variable is left out.
-        (None, None) => return Ok(None),
+        (None, None) => {
+            let Some(resource) = &from.resource_field_ref else {
+                return Ok(None);
+            };
+            // In the environment the container defaults to the one being started (upstream's
+            // containerResourceRuntimeValue).
+            let of = resource.container_name.as_deref().filter(|n| !n.is_empty());
+            return resource_value(
+                pod,
+                of.unwrap_or(&container.name),
+                &resource.resource,
+                resource.divisor.as_ref(),
+                &sources.allocatable,
+            )
+            .map(Some)
+            .map_err(|e| e.to_string());
+        }
     };
     let Some(data) = sources.get(kind, name) else {
         return if optional == Some(true) {

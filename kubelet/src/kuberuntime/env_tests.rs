@@ -1,6 +1,6 @@
 use k8s_openapi::api::core::v1::{
-    ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVarSource, SecretEnvSource,
-    SecretKeySelector,
+    ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVarSource, PodSpec,
+    ResourceFieldSelector, ResourceRequirements, SecretEnvSource, SecretKeySelector,
 };
 use kube::api::ObjectMeta;
 
@@ -30,6 +30,10 @@ fn sources() -> EnvSources {
             data(&[("MODE", "fast"), ("LEVEL", "3")]),
         )]),
         secrets: HashMap::from([("creds".to_string(), data(&[("password", "s3cret")]))]),
+        allocatable: BTreeMap::from([
+            ("cpu".to_string(), Quantity("2".into())),
+            ("memory".to_string(), Quantity("8Gi".into())),
+        ]),
     }
 }
 
@@ -134,4 +138,61 @@ fn missing_sources_are_upstreams_config_errors_unless_optional() {
         environment(&pod(), &missing_secret, &image, &sources()),
         Err("secret \"gone\" not found".to_string())
     );
+}
+
+fn resource(name: &str, of: Option<&str>, resource: &str, divisor: Option<&str>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            resource_field_ref: Some(ResourceFieldSelector {
+                container_name: of.map(Into::into),
+                resource: resource.into(),
+                divisor: divisor.map(|d| Quantity(d.into())),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+#[test]
+fn resource_field_refs_read_this_or_another_container_and_the_node_for_unset_limits() {
+    let limited = |name: &str, cpu: &str, memory: &str| Container {
+        name: name.into(),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([("cpu".to_string(), Quantity(cpu.into()))])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity(memory.into()),
+            )])),
+            ..ResourceRequirements::default()
+        }),
+        ..Container::default()
+    };
+    let mut main = limited("main", "250m", "64Mi");
+    main.env = Some(vec![
+        resource("CPU_REQUEST", None, "requests.cpu", Some("1m")),
+        resource("MEMORY_LIMIT", Some(""), "limits.memory", Some("1Mi")),
+        resource("CPU_LIMIT", None, "limits.cpu", None),
+        resource("SIDE_CPU", Some("side"), "requests.cpu", Some("1m")),
+    ]);
+    let mut pod = pod();
+    pod.spec = Some(PodSpec {
+        containers: vec![main.clone(), limited("side", "100m", "32Mi")],
+        ..PodSpec::default()
+    });
+    let env = environment(&pod, &main, &ImageConfig::default(), &sources()).unwrap();
+    assert_eq!(
+        env,
+        [
+            "CPU_REQUEST=250",
+            "MEMORY_LIMIT=64",
+            // No CPU limit: the node's allocatable, as upstream.
+            "CPU_LIMIT=2",
+            "SIDE_CPU=100",
+        ]
+    );
+    main.env = Some(vec![resource("BAD", None, "limits.gpu", None)]);
+    let err = environment(&pod, &main, &ImageConfig::default(), &sources()).unwrap_err();
+    assert_eq!(err, "unsupported container resource : limits.gpu");
 }

@@ -42,6 +42,9 @@ pub enum RuntimeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A command run in a container outlived its timeout and was killed (upstream's ExecSync message).
+    #[error("command timed out: {command:?} timed out after {timeout}")]
+    ExecTimeout { command: String, timeout: String },
     /// The event subscription failed or ended.
     #[error("the containerd event stream ended: {message}")]
     Events { message: String },

@@ -6,6 +6,7 @@
 mod container;
 mod error;
 mod events;
+mod exec;
 mod image;
 pub mod logs;
 pub mod reference;
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 pub use container::{ContainerSummary, ExitStatus, TaskState, TaskStatus};
 pub use error::{Result, RuntimeError};
 pub use events::TaskExit;
+pub use exec::{ExecOutput, MAX_EXEC_OUTPUT};
 pub use image::{ImageConfig, ImageSummary, chain_id};
 
 /// The containerd namespace the kubelet's containers and images live in (the CRI plugin's).
