@@ -1,6 +1,6 @@
 //! ferrokube-kubelet's probes on real containers (containerd, busybox, CNI bridge): httpGet and tcpSocket
-//! readiness passing and failing drive the Ready condition; a failing liveness probe restarts its
-//! container with upstream's events; a startup probe holds readiness back until it passes.
+//! readiness passing and failing drive the Ready condition; a failing liveness probe (httpGet, exec)
+//! restarts its container with upstream's events; a startup probe holds readiness back until it passes.
 
 use std::time::Duration;
 
@@ -117,6 +117,14 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() {
             json!({"livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080},
                 "periodSeconds": 1, "failureThreshold": 2}}),
         ),
+        // exec: healthy while /tmp/healthy exists.
+        pod(
+            "liveness-exec",
+            "touch /tmp/healthy; sleep 4; rm /tmp/healthy; sleep 3600",
+            0,
+            json!({"livenessProbe": {"exec": {"command": ["cat", "/tmp/healthy"]},
+                "periodSeconds": 1, "failureThreshold": 1}}),
+        ),
         // The server comes up after 6 s: until the startup probe passes the container is not started and
         // readiness is not probed.
         pod(
@@ -182,6 +190,16 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() {
     .await;
     let last = restarted.last_state.and_then(|s| s.terminated).expect("the killed attempt");
     assert_eq!(last.exit_code, 137, "{last:?}");
+
+    let note = wait_event(&admin, &ns, "liveness-exec", "Unhealthy", "Liveness probe failed: ").await;
+    assert!(note.contains("can't open '/tmp/healthy'"), "{note}");
+    let killing = wait_event(&admin, &ns, "liveness-exec", "Killing", "Container main failed").await;
+    assert_eq!(killing, "Container main failed liveness probe, will be restarted");
+    eventually(Duration::from_secs(60), "pod liveness-exec restarted", || async {
+        let status = main_status(&pods.get("liveness-exec").await.ok()?)?;
+        (status.restart_count >= 1 && status.state.as_ref()?.running.is_some()).then_some(())
+    })
+    .await;
 
     for pod in &specs {
         let name = pod.metadata.name.as_deref().unwrap();
