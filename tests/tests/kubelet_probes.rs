@@ -13,7 +13,7 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-const NODE: &str = "node-probes";
+const NODE: &str = "node-1";
 const BRIDGE: &str = "fk-prb0";
 const POD_CIDR: &str = "10.250.0.0/24";
 
@@ -76,19 +76,24 @@ async fn wait_ready(pods: &Api<Pod>, name: &str, ready: &str) -> Pod {
 
 /// Waits for an event about pod `name` with `reason` whose note starts with `prefix`; returns the note.
 async fn wait_event(client: &Client, ns: &str, name: &str, reason: &str, prefix: &str) -> String {
-    eventually(
-        Duration::from_secs(60),
-        &format!("a {reason} event about {name} starting {prefix:?}"),
-        || async {
-            events_about(client, ns, name)
-                .await
-                .into_iter()
-                .filter(|e| e.reason.as_deref() == Some(reason))
-                .filter_map(|e| e.note)
-                .find(|note| note.starts_with(prefix))
-        },
-    )
-    .await
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let events = events_about(client, ns, name).await;
+        let found = events
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .filter_map(|e| e.note.clone())
+            .find(|note| note.starts_with(prefix));
+        if let Some(note) = found {
+            return note;
+        }
+        let seen: Vec<_> = events.iter().map(|e| (e.reason.clone(), e.note.clone())).collect();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {reason} event about {name} starting {prefix:?} in {seen:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[tokio::test]
