@@ -18,7 +18,8 @@ const BRIDGE: &str = "fk-prb0";
 const POD_CIDR: &str = "10.250.0.0/24";
 
 /// Serves /www (with /www/healthz) on port 8080 after `delay` seconds.
-const HTTPD: &str = "mkdir -p /www && echo ok > /www/healthz && sleep $DELAY && httpd -f -p 8080 -h /www";
+const HTTPD: &str =
+    "mkdir -p /www && echo ok > /www/healthz && sleep $DELAY && httpd -f -p 8080 -h /www";
 
 /// A busybox pod running `script` with `probes` (livenessProbe, readinessProbe, startupProbe) on its one
 /// container, which has port 8080 named `http`.
@@ -47,7 +48,12 @@ fn pod(name: &str, script: &str, delay: u32, probes: Value) -> Pod {
 }
 
 fn main_status(pod: &Pod) -> Option<ContainerStatus> {
-    pod.status.as_ref()?.container_statuses.as_ref()?.first().cloned()
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()
+        .cloned()
 }
 
 fn condition(pod: &Pod, type_: &str) -> Option<PodCondition> {
@@ -87,7 +93,10 @@ async fn wait_event(client: &Client, ns: &str, name: &str, reason: &str, prefix:
         if let Some(note) = found {
             return note;
         }
-        let seen: Vec<_> = events.iter().map(|e| (e.reason.clone(), e.note.clone())).collect();
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| (e.reason.clone(), e.note.clone()))
+            .collect();
         assert!(
             std::time::Instant::now() < deadline,
             "no {reason} event about {name} starting {prefix:?} in {seen:#?}"
@@ -107,13 +116,29 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() {
     let ns = namespace.name().to_string();
     default_service_account(&admin, &ns).await;
     let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
-    let http_get = |path: &str| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": 1});
-    let tcp = |port: u16| json!({"tcpSocket": {"port": port}, "periodSeconds": 1});
+    let http_get = |path: &str| json!({"httpGet": {"path": path, "port": "http"}, "periodSeconds": 1, "timeoutSeconds": 5});
+    let tcp =
+        |port: u16| json!({"tcpSocket": {"port": port}, "periodSeconds": 1, "timeoutSeconds": 5});
     let specs = [
-        pod("http-ready", HTTPD, 0, json!({"readinessProbe": http_get("/healthz")})),
-        pod("http-unready", HTTPD, 0, json!({"readinessProbe": http_get("/missing")})),
+        pod(
+            "http-ready",
+            HTTPD,
+            0,
+            json!({"readinessProbe": http_get("/healthz")}),
+        ),
+        pod(
+            "http-unready",
+            HTTPD,
+            0,
+            json!({"readinessProbe": http_get("/missing")}),
+        ),
         pod("tcp-ready", HTTPD, 0, json!({"readinessProbe": tcp(8080)})),
-        pod("tcp-unready", HTTPD, 0, json!({"readinessProbe": tcp(8081)})),
+        pod(
+            "tcp-unready",
+            HTTPD,
+            0,
+            json!({"readinessProbe": tcp(8081)}),
+        ),
         // Healthy for a while, then /healthz goes away: liveness fails and the container is restarted.
         pod(
             "liveness",
@@ -147,10 +172,15 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() {
     }
 
     // Startup: running but not started (nor ready) while the startup probe fails.
-    let gated = eventually(Duration::from_secs(60), "pod startup running, not started", || async {
-        let status = main_status(&pods.get("startup").await.ok()?)?;
-        (status.state.as_ref()?.running.is_some() && status.started == Some(false)).then_some(status)
-    })
+    let gated = eventually(
+        Duration::from_secs(60),
+        "pod startup running, not started",
+        || async {
+            let status = main_status(&pods.get("startup").await.ok()?)?;
+            (status.state.as_ref()?.running.is_some() && status.started == Some(false))
+                .then_some(status)
+        },
+    )
     .await;
     assert!(!gated.ready, "{gated:?}");
 
@@ -164,15 +194,24 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() {
 
     // Failing readiness: not ready, with upstream's reason, message and events; never restarted.
     for (name, failure) in [
-        ("http-unready", "Readiness probe failed: HTTP probe failed with statuscode: 404".to_string()),
-        ("tcp-unready", "Readiness probe failed: dial tcp 10.250.0.".to_string()),
+        (
+            "http-unready",
+            "Readiness probe failed: HTTP probe failed with statuscode: 404".to_string(),
+        ),
+        (
+            "tcp-unready",
+            "Readiness probe failed: dial tcp 10.250.0.".to_string(),
+        ),
     ] {
         let note = wait_event(&admin, &ns, name, "Unhealthy", &failure).await;
         let pod = wait_ready(&pods, name, "False").await;
         for type_ in ["Ready", "ContainersReady"] {
             let c = condition(&pod, type_).unwrap();
             assert_eq!(c.reason.as_deref(), Some("ContainersNotReady"), "{c:?}");
-            assert_eq!(c.message.as_deref(), Some("containers with unready status: [main]"));
+            assert_eq!(
+                c.message.as_deref(),
+                Some("containers with unready status: [main]")
+            );
         }
         let status = main_status(&pod).unwrap();
         assert!(!status.ready && status.started == Some(true), "{status:?}");
@@ -184,26 +223,68 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() {
     assert_eq!(main_status(&pod).unwrap().restart_count, 0);
 
     // Liveness: killed with upstream's events and restarted.
-    let note = wait_event(&admin, &ns, "liveness", "Unhealthy", "Liveness probe failed: ").await;
-    assert_eq!(note, "Liveness probe failed: HTTP probe failed with statuscode: 404");
-    let killing = wait_event(&admin, &ns, "liveness", "Killing", "Container main failed").await;
-    assert_eq!(killing, "Container main failed liveness probe, will be restarted");
-    let restarted = eventually(Duration::from_secs(60), "pod liveness restarted", || async {
-        let status = main_status(&pods.get("liveness").await.ok()?)?;
-        (status.restart_count >= 1 && status.state.as_ref()?.running.is_some()).then_some(status)
-    })
+    let note = wait_event(
+        &admin,
+        &ns,
+        "liveness",
+        "Unhealthy",
+        "Liveness probe failed: ",
+    )
     .await;
-    let last = restarted.last_state.and_then(|s| s.terminated).expect("the killed attempt");
+    assert_eq!(
+        note,
+        "Liveness probe failed: HTTP probe failed with statuscode: 404"
+    );
+    let killing = wait_event(&admin, &ns, "liveness", "Killing", "Container main failed").await;
+    assert_eq!(
+        killing,
+        "Container main failed liveness probe, will be restarted"
+    );
+    let restarted = eventually(
+        Duration::from_secs(60),
+        "pod liveness restarted",
+        || async {
+            let status = main_status(&pods.get("liveness").await.ok()?)?;
+            (status.restart_count >= 1 && status.state.as_ref()?.running.is_some())
+                .then_some(status)
+        },
+    )
+    .await;
+    let last = restarted
+        .last_state
+        .and_then(|s| s.terminated)
+        .expect("the killed attempt");
     assert_eq!(last.exit_code, 137, "{last:?}");
 
-    let note = wait_event(&admin, &ns, "liveness-exec", "Unhealthy", "Liveness probe failed: ").await;
+    let note = wait_event(
+        &admin,
+        &ns,
+        "liveness-exec",
+        "Unhealthy",
+        "Liveness probe failed: ",
+    )
+    .await;
     assert!(note.contains("can't open '/tmp/healthy'"), "{note}");
-    let killing = wait_event(&admin, &ns, "liveness-exec", "Killing", "Container main failed").await;
-    assert_eq!(killing, "Container main failed liveness probe, will be restarted");
-    eventually(Duration::from_secs(60), "pod liveness-exec restarted", || async {
-        let status = main_status(&pods.get("liveness-exec").await.ok()?)?;
-        (status.restart_count >= 1 && status.state.as_ref()?.running.is_some()).then_some(())
-    })
+    let killing = wait_event(
+        &admin,
+        &ns,
+        "liveness-exec",
+        "Killing",
+        "Container main failed",
+    )
+    .await;
+    assert_eq!(
+        killing,
+        "Container main failed liveness probe, will be restarted"
+    );
+    eventually(
+        Duration::from_secs(60),
+        "pod liveness-exec restarted",
+        || async {
+            let status = main_status(&pods.get("liveness-exec").await.ok()?)?;
+            (status.restart_count >= 1 && status.state.as_ref()?.running.is_some()).then_some(())
+        },
+    )
     .await;
 
     for pod in &specs {
@@ -211,7 +292,12 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
     eventually(Duration::from_secs(60), "every pod to be gone", || async {
-        pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+        pods.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
     })
     .await;
     namespace.delete().await;

@@ -192,7 +192,11 @@ fn failed_liveness_and_startup_probes_kill_and_restart_running_containers() {
     let spec_always = spec(
         "Always",
         vec![container("side", Some("Always"))],
-        vec![container("a", None), container("b", None), container("c", None)],
+        vec![
+            container("a", None),
+            container("b", None),
+            container("c", None),
+        ],
     );
     let runtime = status(vec![
         running("side", 0),
@@ -215,14 +219,27 @@ fn failed_liveness_and_startup_probes_kill_and_restart_running_containers() {
     assert_eq!(
         kills,
         vec![
-            ("side", "side-0", "Container side failed liveness probe, will be restarted"),
-            ("a", "a-0", "Container a failed liveness probe, will be restarted"),
-            ("b", "b-2", "Container b failed startup probe, will be restarted"),
+            (
+                "side",
+                "side-0",
+                "Container side failed liveness probe, will be restarted"
+            ),
+            (
+                "a",
+                "a-0",
+                "Container a failed liveness probe, will be restarted"
+            ),
+            (
+                "b",
+                "b-2",
+                "Container b failed startup probe, will be restarted"
+            ),
         ]
     );
     // Under Never the container is killed for good.
     let never = spec("Never", vec![], vec![container("a", None)]);
-    let actions = super::compute_pod_actions(&never, &status(vec![running("a", 0)]), &probes, at(1));
+    let actions =
+        super::compute_pod_actions(&never, &status(vec![running("a", 0)]), &probes, at(1));
     assert!(actions.start.is_empty());
     assert_eq!(actions.kill[0].message, "Container a failed liveness probe");
 }

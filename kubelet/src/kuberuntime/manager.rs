@@ -16,9 +16,9 @@ use super::record::{
     ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_UID, PodRuntimeStatus,
     RecordState, exit_reason,
 };
+use crate::prober::PodProbeResults;
 use crate::runtime::{Runtime, RuntimeError, TaskStatus};
 use crate::sandbox::{PortMapping, Protocol, Sandbox, SandboxRequest, SandboxStatus};
-use crate::prober::PodProbeResults;
 use crate::status::generate::WaitingReasons;
 use crate::volumemanager::PodVolumes;
 

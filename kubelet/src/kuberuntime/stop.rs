@@ -80,7 +80,11 @@ pub fn probe_kill_grace(pod: &Pod, container: &str, probe: ProbeType) -> i64 {
     let spec = pod.spec.as_ref();
     let probe_grace = spec
         .into_iter()
-        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
         .find(|c| c.name == container)
         .and_then(|c| probe.of(c))
         .and_then(|p| p.termination_grace_period_seconds);
@@ -151,11 +155,26 @@ mod tests {
             }))
             .expect("pod")
         };
-        assert_eq!(probe_kill_grace(&pod(Some(30), None), "c", ProbeType::Liveness), 30);
-        assert_eq!(probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Liveness), 5);
-        assert_eq!(probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Startup), 30);
-        assert_eq!(probe_kill_grace(&pod(None, Some(5)), "c", ProbeType::Liveness), 2);
-        assert_eq!(probe_kill_grace(&pod(Some(0), None), "c", ProbeType::Liveness), 2);
+        assert_eq!(
+            probe_kill_grace(&pod(Some(30), None), "c", ProbeType::Liveness),
+            30
+        );
+        assert_eq!(
+            probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Liveness),
+            5
+        );
+        assert_eq!(
+            probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Startup),
+            30
+        );
+        assert_eq!(
+            probe_kill_grace(&pod(None, Some(5)), "c", ProbeType::Liveness),
+            2
+        );
+        assert_eq!(
+            probe_kill_grace(&pod(Some(0), None), "c", ProbeType::Liveness),
+            2
+        );
     }
 
     #[test]

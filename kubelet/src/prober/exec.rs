@@ -43,9 +43,19 @@ mod tests {
                 output: output.as_bytes().to_vec(),
             })
         };
-        assert_eq!(verdict(exited(0, "fine"), "c").ok(), Some(ProbeOutcome::Success));
         assert_eq!(
-            verdict(exited(1, "cat: can't open '/tmp/healthy': No such file or directory\n"), "c").ok(),
+            verdict(exited(0, "fine"), "c").ok(),
+            Some(ProbeOutcome::Success)
+        );
+        assert_eq!(
+            verdict(
+                exited(
+                    1,
+                    "cat: can't open '/tmp/healthy': No such file or directory\n"
+                ),
+                "c"
+            )
+            .ok(),
             Some(ProbeOutcome::Failure(
                 "cat: can't open '/tmp/healthy': No such file or directory\n".into()
             ))

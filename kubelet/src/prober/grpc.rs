@@ -74,9 +74,7 @@ fn verdict(status: i32) -> ProbeOutcome {
             "service unhealthy (responded with \"{}\")",
             other.as_str_name()
         )),
-        Err(_) => ProbeOutcome::Failure(format!(
-            "service unhealthy (responded with \"{status}\")"
-        )),
+        Err(_) => ProbeOutcome::Failure(format!("service unhealthy (responded with \"{status}\")")),
     }
 }
 
@@ -136,7 +134,10 @@ mod tests {
         let ProbeOutcome::Failure(unknown) = probe("127.0.0.1", port, "nope", timeout).await else {
             panic!("an unknown service passed");
         };
-        assert!(unknown.starts_with("error: health rpc probe failed"), "{unknown}");
+        assert!(
+            unknown.starts_with("error: health rpc probe failed"),
+            "{unknown}"
+        );
         drop(reporter);
     }
 

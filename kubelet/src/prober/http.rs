@@ -37,7 +37,11 @@ pub struct ProbeRequest {
 impl ProbeRequest {
     /// The URL, for messages.
     pub fn url(&self) -> String {
-        format!("http://{}{}", join_host_port(&self.host, self.port), self.path)
+        format!(
+            "http://{}{}",
+            join_host_port(&self.host, self.port),
+            self.path
+        )
     }
 }
 
@@ -180,7 +184,11 @@ async fn get(request: &ProbeRequest) -> Result<(u16, Option<String>, String), St
         }
     }
     bytes.truncate(MAX_BODY);
-    Ok((status, location, String::from_utf8_lossy(&bytes).into_owned()))
+    Ok((
+        status,
+        location,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ))
 }
 
 fn is_redirect(status: u16) -> bool {
@@ -195,7 +203,11 @@ fn redirect_target(from: &ProbeRequest, location: &str) -> Option<ProbeRequest> 
         let (host, port) = split_authority(authority)?;
         next.host = host;
         next.port = port;
-        next.path = if path.is_empty() { "/".into() } else { path.into() };
+        next.path = if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        };
     } else if location.contains("://") {
         return None;
     } else if location.starts_with('/') {
@@ -205,14 +217,17 @@ fn redirect_target(from: &ProbeRequest, location: &str) -> Option<ProbeRequest> 
         next.path = format!("{dir}/{location}");
     }
     // A Host header set by the probe names the first host only.
-    next.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("Host"));
+    next.headers
+        .retain(|(n, _)| !n.eq_ignore_ascii_case("Host"));
     Some(next)
 }
 
 fn split_authority(authority: &str) -> Option<(String, u16)> {
     if let Some(rest) = authority.strip_prefix('[') {
         let (host, port) = rest.split_once(']')?;
-        let port = port.strip_prefix(':').map_or(Some(80), |p| p.parse().ok())?;
+        let port = port
+            .strip_prefix(':')
+            .map_or(Some(80), |p| p.parse().ok())?;
         return Some((host.to_string(), port));
     }
     match authority.rsplit_once(':') {
@@ -224,9 +239,9 @@ fn split_authority(authority: &str) -> Option<(String, u16)> {
 /// Upstream's verdict on a final response.
 pub fn verdict(status: u16, body: &str) -> ProbeOutcome {
     match status {
-        300..400 => ProbeOutcome::Warning(format!(
-            "Probe terminated redirects, Response body: {body}"
-        )),
+        300..400 => {
+            ProbeOutcome::Warning(format!("Probe terminated redirects, Response body: {body}"))
+        }
         200..300 => ProbeOutcome::Success,
         // The body stays out of the message: it may hold secrets (kubernetes#99425).
         _ => ProbeOutcome::Failure(format!("HTTP probe failed with statuscode: {status}")),

@@ -43,10 +43,22 @@ fn request(port: u16, path: &str) -> ProbeRequest {
 #[test]
 fn statuses_give_upstreams_verdicts() {
     assert_eq!(verdict(200, "ok"), ProbeOutcome::Success);
-    assert_eq!(verdict(399, ""), ProbeOutcome::Warning("Probe terminated redirects, Response body: ".into()));
-    assert_eq!(verdict(404, "secret"), ProbeOutcome::Failure("HTTP probe failed with statuscode: 404".into()));
-    assert_eq!(verdict(500, ""), ProbeOutcome::Failure("HTTP probe failed with statuscode: 500".into()));
-    assert_eq!(verdict(199, ""), ProbeOutcome::Failure("HTTP probe failed with statuscode: 199".into()));
+    assert_eq!(
+        verdict(399, ""),
+        ProbeOutcome::Warning("Probe terminated redirects, Response body: ".into())
+    );
+    assert_eq!(
+        verdict(404, "secret"),
+        ProbeOutcome::Failure("HTTP probe failed with statuscode: 404".into())
+    );
+    assert_eq!(
+        verdict(500, ""),
+        ProbeOutcome::Failure("HTTP probe failed with statuscode: 500".into())
+    );
+    assert_eq!(
+        verdict(199, ""),
+        ProbeOutcome::Failure("HTTP probe failed with statuscode: 199".into())
+    );
 }
 
 #[test]
@@ -70,7 +82,11 @@ fn requests_resolve_host_port_and_headers() {
     };
     let request = probe_request(&action, &container, "10.0.0.7").expect("request");
     assert_eq!(request.url(), "http://10.0.0.7:8080/healthz?x=1");
-    assert!(request.headers.contains(&("User-Agent".into(), USER_AGENT.into())));
+    assert!(
+        request
+            .headers
+            .contains(&("User-Agent".into(), USER_AGENT.into()))
+    );
     assert!(request.headers.contains(&("Accept".into(), "*/*".into())));
     assert!(request.headers.contains(&("X-Probe".into(), "yes".into())));
     let https = HTTPGetAction {
@@ -97,10 +113,20 @@ async fn probes_pass_fail_and_follow_local_redirects() {
     ])
     .await;
     let timeout = Duration::from_secs(2);
-    assert_eq!(probe(&request(port, "/ok"), timeout).await, ProbeOutcome::Success);
+    assert_eq!(
+        probe(&request(port, "/ok"), timeout).await,
+        ProbeOutcome::Success
+    );
     let head = seen.lock().expect("lock")[0].clone();
-    assert!(head.contains("user-agent: kube-probe/1.36") || head.contains("User-Agent: kube-probe/1.36"), "{head}");
-    assert_eq!(probe(&request(port, "/moved"), timeout).await, ProbeOutcome::Success);
+    assert!(
+        head.contains("user-agent: kube-probe/1.36")
+            || head.contains("User-Agent: kube-probe/1.36"),
+        "{head}"
+    );
+    assert_eq!(
+        probe(&request(port, "/moved"), timeout).await,
+        ProbeOutcome::Success
+    );
     assert_eq!(
         probe(&request(port, "/away"), timeout).await,
         ProbeOutcome::Warning("Probe terminated redirects, Response body: gone".into())
@@ -116,13 +142,19 @@ async fn nothing_listening_or_a_silent_server_fails() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
     // Accepts (the kernel does) but never answers: the timeout fails the probe.
-    let ProbeOutcome::Failure(message) = probe(&request(port, "/"), Duration::from_millis(300)).await else {
+    let ProbeOutcome::Failure(message) =
+        probe(&request(port, "/"), Duration::from_millis(300)).await
+    else {
         panic!("a silent server passed");
     };
     assert!(message.contains("context deadline exceeded"), "{message}");
     drop(listener);
-    let ProbeOutcome::Failure(message) = probe(&request(port, "/"), Duration::from_secs(1)).await else {
+    let ProbeOutcome::Failure(message) = probe(&request(port, "/"), Duration::from_secs(1)).await
+    else {
         panic!("a closed port passed");
     };
-    assert!(message.starts_with(&format!("Get \"http://127.0.0.1:{port}/\": dial tcp")), "{message}");
+    assert!(
+        message.starts_with(&format!("Get \"http://127.0.0.1:{port}/\": dial tcp")),
+        "{message}"
+    );
 }

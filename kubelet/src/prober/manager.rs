@@ -10,10 +10,10 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::prober::Prober;
+use super::ProbeType;
+use super::probe::Prober;
 use super::results::{PodProbeResults, ResultsCache};
 use super::worker::{Worker, WorkerState};
-use super::ProbeType;
 use crate::kuberuntime::actions::is_sidecar;
 use crate::kuberuntime::record::PodRuntimeStatus;
 use crate::runtime::Runtime;
@@ -74,7 +74,12 @@ impl ProbeManager {
         let probed: Vec<_> = spec
             .containers
             .iter()
-            .chain(spec.init_containers.iter().flatten().filter(|c| is_sidecar(c)))
+            .chain(
+                spec.init_containers
+                    .iter()
+                    .flatten()
+                    .filter(|c| is_sidecar(c)),
+            )
             .flat_map(|c| {
                 ProbeType::ALL
                     .into_iter()

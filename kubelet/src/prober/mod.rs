@@ -9,7 +9,7 @@ pub mod grpc;
 pub mod http;
 pub mod manager;
 pub mod port;
-pub mod prober;
+pub mod probe;
 pub mod results;
 pub mod tcp;
 pub mod worker;
@@ -40,7 +40,10 @@ impl ProbeType {
     }
 
     /// The probe of this type in `container`.
-    pub fn of(self, container: &k8s_openapi::api::core::v1::Container) -> Option<&k8s_openapi::api::core::v1::Probe> {
+    pub fn of(
+        self,
+        container: &k8s_openapi::api::core::v1::Container,
+    ) -> Option<&k8s_openapi::api::core::v1::Probe> {
         match self {
             Self::Liveness => container.liveness_probe.as_ref(),
             Self::Readiness => container.readiness_probe.as_ref(),

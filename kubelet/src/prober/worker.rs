@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::prober::{ProbeTarget, Prober};
+use super::probe::{ProbeTarget, Prober};
 use super::results::ResultsCache;
 use super::{ProbeResult, ProbeType};
 use crate::kuberuntime::actions::is_sidecar;
@@ -38,11 +38,15 @@ pub fn container_view(status: &PodStatus, name: &str) -> Option<ContainerView> {
             .find(|c| c.name == name && c.container_id.as_deref().is_some_and(|id| !id.is_empty()))
             .cloned()
     };
-    let found = find(&status.container_statuses).or_else(|| find(&status.init_container_statuses))?;
+    let found =
+        find(&status.container_statuses).or_else(|| find(&status.init_container_statuses))?;
     let id = found.container_id.unwrap_or_default();
     let state = found.state.unwrap_or_default();
     Some(ContainerView {
-        id: id.split_once("://").map_or(id.as_str(), |(_, raw)| raw).to_string(),
+        id: id
+            .split_once("://")
+            .map_or(id.as_str(), |(_, raw)| raw)
+            .to_string(),
         running_since: state
             .running
             .map(|r| r.started_at.map_or(Timestamp::UNIX_EPOCH, |t| t.0)),
@@ -125,7 +129,11 @@ impl WorkerState {
 
     /// Whether a status change calls for a probe now rather than at the next tick: the container was
     /// replaced, or (readiness) it started and is not ready yet, as upstream's manual trigger.
-    pub fn wants_probe_now(&self, view: Option<&ContainerView>, current: Option<ProbeResult>) -> bool {
+    pub fn wants_probe_now(
+        &self,
+        view: Option<&ContainerView>,
+        current: Option<ProbeResult>,
+    ) -> bool {
         let Some(view) = view else {
             return false;
         };
@@ -270,7 +278,9 @@ impl Worker {
             };
             let view = self.view();
             let mut ops = Vec::new();
-            let step = self.state.before(terminal, view.as_ref(), Timestamp::now(), &mut ops);
+            let step = self
+                .state
+                .before(terminal, view.as_ref(), Timestamp::now(), &mut ops);
             self.apply(&uid, ops);
             let id = match step {
                 Next::Stop => break,

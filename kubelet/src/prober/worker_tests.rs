@@ -61,15 +61,24 @@ fn failures_count_up_to_the_threshold_and_a_success_resets_them() {
     let mut s = state(ProbeType::Readiness, &p, "Always");
     tick(&mut s, &running("a", true), 1);
     assert_eq!(s.after("a", ProbeResult::Success), None);
-    assert_eq!(s.after("a", ProbeResult::Success), Some(set("a", ProbeResult::Success)));
+    assert_eq!(
+        s.after("a", ProbeResult::Success),
+        Some(set("a", ProbeResult::Success))
+    );
     assert_eq!(s.after("a", ProbeResult::Failure), None);
     assert_eq!(s.after("a", ProbeResult::Failure), None);
     assert_eq!(s.after("a", ProbeResult::Success), None);
     assert_eq!(s.after("a", ProbeResult::Failure), None);
     assert_eq!(s.after("a", ProbeResult::Failure), None);
-    assert_eq!(s.after("a", ProbeResult::Failure), Some(set("a", ProbeResult::Failure)));
+    assert_eq!(
+        s.after("a", ProbeResult::Failure),
+        Some(set("a", ProbeResult::Failure))
+    );
     // Readiness keeps probing after a failure.
-    assert_eq!(tick(&mut s, &running("a", true), 2).0, Next::Probe("a".into()));
+    assert_eq!(
+        tick(&mut s, &running("a", true), 2).0,
+        Next::Probe("a".into())
+    );
     // A result for a container that is gone is dropped.
     assert_eq!(s.after("old", ProbeResult::Success), None);
 }
@@ -79,11 +88,17 @@ fn a_liveness_failure_holds_the_worker_until_the_container_is_replaced() {
     let p = probe(1, 1, 0);
     let mut s = state(ProbeType::Liveness, &p, "Always");
     tick(&mut s, &running("a", true), 1);
-    assert_eq!(s.after("a", ProbeResult::Failure), Some(set("a", ProbeResult::Failure)));
+    assert_eq!(
+        s.after("a", ProbeResult::Failure),
+        Some(set("a", ProbeResult::Failure))
+    );
     assert_eq!(tick(&mut s, &running("a", true), 2), (Next::Wait, vec![]));
     let (next, ops) = tick(&mut s, &running("b", true), 3);
     assert_eq!(next, Next::Probe("b".into()));
-    assert_eq!(ops, vec![ResultOp::Remove("a".into()), set("b", ProbeResult::Success)]);
+    assert_eq!(
+        ops,
+        vec![ResultOp::Remove("a".into()), set("b", ProbeResult::Success)]
+    );
 }
 
 #[test]
@@ -91,17 +106,29 @@ fn the_initial_delay_and_the_startup_gate_hold_probes_back() {
     let p = probe(3, 1, 10);
     let mut liveness = state(ProbeType::Liveness, &p, "Always");
     assert_eq!(tick(&mut liveness, &running("a", true), 9).0, Next::Wait);
-    assert_eq!(tick(&mut liveness, &running("a", true), 10).0, Next::Probe("a".into()));
+    assert_eq!(
+        tick(&mut liveness, &running("a", true), 10).0,
+        Next::Probe("a".into())
+    );
     // Not started: only the startup probe runs.
     let p = probe(3, 1, 0);
     let mut readiness = state(ProbeType::Readiness, &p, "Always");
     assert_eq!(tick(&mut readiness, &running("a", false), 1).0, Next::Wait);
     let mut startup = state(ProbeType::Startup, &p, "Always");
-    assert_eq!(tick(&mut startup, &running("a", false), 1).0, Next::Probe("a".into()));
+    assert_eq!(
+        tick(&mut startup, &running("a", false), 1).0,
+        Next::Probe("a".into())
+    );
     // A startup verdict holds the startup worker; once started, readiness runs.
-    assert_eq!(startup.after("a", ProbeResult::Success), Some(set("a", ProbeResult::Success)));
+    assert_eq!(
+        startup.after("a", ProbeResult::Success),
+        Some(set("a", ProbeResult::Success))
+    );
     assert_eq!(tick(&mut startup, &running("a", true), 2).0, Next::Wait);
-    assert_eq!(tick(&mut readiness, &running("a", true), 2).0, Next::Probe("a".into()));
+    assert_eq!(
+        tick(&mut readiness, &running("a", true), 2).0,
+        Next::Probe("a".into())
+    );
 }
 
 #[test]
@@ -120,7 +147,10 @@ fn a_stopped_container_fails_and_ends_the_worker_only_when_it_will_not_restart()
     let mut never = state(ProbeType::Readiness, &p, "Never");
     assert_eq!(tick(&mut never, &exited, 1).0, Next::Stop);
     let mut ops = Vec::new();
-    assert_eq!(always.before(true, Some(&exited), at(1), &mut ops), Next::Stop);
+    assert_eq!(
+        always.before(true, Some(&exited), at(1), &mut ops),
+        Next::Stop
+    );
 }
 
 #[test]
@@ -164,12 +194,15 @@ fn views_come_from_the_pod_status() {
         }]),
         ..PodStatus::default()
     };
-    assert_eq!(container_view(&status, "app"), Some(ContainerView {
-        id: "abc".into(),
-        running_since: Some(at(4)),
-        terminated: false,
-        started: true,
-    }));
+    assert_eq!(
+        container_view(&status, "app"),
+        Some(ContainerView {
+            id: "abc".into(),
+            running_since: Some(at(4)),
+            terminated: false,
+            started: true,
+        })
+    );
     let side = container_view(&status, "side").expect("side");
     assert!(side.terminated && side.running_since.is_none());
     assert_eq!(container_view(&status, "none"), None);

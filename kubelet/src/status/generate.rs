@@ -203,7 +203,8 @@ fn container_status(container: &Container, inputs: &StatusInputs, init: bool) ->
     // Regular init containers have no probes: started while running, never ready (upstream's
     // UpdatePodStatus); the others follow their startup and readiness probes.
     let probes = inputs.probes;
-    let started = running && ((init && !is_sidecar(container)) || probes.started(container, id, running));
+    let started =
+        running && ((init && !is_sidecar(container)) || probes.started(container, id, running));
     let ready = (!init || is_sidecar(container)) && probes.ready(container, id, running);
     ContainerStatus {
         name: container.name.clone(),

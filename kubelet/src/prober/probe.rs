@@ -42,7 +42,12 @@ impl Prober {
 
     /// Runs `probe` (of type `kind`) once against `target`; `None` when it could not run, which leaves
     /// the worker's state as it was.
-    pub async fn probe(&self, kind: ProbeType, probe: &Probe, target: &ProbeTarget<'_>) -> Option<ProbeResult> {
+    pub async fn probe(
+        &self,
+        kind: ProbeType,
+        probe: &Probe,
+        target: &ProbeTarget<'_>,
+    ) -> Option<ProbeResult> {
         let mut outcome = self.run(probe, target).await;
         for _ in 1..MAX_TRIES {
             if outcome.is_ok() {
@@ -54,11 +59,19 @@ impl Prober {
         match outcome {
             Ok(ProbeOutcome::Success) => Some(ProbeResult::Success),
             Ok(ProbeOutcome::Warning(output)) => {
-                self.event(target, "ProbeWarning", format!("{kind} probe warning: {output}"));
+                self.event(
+                    target,
+                    "ProbeWarning",
+                    format!("{kind} probe warning: {output}"),
+                );
                 Some(ProbeResult::Success)
             }
             Ok(ProbeOutcome::Failure(output)) => {
-                self.event(target, "Unhealthy", format!("{kind} probe failed: {output}"));
+                self.event(
+                    target,
+                    "Unhealthy",
+                    format!("{kind} probe failed: {output}"),
+                );
                 Some(ProbeResult::Failure)
             }
             Err(e) => {
@@ -73,8 +86,16 @@ impl Prober {
         }
     }
 
-    async fn run(&self, probe: &Probe, target: &ProbeTarget<'_>) -> Result<ProbeOutcome, ProbeError> {
-        let timeout = Duration::from_secs(u64::try_from(probe.timeout_seconds.unwrap_or(1)).unwrap_or(1).max(1));
+    async fn run(
+        &self,
+        probe: &Probe,
+        target: &ProbeTarget<'_>,
+    ) -> Result<ProbeOutcome, ProbeError> {
+        let timeout = Duration::from_secs(
+            u64::try_from(probe.timeout_seconds.unwrap_or(1))
+                .unwrap_or(1)
+                .max(1),
+        );
         let container = target.container;
         if let Some(action) = &probe.exec {
             // Only the container's literal env values expand, as upstream's ExpandContainerCommandOnlyStatic.
@@ -84,7 +105,12 @@ impl Prober {
                 .flatten()
                 .filter_map(|e| Some((e.name.as_str(), e.value.as_deref()?)))
                 .collect();
-            let argv: Vec<String> = action.command.iter().flatten().map(|c| expand(c, &values)).collect();
+            let argv: Vec<String> = action
+                .command
+                .iter()
+                .flatten()
+                .map(|c| expand(c, &values))
+                .collect();
             return exec::probe(&self.runtime, target.container_id, &argv, timeout).await;
         }
         if let Some(action) = &probe.http_get {
