@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use component_base::events::EventRecorder;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +27,8 @@ pub struct ProbeManager {
 
 struct Inner {
     prober: Prober,
+    /// Containers running since before this ran before the kubelet started (its start less 10 s).
+    restart_cutoff: Timestamp,
     results: Arc<ResultsCache>,
     pods: Mutex<HashMap<String, PodProbes>>,
     changes: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
@@ -44,6 +47,9 @@ impl ProbeManager {
         Self {
             inner: Arc::new(Inner {
                 prober: Prober::new(runtime, recorder),
+                restart_cutoff: Timestamp::now()
+                    .checked_sub(SignedDuration::from_secs(10))
+                    .unwrap_or(Timestamp::UNIX_EPOCH),
                 results: Arc::new(ResultsCache::new(sender)),
                 pods: Mutex::default(),
                 changes: Mutex::new(Some(receiver)),
@@ -96,7 +102,8 @@ impl ProbeManager {
                 pod: pod.clone(),
                 container: container.clone(),
                 kind,
-                state: WorkerState::new(kind, probe, container, policy),
+                state: WorkerState::new(kind, probe, container, policy)
+                    .with_restart_cutoff(self.inner.restart_cutoff),
                 status: status.subscribe(),
                 results: self.inner.results.clone(),
                 prober: self.inner.prober.clone(),
@@ -123,9 +130,12 @@ impl ProbeManager {
 
     /// The results of the containers in `runtime`.
     pub fn results(&self, runtime: &PodRuntimeStatus) -> PodProbeResults {
-        self.inner
+        let mut results = self
+            .inner
             .results
-            .snapshot(runtime.containers.iter().map(|c| c.id.as_str()))
+            .snapshot(runtime.containers.iter().map(|c| c.id.as_str()));
+        results.restart_cutoff = Some(self.inner.restart_cutoff);
+        results
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PodProbes>> {

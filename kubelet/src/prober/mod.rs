@@ -16,7 +16,7 @@ pub mod worker;
 
 pub use error::ProbeError;
 pub use manager::ProbeManager;
-pub use results::{PodProbeResults, ProbeResult};
+pub use results::{PodProbeResults, Previous, ProbeResult};
 
 /// Which of a container's probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, ContainerStatus};
+use k8s_openapi::jiff::Timestamp;
 use tokio::sync::mpsc;
 
 use super::ProbeType;
@@ -77,6 +78,18 @@ impl ResultsCache {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodProbeResults {
     results: HashMap<(ProbeType, String), ProbeResult>,
+    /// Containers running since before this are from before the kubelet started (upstream's
+    /// kubeletRestartGracePeriod: its start less 10 s).
+    pub restart_cutoff: Option<Timestamp>,
+}
+
+/// What a container's status said before this sync, for containers the kubelet found running at start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Previous<'a> {
+    /// The container's previous status, when it was about the same container id.
+    pub status: Option<&'a ContainerStatus>,
+    /// Whether the pod was Ready.
+    pub pod_ready: bool,
 }
 
 impl PodProbeResults {
@@ -107,6 +120,36 @@ impl PodProbeResults {
                 || self.get(ProbeType::Readiness, id) == Some(ProbeResult::Success))
     }
 
+    /// `started` and `ready` of container `id`, running since `running_since`; a container that ran before
+    /// the kubelet started and has no verdict yet keeps what its status said (upstream's
+    /// isContainerStarted and setReadyStateOnKubeletRestart), so a kubelet restart does not flap readiness.
+    pub fn started_and_ready(
+        &self,
+        container: &Container,
+        id: &str,
+        running_since: Option<Timestamp>,
+        previous: Previous<'_>,
+    ) -> (bool, bool) {
+        let running = running_since.is_some();
+        let mut started = self.started(container, id, running);
+        let mut ready = self.ready(container, id, running);
+        let adopted =
+            matches!((self.restart_cutoff, running_since), (Some(cut), Some(since)) if since < cut);
+        if !adopted {
+            return (started, ready);
+        }
+        if !started
+            && self.get(ProbeType::Startup, id).is_none()
+            && previous.status.and_then(|s| s.started) == Some(true)
+        {
+            started = true;
+        }
+        if started && !ready && self.get(ProbeType::Readiness, id).is_none() {
+            ready = container.readiness_probe.is_none() || previous.pod_ready;
+        }
+        (started, ready)
+    }
+
     /// Whether container `id` failed its liveness or startup probe and must be killed, and which.
     pub fn failed(&self, id: &str) -> Option<ProbeType> {
         [ProbeType::Liveness, ProbeType::Startup]
@@ -128,6 +171,49 @@ mod tests {
             readiness_probe: readiness.then(Probe::default),
             ..Container::default()
         }
+    }
+
+    #[test]
+    fn containers_from_before_a_kubelet_restart_keep_their_state_until_probed() {
+        let at = |s: i64| Timestamp::from_second(1_700_000_000 + s).expect("time");
+        let mut results = PodProbeResults {
+            restart_cutoff: Some(at(100)),
+            ..PodProbeResults::default()
+        };
+        let c = container(true, true);
+        let old = ContainerStatus {
+            started: Some(true),
+            ready: true,
+            ..ContainerStatus::default()
+        };
+        let was = |pod_ready| Previous {
+            status: Some(&old),
+            pod_ready,
+        };
+        assert_eq!(
+            results.started_and_ready(&c, "a", Some(at(50)), was(true)),
+            (true, true)
+        );
+        assert_eq!(
+            results.started_and_ready(&c, "a", Some(at(50)), was(false)),
+            (true, false)
+        );
+        // Started after the kubelet: the probes decide.
+        assert_eq!(
+            results.started_and_ready(&c, "a", Some(at(150)), was(true)),
+            (false, false)
+        );
+        // Once probed, the verdict wins.
+        results.set(ProbeType::Startup, "a", ProbeResult::Success);
+        results.set(ProbeType::Readiness, "a", ProbeResult::Failure);
+        assert_eq!(
+            results.started_and_ready(&c, "a", Some(at(50)), was(true)),
+            (true, false)
+        );
+        assert_eq!(
+            results.started_and_ready(&c, "a", None, was(true)),
+            (false, false)
+        );
     }
 
     #[test]

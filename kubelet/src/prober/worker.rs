@@ -89,6 +89,8 @@ pub struct WorkerState {
     run: u32,
     /// After a liveness failure or a startup verdict: no probes until the container is replaced.
     on_hold: bool,
+    /// Containers running since before this were found running when the kubelet started.
+    restart_cutoff: Option<Timestamp>,
 }
 
 impl WorkerState {
@@ -110,7 +112,15 @@ impl WorkerState {
             last: None,
             run: 0,
             on_hold: false,
+            restart_cutoff: None,
         }
+    }
+
+    /// Containers running since before `cutoff` ran before the kubelet started: they get no initial
+    /// result, so their status stays as it was until their first verdict.
+    pub fn with_restart_cutoff(mut self, cutoff: Timestamp) -> Self {
+        self.restart_cutoff = Some(cutoff);
+        self
     }
 
     /// The container this worker last saw.
@@ -166,7 +176,13 @@ impl WorkerState {
                 ops.push(ResultOp::Remove(old));
             }
             self.container_id = Some(view.id.clone());
-            ops.push(ResultOp::Set(view.id.clone(), self.initial()));
+            let adopted = matches!(
+                (self.restart_cutoff, view.running_since),
+                (Some(cut), Some(since)) if since < cut
+            );
+            if !adopted {
+                ops.push(ResultOp::Set(view.id.clone(), self.initial()));
+            }
             self.on_hold = false;
         }
         if self.on_hold {

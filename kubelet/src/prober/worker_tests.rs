@@ -207,3 +207,16 @@ fn views_come_from_the_pod_status() {
     assert!(side.terminated && side.running_since.is_none());
     assert_eq!(container_view(&status, "none"), None);
 }
+
+#[test]
+fn containers_from_before_a_kubelet_restart_get_no_initial_result() {
+    let p = probe(3, 1, 0);
+    let mut s = state(ProbeType::Readiness, &p, "Always").with_restart_cutoff(at(10));
+    let (next, ops) = tick(&mut s, &running("a", true), 20);
+    assert_eq!((next, ops), (Next::Probe("a".into()), vec![]));
+    let mut s = state(ProbeType::Readiness, &p, "Always").with_restart_cutoff(at(-10));
+    assert_eq!(
+        tick(&mut s, &running("a", true), 20).1,
+        vec![set("a", ProbeResult::Failure)]
+    );
+}

@@ -14,7 +14,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::qos::qos_class;
 use crate::kuberuntime::actions::{is_sidecar, should_restart};
 use crate::kuberuntime::record::{ContainerRecord, PodRuntimeStatus, RecordState};
-use crate::prober::PodProbeResults;
+use crate::prober::{PodProbeResults, Previous};
 
 /// Why a container is waiting, when the kubelet knows better than "ContainerCreating" (image pulls,
 /// CrashLoopBackOff, start errors): reason and message by container name.
@@ -48,12 +48,12 @@ pub fn generate_pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
         .init_containers
         .iter()
         .flatten()
-        .map(|c| container_status(c, inputs, true))
+        .map(|c| container_status(c, inputs, &old, true))
         .collect();
     let statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
-        .map(|c| container_status(c, inputs, false))
+        .map(|c| container_status(c, inputs, &old, false))
         .collect();
     let incomplete_init: Vec<String> = spec
         .init_containers
@@ -175,7 +175,12 @@ const KUBELET_CONDITIONS: [&str; 4] = [
     "Ready",
 ];
 
-fn container_status(container: &Container, inputs: &StatusInputs, init: bool) -> ContainerStatus {
+fn container_status(
+    container: &Container,
+    inputs: &StatusInputs,
+    old: &PodStatus,
+    init: bool,
+) -> ContainerStatus {
     let runtime = inputs.runtime;
     let latest = runtime.latest(&container.name);
     let waiting = inputs.waiting.get(&container.name);
@@ -202,10 +207,30 @@ fn container_status(container: &Container, inputs: &StatusInputs, init: bool) ->
     let id = latest.map_or("", |l| l.id.as_str());
     // Regular init containers have no probes: started while running, never ready (upstream's
     // UpdatePodStatus); the others follow their startup and readiness probes.
-    let probes = inputs.probes;
-    let started =
-        running && ((init && !is_sidecar(container)) || probes.started(container, id, running));
-    let ready = (!init || is_sidecar(container)) && probes.ready(container, id, running);
+    let running_since = match latest.map(|l| &l.state) {
+        Some(RecordState::Running { started_at }) => Some(*started_at),
+        _ => None,
+    };
+    let runtime_id = format!("containerd://{id}");
+    let previous = Previous {
+        status: old
+            .init_container_statuses
+            .iter()
+            .chain(old.container_statuses.iter())
+            .flatten()
+            .find(|s| s.name == container.name && s.container_id.as_deref() == Some(&runtime_id)),
+        pod_ready: old
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True"),
+    };
+    let (probe_started, probe_ready) =
+        inputs
+            .probes
+            .started_and_ready(container, id, running_since, previous);
+    let started = running && ((init && !is_sidecar(container)) || probe_started);
+    let ready = (!init || is_sidecar(container)) && probe_ready;
     ContainerStatus {
         name: container.name.clone(),
         image: latest
