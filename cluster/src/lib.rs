@@ -2,6 +2,7 @@
 //! `ferrokube up`, their PKI and kubeconfigs, and the process supervision that keeps nothing running after us.
 
 pub mod bench;
+pub mod binary_image;
 pub mod cleanup;
 pub mod cni;
 pub mod containerd;

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::admission::{Rejection, admit};
 use crate::kuberuntime::manager::{PodEvent, RuntimeManager};
+use crate::kuberuntime::stop::termination_grace;
 use crate::prober::ProbeManager;
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::manager::StatusManager;
@@ -315,27 +316,18 @@ impl PodWorkers {
     async fn terminate(&self, pod: &Pod, object_gone: bool) {
         let context = &self.context;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let grace = pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or(pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.termination_grace_period_seconds))
-            .unwrap_or(30);
-        let grace = if object_gone { 0 } else { grace };
-        tracing::info!(pod = %pod_name(pod), grace, "Killing pod");
+        let grace = if object_gone {
+            Duration::ZERO
+        } else {
+            termination_grace(pod)
+        };
+        tracing::info!(pod = %pod_name(pod), grace = grace.as_secs(), "Killing pod");
         context.probes.remove_pod(&uid);
         if let Ok(runtime) = context.manager.pod_status(&uid).await {
             let mut result = Default::default();
             context
                 .manager
-                .stop_containers(
-                    pod,
-                    &runtime,
-                    Duration::from_secs(u64::try_from(grace).unwrap_or(0)),
-                    &mut result,
-                )
+                .stop_containers(pod, &runtime, grace, &mut result)
                 .await;
             self.record(pod, &result.events);
             if let Err(e) = context.manager.remove_pod(&uid, &runtime).await {

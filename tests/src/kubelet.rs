@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ferrokube_cluster::Identity;
+pub use ferrokube_cluster::binary_image::TESTSERVER_IMAGE;
+use ferrokube_cluster::binary_image::import_binary_image;
 use ferrokube_cluster::cni::write_bridge_conflist;
 use ferrokube_cluster::containerd::Containerd;
 use ferrokube_cluster::images::import_busybox;
@@ -110,6 +112,17 @@ impl TestNode {
             root: shared_control_plane().dir().join(format!("kubelet-{name}")),
             _bridge: bridge_guard,
         }
+    }
+
+    /// Imports the test server image ([`TESTSERVER_IMAGE`]: HTTP, TCP and gRPC health endpoints) into the
+    /// node's containerd, from the workspace's `testserver` binary.
+    pub fn import_testserver(&self) {
+        import_binary_image(
+            self.containerd.socket(),
+            TESTSERVER_IMAGE,
+            &crate::binary("testserver"),
+        )
+        .unwrap();
     }
 
     /// The CRI log file of attempt 0 of `container` of `pod`.

@@ -9,8 +9,10 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::container_spec::{SandboxNamespaces, SpecInputs, container_spec};
 use super::env::fetch_env_sources;
+use super::lifecycle::POST_START_LIMIT;
 use super::manager::{PodEvent, RuntimeManager, SyncResult, field_path, pod_description, pod_uid};
-use super::record::container_labels;
+use super::record::{ContainerRecord, RecordState, container_labels};
+use super::stop::termination_grace;
 use crate::runtime::reference;
 use crate::runtime::spec::{self, NamespaceMode};
 use crate::sandbox::SandboxStatus;
@@ -157,12 +159,23 @@ impl RuntimeManager {
                 self.started
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, Timestamp::now());
+                    .insert(id.clone(), Timestamp::now());
                 result.events.push(event(
                     false,
                     "Started",
                     format!("Started container {}", container.name),
                 ));
+                let record = ContainerRecord {
+                    id,
+                    name: container.name.clone(),
+                    attempt,
+                    image: image.name.clone(),
+                    image_id: image.id.clone(),
+                    state: RecordState::Running {
+                        started_at: Timestamp::now(),
+                    },
+                };
+                self.post_start(pod, container, &record, result).await;
             }
             Err(e) => {
                 let message = format!(
@@ -176,6 +189,53 @@ impl RuntimeManager {
                 );
             }
         }
+    }
+}
+
+impl RuntimeManager {
+    /// Runs the container's postStart hook; when it fails the container is killed (and restarted by its
+    /// restart policy later) and shows upstream's PostStartHookError.
+    async fn post_start(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        record: &ContainerRecord,
+        result: &mut SyncResult,
+    ) {
+        let Some(hook) = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+        else {
+            return;
+        };
+        let Err(message) = self
+            .run_handler(pod, container, &record.id, hook, POST_START_LIMIT)
+            .await
+        else {
+            return;
+        };
+        tracing::warn!(pod = %pod_description(pod), container = %container.name, %message, "Failed to execute PostStartHook");
+        let spec = pod.spec.clone().unwrap_or_default();
+        result.events.push(PodEvent {
+            warning: true,
+            reason: "FailedPostStartHook",
+            message: "PostStartHook failed".to_string(),
+            field_path: Some(field_path(&spec, &container.name)),
+        });
+        let killed = self
+            .kill_container(
+                pod,
+                record,
+                Some("FailedPostStartHook".to_string()),
+                termination_grace(pod),
+            )
+            .await;
+        result.events.extend(killed);
+        result.waiting.insert(
+            container.name.clone(),
+            ("PostStartHookError".to_string(), message),
+        );
     }
 }
 

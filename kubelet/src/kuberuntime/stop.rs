@@ -1,6 +1,7 @@
-//! Stopping containers (upstream's killContainer): the image's stop signal, the grace period, then SIGKILL.
+//! Stopping containers (upstream's killContainer): the preStop hook, the image's stop signal, the rest
+//! of the grace period, then SIGKILL.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -10,11 +11,12 @@ use super::record::{ContainerRecord, PodRuntimeStatus};
 use crate::prober::ProbeType;
 use crate::runtime::Runtime;
 
-/// Upstream's minimumGracePeriodInSeconds: a container killed by the kubelet gets at least this long.
-const MINIMUM_GRACE_SECONDS: i64 = 2;
+/// The least time a container gets to stop after its stop signal (upstream's
+/// minimumGracePeriodInSeconds).
+pub const MINIMUM_GRACE: Duration = Duration::from_secs(2);
 
 impl RuntimeManager {
-    /// Stops every running container of the pod: the stop signal, `grace` to exit, then SIGKILL.
+    /// Stops every running container of the pod at once, each as [`Self::kill_container`] does.
     pub async fn stop_containers(
         &self,
         pod: &Pod,
@@ -22,25 +24,82 @@ impl RuntimeManager {
         grace: Duration,
         result: &mut SyncResult,
     ) {
-        let spec = pod.spec.clone().unwrap_or_default();
-        let running: Vec<&ContainerRecord> = status
+        let kills = status
             .containers
             .iter()
             .filter(|c| c.is_running())
-            .collect();
-        let stops = running.iter().map(|record| async {
-            stop_container(&self.runtime, record, grace).await;
-        });
-        for record in &running {
-            result.events.push(PodEvent {
-                warning: false,
-                reason: "Killing",
-                message: format!("Stopping container {}", record.name),
-                field_path: Some(field_path(&spec, &record.name)),
-            });
+            .map(|record| self.kill_container(pod, record, None, grace));
+        for events in futures::future::join_all(kills).await {
+            result.events.extend(events);
         }
-        futures::future::join_all(stops).await;
     }
+
+    /// Stops one container as upstream's killContainer: a `Killing` event (`message`, or "Stopping
+    /// container NAME"), its preStop hook within `grace`, then the image's stop signal with what is left
+    /// of `grace` (at least 2 s), then SIGKILL. Returns the events to record.
+    pub async fn kill_container(
+        &self,
+        pod: &Pod,
+        record: &ContainerRecord,
+        message: Option<String>,
+        grace: Duration,
+    ) -> Vec<PodEvent> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let event = |warning, reason, message| PodEvent {
+            warning,
+            reason,
+            message,
+            field_path: Some(field_path(&spec, &record.name)),
+        };
+        let mut events = vec![event(
+            false,
+            "Killing",
+            message.unwrap_or_else(|| format!("Stopping container {}", record.name)),
+        )];
+        let container = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+            .find(|c| c.name == record.name);
+        let pre_stop = container.and_then(|c| Some((c, c.lifecycle.as_ref()?.pre_stop.as_ref()?)));
+        let mut left = grace;
+        if let (Some((container, hook)), false) = (pre_stop, grace.is_zero()) {
+            let started = Instant::now();
+            let ran = tokio::time::timeout(
+                grace,
+                self.run_handler(pod, container, &record.id, hook, grace),
+            )
+            .await;
+            if let Ok(Err(message)) = ran {
+                tracing::warn!(container = %record.name, %message, "PreStop hook failed");
+                // Upstream leaves the message out of the event: it may hold secrets.
+                events.push(event(
+                    true,
+                    "FailedPreStopHook",
+                    "PreStopHook failed".to_string(),
+                ));
+            }
+            // Whole seconds, as upstream counts them.
+            left = grace.saturating_sub(Duration::from_secs(started.elapsed().as_secs()));
+        }
+        stop_container(&self.runtime, record, left.max(MINIMUM_GRACE)).await;
+        events
+    }
+}
+
+/// How long the pod's containers get to stop: the deletion's grace period, else the spec's
+/// terminationGracePeriodSeconds (default 30 s).
+pub fn termination_grace(pod: &Pod) -> Duration {
+    let seconds = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or(pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
 }
 
 impl RuntimeManager {
@@ -56,27 +115,18 @@ impl RuntimeManager {
         let Some(record) = status.containers.iter().find(|c| c.id == kill.id) else {
             return;
         };
-        let spec = pod.spec.clone().unwrap_or_default();
-        result.events.push(PodEvent {
-            warning: false,
-            reason: "Killing",
-            message: kill.message.clone(),
-            field_path: Some(field_path(&spec, &kill.name)),
-        });
         let grace = probe_kill_grace(pod, &kill.name, kill.probe);
-        tracing::info!(container = %kill.name, grace, "Killing container that failed its {:?} probe", kill.probe);
-        stop_container(
-            &self.runtime,
-            record,
-            Duration::from_secs(u64::try_from(grace).unwrap_or(0)),
-        )
-        .await;
+        tracing::info!(container = %kill.name, grace = grace.as_secs(), "Killing container that failed its {:?} probe", kill.probe);
+        let events = self
+            .kill_container(pod, record, Some(kill.message.clone()), grace)
+            .await;
+        result.events.extend(events);
     }
 }
 
 /// The grace period of a container killed for failing `probe` (upstream's setTerminationGracePeriod): the
 /// pod's deletion grace, else the probe's own terminationGracePeriodSeconds, else the pod's; at least 2 s.
-pub fn probe_kill_grace(pod: &Pod, container: &str, probe: ProbeType) -> i64 {
+pub fn probe_kill_grace(pod: &Pod, container: &str, probe: ProbeType) -> Duration {
     let spec = pod.spec.as_ref();
     let probe_grace = spec
         .into_iter()
@@ -92,10 +142,10 @@ pub fn probe_kill_grace(pod: &Pod, container: &str, probe: ProbeType) -> i64 {
         Some(grace) => grace,
         None => match spec.and_then(|s| s.termination_grace_period_seconds) {
             Some(pod_grace) => probe_grace.unwrap_or(pod_grace),
-            None => MINIMUM_GRACE_SECONDS,
+            None => 0,
         },
     };
-    grace.max(MINIMUM_GRACE_SECONDS)
+    Duration::from_secs(u64::try_from(grace).unwrap_or(0)).max(MINIMUM_GRACE)
 }
 
 /// The image's stop signal (SIGTERM unless it names another), `grace` to exit, then SIGKILL.
@@ -156,23 +206,23 @@ mod tests {
             .expect("pod")
         };
         assert_eq!(
-            probe_kill_grace(&pod(Some(30), None), "c", ProbeType::Liveness),
+            probe_kill_grace(&pod(Some(30), None), "c", ProbeType::Liveness).as_secs(),
             30
         );
         assert_eq!(
-            probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Liveness),
+            probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Liveness).as_secs(),
             5
         );
         assert_eq!(
-            probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Startup),
+            probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Startup).as_secs(),
             30
         );
         assert_eq!(
-            probe_kill_grace(&pod(None, Some(5)), "c", ProbeType::Liveness),
+            probe_kill_grace(&pod(None, Some(5)), "c", ProbeType::Liveness).as_secs(),
             2
         );
         assert_eq!(
-            probe_kill_grace(&pod(Some(0), None), "c", ProbeType::Liveness),
+            probe_kill_grace(&pod(Some(0), None), "c", ProbeType::Liveness).as_secs(),
             2
         );
     }

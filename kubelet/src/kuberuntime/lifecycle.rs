@@ -1,0 +1,90 @@
+//! Lifecycle hooks (upstream's HandlerRunner): a container's postStart and preStop handlers — exec in the
+//! container, or sleep — with upstream's failure messages.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
+
+use super::manager::{RuntimeManager, pod_description};
+
+/// The longest a postStart hook may run (upstream gives none; a hook that hangs would stall its pod's
+/// worker, which upstream's cancellable sync avoids and ours cannot).
+pub const POST_START_LIMIT: Duration = Duration::from_secs(120);
+
+impl RuntimeManager {
+    /// Runs `handler` for `container` (its runtime id `id`) within `timeout`; on failure the message
+    /// upstream logs.
+    pub(super) async fn run_handler(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        id: &str,
+        handler: &LifecycleHandler,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        if let Some(exec) = &handler.exec {
+            let command = exec.command.clone().unwrap_or_default();
+            let failed = |error: String, output: &[u8]| {
+                format!(
+                    "Exec lifecycle hook ([{}]) for Container {:?} in Pod {:?} failed - error: \
+                     {error}, message: {:?}",
+                    command.join(" "),
+                    container.name,
+                    pod_description(pod),
+                    String::from_utf8_lossy(output)
+                )
+            };
+            return match self.runtime.exec(id, &command, timeout).await {
+                Ok(out) if out.exit_code == 0 => Ok(()),
+                Ok(out) => Err(failed(
+                    exit_error(&command, out.exit_code, &out.output),
+                    &out.output,
+                )),
+                Err(e) => Err(failed(e.to_string(), &[])),
+            };
+        }
+        if let Some(sleep) = &handler.sleep {
+            let seconds = u64::try_from(sleep.seconds).unwrap_or(0);
+            tokio::time::sleep(Duration::from_secs(seconds).min(timeout)).await;
+            return Ok(());
+        }
+        Err(format!(
+            "Cannot run handler: invalid handler: {}",
+            handler_kind(handler)
+        ))
+    }
+}
+
+/// The CRI's error for a command that exited non-zero: `command 'CMD' exited with N: OUTPUT`.
+fn exit_error(command: &[String], code: i32, output: &[u8]) -> String {
+    format!(
+        "command '{}' exited with {code}: {}",
+        command.join(" "),
+        String::from_utf8_lossy(output)
+    )
+}
+
+/// What a handler without exec or sleep has, for the error.
+fn handler_kind(handler: &LifecycleHandler) -> &'static str {
+    if handler.http_get.is_some() {
+        "httpGet"
+    } else if handler.tcp_socket.is_some() {
+        "tcpSocket"
+    } else {
+        "none"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_errors_read_as_the_cris() {
+        let command = vec!["sh".to_string(), "-c".to_string(), "exit 3".to_string()];
+        assert_eq!(
+            exit_error(&command, 3, b"boom\n"),
+            "command 'sh -c exit 3' exited with 3: boom\n"
+        );
+    }
+}
