@@ -1,12 +1,13 @@
-//! ferrokube-kubelet's probes on real containers (containerd, busybox, CNI bridge): httpGet and tcpSocket
-//! readiness passing and failing drive the Ready condition; a failing liveness probe (httpGet, exec)
-//! restarts its container with upstream's events; a startup probe holds readiness back until it passes.
+//! ferrokube-kubelet's probes on real containers (containerd, busybox and the test server, CNI bridge):
+//! httpGet, tcpSocket and grpc readiness passing and failing drive the Ready condition; a failing liveness
+//! probe (httpGet, exec) restarts its container with upstream's events; a startup probe holds readiness
+//! back until it passes.
 
 use std::time::Duration;
 
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
-use ferrokube_tests::kubelet::{TestNode, events_about};
+use ferrokube_tests::kubelet::{TESTSERVER_IMAGE, TestNode, events_about};
 use ferrokube_tests::scheduling::{default_service_account, eventually};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -42,6 +43,31 @@ fn pod(name: &str, script: &str, delay: u32, probes: Value) -> Pod {
             "automountServiceAccountToken": false,
             "terminationGracePeriodSeconds": 2,
             "containers": [container],
+        },
+    }))
+    .unwrap()
+}
+
+/// A test server pod serving gRPC health on 9090 (NOT_SERVING when `serving` is false) with a grpc
+/// readiness probe.
+fn grpc_pod(name: &str, serving: bool) -> Pod {
+    let mut command = vec!["/testserver", "--http-port=0", "--grpc-port=9090"];
+    if !serving {
+        command.push("--grpc-not-serving");
+    }
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": NODE,
+            "automountServiceAccountToken": false,
+            "terminationGracePeriodSeconds": 2,
+            "containers": [{
+                "name": "main",
+                "image": TESTSERVER_IMAGE,
+                "imagePullPolicy": "Never",
+                "command": command,
+                "readinessProbe": {"grpc": {"port": 9090}, "periodSeconds": 1, "timeoutSeconds": 5},
+            }],
         },
     }))
     .unwrap()
@@ -107,7 +133,8 @@ async fn wait_event(client: &Client, ns: &str, name: &str, reason: &str, prefix:
 
 #[tokio::test]
 async fn probes_drive_readiness_and_restart_unhealthy_containers() {
-    let _node = TestNode::start(NODE, BRIDGE, POD_CIDR, &[]).await;
+    let node = TestNode::start(NODE, BRIDGE, POD_CIDR, &[]).await;
+    node.import_testserver();
     let admin = shared_control_plane()
         .client(&Identity::admin())
         .await
@@ -167,6 +194,13 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() {
             }),
         ),
     ];
+    let specs: Vec<Pod> = specs
+        .into_iter()
+        .chain([
+            grpc_pod("grpc-ready", true),
+            grpc_pod("grpc-unready", false),
+        ])
+        .collect();
     for pod in &specs {
         pods.create(&PostParams::default(), pod).await.unwrap();
     }
@@ -184,8 +218,8 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() {
     .await;
     assert!(!gated.ready, "{gated:?}");
 
-    // httpGet and tcpSocket readiness passing.
-    for name in ["http-ready", "tcp-ready"] {
+    // httpGet, tcpSocket and grpc readiness passing.
+    for name in ["http-ready", "tcp-ready", "grpc-ready"] {
         let pod = wait_ready(&pods, name, "True").await;
         let status = main_status(&pod).unwrap();
         assert!(status.ready && status.started == Some(true), "{status:?}");
