@@ -1,5 +1,5 @@
-//! httpGet probes (upstream's pkg/probe/http): GET the container's URL within the timeout; 200 to 399 is
-//! success, redirects are followed only to the same host (another host's redirect is a success with a
+//! httpGet probes (upstream's pkg/probe/http): GET the container's URL (HTTP, or HTTPS without verifying
+//! the certificate) within the timeout; 200 to 399 is success, redirects are followed only to the same host (another host's redirect is a success with a
 //! warning), anything else fails with the status code.
 
 use std::time::Duration;
@@ -8,10 +8,12 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Container, HTTPGetAction};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::port::resolve_port;
 use super::tcp::join_host_port;
+use super::tls;
 use super::{ProbeError, ProbeOutcome};
 
 /// The User-Agent probes send unless the probe sets one (upstream's `kube-probe/MAJOR.MINOR`).
@@ -24,6 +26,8 @@ const MAX_REDIRECTS: usize = 10;
 /// A probe's request, resolved against the container and the pod's IP.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeRequest {
+    /// HTTPS rather than HTTP.
+    pub tls: bool,
     /// The host connected to.
     pub host: String,
     /// The port connected to.
@@ -37,8 +41,9 @@ pub struct ProbeRequest {
 impl ProbeRequest {
     /// The URL, for messages.
     pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
         format!(
-            "http://{}{}",
+            "{scheme}://{}{}",
             join_host_port(&self.host, self.port),
             self.path
         )
@@ -53,9 +58,11 @@ pub fn probe_request(
     pod_ip: &str,
 ) -> Result<ProbeRequest, ProbeError> {
     let scheme = action.scheme.as_deref().unwrap_or("HTTP").to_lowercase();
-    if scheme != "http" {
-        return Err(ProbeError::Unsupported(format!("httpGet scheme {scheme}")));
-    }
+    let tls = match scheme.as_str() {
+        "http" => false,
+        "https" => true,
+        _ => return Err(ProbeError::Unsupported(format!("httpGet scheme {scheme}"))),
+    };
     let host = match action.host.as_deref() {
         Some(host) if !host.is_empty() => host.to_string(),
         _ if pod_ip.is_empty() => return Err(ProbeError::NoPodIp),
@@ -86,6 +93,7 @@ pub fn probe_request(
         headers.retain(|(n, v)| !(n.eq_ignore_ascii_case("Accept") && v.is_empty()));
     }
     Ok(ProbeRequest {
+        tls,
         host,
         port,
         path,
@@ -136,16 +144,36 @@ async fn get(request: &ProbeRequest) -> Result<(u16, Option<String>, String), St
     let stream = TcpStream::connect(&address)
         .await
         .map_err(|e| format!("dial tcp {address}: {e}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    if !request.tls {
+        return exchange(stream, request).await;
+    }
+    let name = tls::server_name(&request.host)?;
+    let stream = tls::connector()?
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("tls: {e}"))?;
+    exchange(stream, request).await
+}
+
+/// Sends `request` over `io` (HTTP/1.1, as upstream's probes).
+async fn exchange<IO>(
+    io: IO,
+    request: &ProbeRequest,
+) -> Result<(u16, Option<String>, String), String>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    let host = if request.port == 80 {
+    let default_port = if request.tls { 443 } else { 80 };
+    let host = if request.port == default_port {
         request.host.clone()
     } else {
-        address.clone()
+        join_host_port(&request.host, request.port)
     };
     let mut builder = http::Request::get(request.path.as_str());
     let mut host_set = false;
@@ -198,9 +226,16 @@ fn is_redirect(status: u16) -> bool {
 /// Where a redirect's `location` leads from `from`; `None` for other schemes.
 fn redirect_target(from: &ProbeRequest, location: &str) -> Option<ProbeRequest> {
     let mut next = from.clone();
-    if let Some(rest) = location.strip_prefix("http://") {
+    let absolute = match location.split_once("://") {
+        Some(("http", rest)) => Some((false, rest)),
+        Some(("https", rest)) => Some((true, rest)),
+        Some(_) => return None,
+        None => None,
+    };
+    if let Some((tls, rest)) = absolute {
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let (host, port) = split_authority(authority)?;
+        let (host, port) = split_authority(authority, if tls { 443 } else { 80 })?;
+        next.tls = tls;
         next.host = host;
         next.port = port;
         next.path = if path.is_empty() {
@@ -208,8 +243,6 @@ fn redirect_target(from: &ProbeRequest, location: &str) -> Option<ProbeRequest> 
         } else {
             path.into()
         };
-    } else if location.contains("://") {
-        return None;
     } else if location.starts_with('/') {
         next.path = location.to_string();
     } else {
@@ -222,17 +255,17 @@ fn redirect_target(from: &ProbeRequest, location: &str) -> Option<ProbeRequest> 
     Some(next)
 }
 
-fn split_authority(authority: &str) -> Option<(String, u16)> {
+fn split_authority(authority: &str, default_port: u16) -> Option<(String, u16)> {
     if let Some(rest) = authority.strip_prefix('[') {
         let (host, port) = rest.split_once(']')?;
         let port = port
             .strip_prefix(':')
-            .map_or(Some(80), |p| p.parse().ok())?;
+            .map_or(Some(default_port), |p| p.parse().ok())?;
         return Some((host.to_string(), port));
     }
     match authority.rsplit_once(':') {
         Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
-        None => Some((authority.to_string(), 80)),
+        None => Some((authority.to_string(), default_port)),
     }
 }
 

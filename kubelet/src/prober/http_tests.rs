@@ -93,7 +93,13 @@ fn requests_resolve_host_port_and_headers() {
         scheme: Some("HTTPS".into()),
         ..action.clone()
     };
-    assert!(probe_request(&https, &container, "10.0.0.7").is_err());
+    let secure = probe_request(&https, &container, "10.0.0.7").expect("https");
+    assert_eq!(secure.url(), "https://10.0.0.7:8080/healthz?x=1");
+    let other = HTTPGetAction {
+        scheme: Some("FTP".into()),
+        ..action.clone()
+    };
+    assert!(probe_request(&other, &container, "10.0.0.7").is_err());
     assert!(matches!(
         probe_request(&action, &container, ""),
         Err(ProbeError::NoPodIp)
@@ -157,4 +163,44 @@ async fn nothing_listening_or_a_silent_server_fails() {
         message.starts_with(&format!("Get \"http://127.0.0.1:{port}/\": dial tcp")),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn https_probes_accept_any_certificate() {
+    let certified = rcgen::generate_simple_self_signed(vec!["pod.invalid".into()]).expect("cert");
+    let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
+        .expect("key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .expect("config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let Ok(mut stream) = acceptor.accept(stream).await else {
+                continue;
+            };
+            let mut buffer = vec![0; 4096];
+            let _ = stream.read(&mut buffer).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    let mut secure = request(port, "/");
+    secure.tls = true;
+    assert_eq!(
+        probe(&secure, Duration::from_secs(2)).await,
+        ProbeOutcome::Success
+    );
+    // Plain HTTP to a TLS port fails.
+    let ProbeOutcome::Failure(_) = probe(&request(port, "/"), Duration::from_secs(2)).await else {
+        panic!("HTTP to a TLS server passed");
+    };
 }

@@ -12,6 +12,7 @@ pub mod port;
 pub mod probe;
 pub mod results;
 pub mod tcp;
+mod tls;
 pub mod worker;
 
 pub use error::ProbeError;
