@@ -38,12 +38,22 @@ impl EventRecorder {
             controller: controller.to_string(),
             instance: Some(instance.to_string()),
         };
-        let recorder = Recorder::new(client, reporter);
         let (queue, mut events) = mpsc::channel::<(Event, ObjectReference)>(QUEUE_LENGTH);
         // One writer, in order, as client-go's broadcaster: a repeat then finds its first event and joins
         // its series instead of racing it into a second object. It ends when the last clone is dropped.
         tokio::spawn(async move {
+            // kube-runtime's Recorder folds repeats by everything but the note; client-go's key has the
+            // note too, so an event with another note (a probe failing differently) is an event of its
+            // own: one Recorder per note.
+            let mut recorders: HashMap<String, Recorder> = HashMap::new();
             while let Some((event, regarding)) = events.recv().await {
+                let note = event.note.clone().unwrap_or_default();
+                if recorders.len() >= SPAM_CACHE_SIZE && !recorders.contains_key(&note) {
+                    recorders.clear();
+                }
+                let recorder = recorders
+                    .entry(note)
+                    .or_insert_with(|| Recorder::new(client.clone(), reporter.clone()));
                 if let Err(e) = recorder.publish(&event, &regarding).await {
                     tracing::warn!(reason = %event.reason, object = ?regarding.name, error = %e, "could not record event");
                 }

@@ -123,6 +123,24 @@ async fn wait_event(client: &Client, ns: &str, name: &str, reason: &str, prefix:
             .iter()
             .map(|e| (e.reason.clone(), e.note.clone()))
             .collect();
+        if std::time::Instant::now() >= deadline {
+            // What the kubelet said about events, to tell a lost event from a missing one.
+            let log = shared_control_plane()
+                .dir()
+                .join(format!("kubelet-{NODE}.log"));
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            for line in log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains(name))
+                .take(200)
+            {
+                eprintln!("{line}");
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            let pod = Api::<Pod>::namespaced(client.clone(), ns).get(name).await;
+            eprintln!("{:#?}", pod.map(|p| p.status));
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "no {reason} event about {name} starting {prefix:?} in {seen:#?}"
@@ -262,7 +280,7 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() {
         &ns,
         "liveness",
         "Unhealthy",
-        "Liveness probe failed: ",
+        "Liveness probe failed: HTTP probe failed",
     )
     .await;
     assert_eq!(
