@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod dns;
 pub mod kuberuntime;
 pub mod node;
 pub mod options;
@@ -31,7 +32,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use config::KubeletConfiguration;
+use dns::DnsConfigurer;
 use kuberuntime::manager::RuntimeManager;
+use kuberuntime::pod_files::PodFiles;
 use node::machine::MachineInfo;
 use node::runtime_state::{self, RUNTIME_CHECK_PERIOD, RuntimeState};
 use node::{NodeIdentity, NodeStatusManager};
@@ -102,6 +105,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 sandbox,
                 client.clone(),
                 Path::new(&config.pod_logs_dir),
+                PodFiles::new(dns_configurer(&config), &flags.root_dir.join("pods")),
             ),
             statuses: StatusManager::new(client.clone()),
             recorder,
@@ -123,6 +127,25 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         serving.await??;
     }
     Ok(())
+}
+
+/// Pods' DNS settings from clusterDNS, clusterDomain and resolvConf (read once, as upstream does).
+fn dns_configurer(config: &KubeletConfiguration) -> DnsConfigurer {
+    let host = match config.resolv_conf.as_deref().unwrap_or_default() {
+        "" => None,
+        path => match std::fs::read_to_string(path) {
+            Ok(text) => Some(dns::parse_resolv_conf(&text)),
+            Err(e) => {
+                tracing::warn!(path, error = %e, "cannot read resolvConf; pods get no host DNS settings");
+                Some(dns::DnsConfig::default())
+            }
+        },
+    };
+    DnsConfigurer {
+        cluster_dns: config.cluster_dns.clone(),
+        cluster_domain: config.cluster_domain.clone(),
+        host,
+    }
 }
 
 /// Connects to containerd, retrying every 5 s until it answers or the kubelet stops.

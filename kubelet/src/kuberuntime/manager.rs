@@ -12,6 +12,7 @@ use kube::Client;
 
 use super::actions::{backoff_delay, compute_pod_actions};
 use super::image_pull::PullBackOff;
+use super::pod_files::PodFiles;
 use super::record::{
     ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_UID, PodRuntimeStatus,
     RecordState, exit_reason,
@@ -58,11 +59,19 @@ pub struct RuntimeManager {
     sandboxes: Mutex<HashMap<String, SandboxStatus>>,
     /// Image pulls that failed, backing off.
     pub(super) pull_backoff: Mutex<PullBackOff>,
+    /// The pods' hosts, resolv.conf and hostname files.
+    pub(super) pod_files: PodFiles,
 }
 
 impl RuntimeManager {
     /// A manager over `runtime` and `sandbox`, writing container logs under `pod_logs_dir`.
-    pub fn new(runtime: Runtime, sandbox: Sandbox, client: Client, pod_logs_dir: &Path) -> Self {
+    pub fn new(
+        runtime: Runtime,
+        sandbox: Sandbox,
+        client: Client,
+        pod_logs_dir: &Path,
+        pod_files: PodFiles,
+    ) -> Self {
         Self {
             runtime,
             sandbox,
@@ -71,6 +80,7 @@ impl RuntimeManager {
             started: Mutex::default(),
             sandboxes: Mutex::default(),
             pull_backoff: Mutex::default(),
+            pod_files,
         }
     }
 
@@ -172,7 +182,7 @@ impl RuntimeManager {
             return result;
         }
         let sandbox = if actions.create_sandbox {
-            match self.ensure_sandbox(pod).await {
+            match self.ensure_sandbox(pod, &mut result).await {
                 Ok(sandbox) => sandbox,
                 Err(message) => {
                     result.events.push(PodEvent {
@@ -230,7 +240,13 @@ impl RuntimeManager {
         result
     }
 
-    async fn ensure_sandbox(&self, pod: &Pod) -> Result<SandboxStatus, String> {
+    /// The pod's sandbox, made or found again, and its hosts/DNS files written (DNS warnings go to
+    /// `result`).
+    async fn ensure_sandbox(
+        &self,
+        pod: &Pod,
+        result: &mut SyncResult,
+    ) -> Result<SandboxStatus, String> {
         let spec = pod.spec.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let port_mappings = spec
@@ -260,6 +276,18 @@ impl RuntimeManager {
             .ensure(&request)
             .await
             .map_err(|e| e.to_string())?;
+        let warnings = self
+            .pod_files
+            .write(pod, &status)
+            .map_err(|e| format!("cannot write the pod's hosts and DNS files: {e}"))?;
+        for (reason, message) in warnings {
+            result.events.push(PodEvent {
+                warning: true,
+                reason,
+                message,
+                field_path: None,
+            });
+        }
         self.lock_sandboxes().insert(request.uid, status.clone());
         Ok(status)
     }

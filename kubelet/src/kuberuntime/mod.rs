@@ -6,6 +6,7 @@ pub mod env;
 pub mod image_pull;
 mod lifecycle;
 pub mod manager;
+pub mod pod_files;
 pub mod record;
 mod start;
 pub mod stop;

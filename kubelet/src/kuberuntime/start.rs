@@ -114,7 +114,7 @@ impl RuntimeManager {
             cgroup_parent: &cgroup_parent,
             id: &id,
         };
-        let container_spec = match container_spec(&pod_with_ip, container, &inputs) {
+        let mut container_spec = match container_spec(&pod_with_ip, container, &inputs) {
             Ok(spec) => spec,
             Err(e) => {
                 let message = format!("Error: {e}");
@@ -127,6 +127,9 @@ impl RuntimeManager {
                 return;
             }
         };
+        container_spec
+            .mounts
+            .extend(self.pod_files.mounts(uid, container));
         let oci = spec::build(&container_spec);
         let labels = container_labels(
             uid,

@@ -1,6 +1,7 @@
-//! ferrokube-kubelet's lifecycle hooks and graceful termination on real containers: postStart runs after
-//! the container starts, preStop before its stop signal, a failing postStart kills and restarts the
-//! container, and a container that ignores SIGTERM is killed when its grace period ends.
+//! What ferrokube-kubelet gives real containers around their own process: the hosts, resolv.conf and
+//! hostname files (cluster DNS, subdomain, hostAliases), lifecycle hooks (postStart after the start,
+//! preStop before the stop signal, a failing postStart kills and restarts the container), and graceful
+//! termination (a container that ignores SIGTERM is killed when its grace period ends).
 
 use std::time::{Duration, Instant};
 
@@ -72,7 +73,13 @@ async fn reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
-    let node = TestNode::start(NODE, BRIDGE, POD_CIDR, &[]).await;
+    let node = TestNode::start(
+        NODE,
+        BRIDGE,
+        POD_CIDR,
+        &["--cluster-dns=10.96.0.10", "--cluster-domain=cluster.local"],
+    )
+    .await;
     let admin = shared_control_plane()
         .client(&Identity::admin())
         .await
@@ -81,6 +88,54 @@ async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
     let ns = namespace.name().to_string();
     default_service_account(&admin, &ns).await;
     let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+
+    // The pod's names and DNS: /etc/hosts with its FQDN and aliases, the cluster's resolver.
+    let mut names = pod(
+        "names",
+        "cat /etc/hosts /etc/resolv.conf /etc/hostname; hostname",
+        2,
+        json!({}),
+    );
+    let spec = names.spec.as_mut().unwrap();
+    spec.restart_policy = Some("Never".into());
+    spec.hostname = Some("db-0".into());
+    spec.subdomain = Some("db".into());
+    spec.host_aliases = Some(vec![
+        serde_json::from_value(json!({"ip": "10.1.2.3", "hostnames": ["foo.local", "bar.local"]}))
+            .unwrap(),
+    ]);
+    let created = pods.create(&PostParams::default(), &names).await.unwrap();
+    let done = eventually(Duration::from_secs(60), "pod names to succeed", || async {
+        let pod = pods.get("names").await.ok()?;
+        (pod.status.as_ref()?.phase.as_deref() == Some("Succeeded")).then_some(pod)
+    })
+    .await;
+    let ip = done.status.unwrap().pod_ip.unwrap();
+    let log = std::fs::read_to_string(node.log_file(&created, "main")).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.splitn(4, ' ').nth(3))
+        .collect();
+    for expected in [
+        "# Kubernetes-managed hosts file.".to_string(),
+        "127.0.0.1\tlocalhost".to_string(),
+        format!("{ip}\tdb-0.db.{ns}.svc.cluster.local\tdb-0"),
+        "10.1.2.3\tfoo.local\tbar.local".to_string(),
+        format!("search {ns}.svc.cluster.local svc.cluster.local cluster.local"),
+        "nameserver 10.96.0.10".to_string(),
+        "options ndots:5".to_string(),
+        "db-0".to_string(),
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&expected)),
+            "{expected:?} in {lines:#?}"
+        );
+    }
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("nameserver")).count(),
+        1,
+        "only the cluster's nameserver: {lines:#?}"
+    );
 
     // postStart, preStop and SIGTERM, in that order, recorded on a hostPath the test reads.
     let record_dir = node.root.join("hook-record");
