@@ -137,6 +137,37 @@ async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
         "only the cluster's nameserver: {lines:#?}"
     );
 
+    // Termination messages: the file the container wrote, or its log's end on failure.
+    let mut written = pod(
+        "written",
+        "echo bye > /dev/termination-log; exit 3",
+        2,
+        json!({}),
+    );
+    let mut fallback = pod(
+        "fallback",
+        "echo oops; exit 2",
+        2,
+        json!({"terminationMessagePolicy": "FallbackToLogsOnError"}),
+    );
+    for p in [&mut written, &mut fallback] {
+        p.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+        pods.create(&PostParams::default(), p).await.unwrap();
+    }
+    for (name, message) in [("written", "bye\n"), ("fallback", "oops\n")] {
+        let terminated = eventually(
+            Duration::from_secs(60),
+            &format!("pod {name} to fail"),
+            || async {
+                let pod = pods.get(name).await.ok()?;
+                let status = pod.status?.container_statuses?.first()?.clone();
+                status.state?.terminated
+            },
+        )
+        .await;
+        assert_eq!(terminated.message.as_deref(), Some(message), "{name}");
+    }
+
     // postStart, preStop and SIGTERM, in that order, recorded on a hostPath the test reads.
     let record_dir = node.root.join("hook-record");
     std::fs::create_dir_all(&record_dir).unwrap();

@@ -14,9 +14,11 @@ use super::actions::{backoff_delay, compute_pod_actions};
 use super::image_pull::PullBackOff;
 use super::pod_files::PodFiles;
 use super::record::{
-    ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_UID, PodRuntimeStatus,
-    RecordState, exit_reason,
+    ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE,
+    LABEL_POD_UID, LABEL_TERMINATION_MESSAGE_FILE, LABEL_TERMINATION_MESSAGE_POLICY,
+    PodRuntimeStatus, RecordState, exit_reason,
 };
+use super::termination_message::termination_message;
 use crate::runtime::{Runtime, RuntimeError, TaskStatus};
 use crate::sandbox::{PortMapping, Protocol, Sandbox, SandboxRequest, SandboxStatus};
 use crate::status::generate::WaitingReasons;
@@ -114,6 +116,7 @@ impl RuntimeManager {
                                 .exited_at
                                 .and_then(to_timestamp)
                                 .unwrap_or_else(Timestamp::now),
+                            message: self.exit_message(&summary.labels, code),
                         }
                     }
                     (TaskStatus::Created, _) => RecordState::Created,
@@ -149,6 +152,24 @@ impl RuntimeManager {
                 .collect(),
             sandbox_ready: sandbox.is_some(),
         })
+    }
+
+    /// The termination message of a container (by its labels) that exited with `code`.
+    fn exit_message(&self, labels: &HashMap<String, String>, code: i32) -> Option<String> {
+        let label = |key: &str| labels.get(key).map(String::as_str).unwrap_or_default();
+        let log = self
+            .pod_logs_dir
+            .join(format!(
+                "{}_{}_{}",
+                label(LABEL_POD_NAMESPACE),
+                label(LABEL_POD_NAME),
+                label(LABEL_POD_UID)
+            ))
+            .join(label(LABEL_CONTAINER_NAME))
+            .join(format!("{}.log", label(LABEL_ATTEMPT)));
+        let file = labels.get(LABEL_TERMINATION_MESSAGE_FILE).map(Path::new);
+        let fallback = label(LABEL_TERMINATION_MESSAGE_POLICY) == "FallbackToLogsOnError";
+        termination_message(file, fallback, code, &log)
     }
 
     fn started_at(&self, id: &str) -> Option<Timestamp> {

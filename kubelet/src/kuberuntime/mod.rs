@@ -10,3 +10,4 @@ pub mod pod_files;
 pub mod record;
 mod start;
 pub mod stop;
+mod termination_message;

@@ -62,6 +62,18 @@ impl PodFiles {
         Ok(dns.warnings)
     }
 
+    /// Makes the empty, world-writable file a container writes its termination message to (upstream's
+    /// `<pod dir>/containers/<name>/<random>`, a new one per attempt).
+    pub fn termination_message_file(&self, uid: &str, container: &str) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.dir(uid).join("containers").join(container);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{:08x}", rand::random::<u32>()));
+        std::fs::write(&path, "")?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+        Ok(path)
+    }
+
     /// The container's mounts of the pod's files; a path the container mounts a volume at is left to the
     /// volume (upstream does so for /etc/hosts).
     pub fn mounts(&self, uid: &str, container: &Container) -> Vec<BindMount> {

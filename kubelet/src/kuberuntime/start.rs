@@ -11,10 +11,13 @@ use super::container_spec::{SandboxNamespaces, SpecInputs, container_spec};
 use super::env::fetch_env_sources;
 use super::lifecycle::POST_START_LIMIT;
 use super::manager::{PodEvent, RuntimeManager, SyncResult, field_path, pod_description, pod_uid};
-use super::record::{ContainerRecord, RecordState, container_labels};
+use super::record::{
+    ContainerRecord, LABEL_TERMINATION_MESSAGE_FILE, LABEL_TERMINATION_MESSAGE_POLICY, RecordState,
+    container_labels,
+};
 use super::stop::termination_grace;
 use crate::runtime::reference;
-use crate::runtime::spec::{self, NamespaceMode};
+use crate::runtime::spec::{self, BindMount, NamespaceMode};
 use crate::sandbox::SandboxStatus;
 use crate::volumemanager::PodVolumes;
 
@@ -130,14 +133,57 @@ impl RuntimeManager {
         container_spec
             .mounts
             .extend(self.pod_files.mounts(uid, container));
+        let message_path = container
+            .termination_message_path
+            .as_deref()
+            .unwrap_or(DEFAULT_TERMINATION_MESSAGE_PATH);
+        let message_file = if message_path.is_empty() {
+            None
+        } else {
+            match self
+                .pod_files
+                .termination_message_file(uid, &container.name)
+            {
+                Ok(file) => {
+                    container_spec.mounts.push(BindMount {
+                        source: file.clone(),
+                        destination: message_path.to_string(),
+                        read_only: false,
+                    });
+                    Some(file)
+                }
+                Err(e) => {
+                    let message = format!("Error: create termination-log file: {e}");
+                    result.events.push(event(true, "Failed", message.clone()));
+                    result.waiting.insert(
+                        container.name.clone(),
+                        ("CreateContainerConfigError".to_string(), message),
+                    );
+                    return;
+                }
+            }
+        };
         let oci = spec::build(&container_spec);
-        let labels = container_labels(
+        let mut labels = container_labels(
             uid,
             pod.metadata.name.as_deref().unwrap_or_default(),
             pod.metadata.namespace.as_deref().unwrap_or_default(),
             &container.name,
             attempt,
         );
+        labels.insert(
+            LABEL_TERMINATION_MESSAGE_POLICY.to_string(),
+            container
+                .termination_message_policy
+                .clone()
+                .unwrap_or_else(|| "File".to_string()),
+        );
+        if let Some(file) = message_file {
+            labels.insert(
+                LABEL_TERMINATION_MESSAGE_FILE.to_string(),
+                file.to_string_lossy().into_owned(),
+            );
+        }
         if let Err(e) = self
             .runtime
             .create_container(&id, &image, &oci, labels)
@@ -241,6 +287,9 @@ impl RuntimeManager {
         );
     }
 }
+
+/// Where a container's termination message goes unless its spec says otherwise (the API's default).
+const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
 /// A fresh container id: 64 hex digits, as containerd's CRI makes them.
 fn container_id() -> String {
