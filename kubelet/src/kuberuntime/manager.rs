@@ -1,7 +1,7 @@
 //! Doing what [`compute_pod_actions`] decided, on containerd and the pod's sandbox (upstream's
 //! kubeGenericRuntimeManager): reading a pod's containers back, starting containers, and stopping pods.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -51,9 +51,11 @@ pub struct RuntimeManager {
     sandbox: Sandbox,
     /// Reads the ConfigMaps and Secrets containers' environments name.
     pub(super) client: Client,
-    pod_logs_dir: PathBuf,
-    /// Start times of running containers; containerd keeps none (after a restart they are unknown).
+    pub(super) pod_logs_dir: PathBuf,
+    /// Start times of containers; containerd keeps none, so they come from /proc while the process runs.
     pub(super) started: Mutex<HashMap<String, Timestamp>>,
+    /// Containers the kernel killed for memory (containerd's `/tasks/oom`), until they are removed.
+    oom_killed: Mutex<HashSet<String>>,
     /// Sandboxes made by this process.
     sandboxes: Mutex<HashMap<String, SandboxStatus>>,
     /// Image pulls that failed, backing off.
@@ -69,6 +71,7 @@ impl RuntimeManager {
             client,
             pod_logs_dir: pod_logs_dir.to_path_buf(),
             started: Mutex::default(),
+            oom_killed: Mutex::default(),
             sandboxes: Mutex::default(),
             pull_backoff: Mutex::default(),
         }
@@ -98,8 +101,8 @@ impl RuntimeManager {
                         let code = i32::try_from(exit.code).unwrap_or(i32::MAX);
                         RecordState::Exited {
                             exit_code: code,
-                            reason: exit_reason(code, false).to_string(),
-                            started_at: self.started_at(&summary.id),
+                            reason: exit_reason(code, self.was_oom_killed(&summary.id)).to_string(),
+                            started_at: self.started_at(&summary.id, 0),
                             finished_at: exit
                                 .exited_at
                                 .and_then(to_timestamp)
@@ -108,7 +111,9 @@ impl RuntimeManager {
                     }
                     (TaskStatus::Created, _) => RecordState::Created,
                     _ => RecordState::Running {
-                        started_at: self.started_at(&summary.id).unwrap_or_else(Timestamp::now),
+                        started_at: self
+                            .started_at(&summary.id, task.pid)
+                            .unwrap_or_else(Timestamp::now),
                     },
                 },
             };
@@ -141,12 +146,28 @@ impl RuntimeManager {
         })
     }
 
-    fn started_at(&self, id: &str) -> Option<Timestamp> {
-        self.started
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .copied()
+    /// When container `id` started: as recorded, else (after a kubelet restart) from its process `pid`.
+    fn started_at(&self, id: &str, pid: u32) -> Option<Timestamp> {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = started.get(id) {
+            return Some(*at);
+        }
+        let at = super::start_time::process_start_time(pid)?;
+        started.insert(id.to_string(), at);
+        Some(at)
+    }
+
+    /// Container `id` was killed by the kernel for memory: its exit reads OOMKilled.
+    pub fn oom_killed(&self, id: &str) {
+        self.lock_oom().insert(id.to_string());
+    }
+
+    fn was_oom_killed(&self, id: &str) -> bool {
+        self.lock_oom().contains(id)
+    }
+
+    fn lock_oom(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.oom_killed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_sandboxes(&self) -> std::sync::MutexGuard<'_, HashMap<String, SandboxStatus>> {
@@ -266,15 +287,17 @@ impl RuntimeManager {
 
     /// `/var/log/pods/NAMESPACE_NAME_UID/CONTAINER/ATTEMPT.log`, as upstream's BuildContainerLogsDirectory.
     pub fn log_path(&self, pod: &Pod, container: &str, attempt: i32) -> PathBuf {
-        self.pod_logs_dir
-            .join(format!(
-                "{}_{}_{}",
-                pod.metadata.namespace.as_deref().unwrap_or_default(),
-                pod.metadata.name.as_deref().unwrap_or_default(),
-                pod_uid(pod)
-            ))
-            .join(container)
-            .join(format!("{attempt}.log"))
+        let meta = &pod.metadata;
+        super::adopt::log_path(
+            &self.pod_logs_dir,
+            [
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default(),
+                pod_uid(pod),
+            ],
+            container,
+            attempt,
+        )
     }
 
     /// Removes every container of pod `uid` and its sandbox: the pod is gone.
@@ -292,8 +315,10 @@ impl RuntimeManager {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&record.id);
+            self.lock_oom().remove(&record.id);
         }
-        self.release_sandbox(uid).await
+        self.release_sandbox(uid).await?;
+        crate::cgroups::remove_pod(uid).map_err(|e| e.to_string())
     }
 
     /// Tears the pod's network down (a finished pod keeps its containers for logs and status).

@@ -1,10 +1,12 @@
 //! The pod lifecycle on the container runtime (upstream's kuberuntime): what to do to a pod, and doing it.
 
 pub mod actions;
+mod adopt;
 pub mod container_spec;
 pub mod env;
 pub mod image_pull;
 pub mod manager;
 pub mod record;
 mod start;
+pub mod start_time;
 mod stop;

@@ -153,11 +153,13 @@ impl RuntimeManager {
         ));
         let log = self.log_path(pod, &container.name, attempt);
         match self.runtime.start(&id, &log).await {
-            Ok(_) => {
+            Ok(pid) => {
+                // The process's own start time, which a restarted kubelet reads back the same way.
+                let at = super::start_time::process_start_time(pid).unwrap_or_else(Timestamp::now);
                 self.started
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, Timestamp::now());
+                    .insert(id, at);
                 result.events.push(event(
                     false,
                     "Started",

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 pub use container::{ContainerSummary, ExitStatus, TaskState, TaskStatus};
 pub use error::{Result, RuntimeError};
-pub use events::TaskExit;
+pub use events::{RuntimeEvent, TaskExit};
 pub use image::{ImageConfig, ImageSummary, chain_id};
 
 /// The containerd namespace the kubelet's containers and images live in (the CRI plugin's).
