@@ -202,7 +202,7 @@ async fn follow_container_exits(runtime: Runtime, workers: PodWorkers, stop: Can
                             }
                         }
                         Some(Ok(RuntimeEvent::Oom { container_id })) => {
-                            workers.context().manager.oom_killed(&container_id);
+                            workers.context().manager.oom_killed(&container_id).await;
                             workers.container_exited(&container_id);
                         }
                         Some(Err(e)) => {

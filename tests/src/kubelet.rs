@@ -179,8 +179,8 @@ impl TestNode {
             .collect()
     }
 
-    /// What the node still holds for pod `uid`: containers, netns, sandbox state, pod directory, mounts and
-    /// cgroups; each as a line saying what it is. Empty once the pod is cleaned up.
+    /// What the node still holds for pod `uid`: containers, netns, sandbox state, pod directory, mounts,
+    /// cgroups and logs; each as a line saying what it is. Empty once the pod is cleaned up.
     pub async fn leftovers_of(&self, uid: &str) -> Vec<String> {
         let mut left: Vec<String> = self
             .containers_of(uid)
@@ -206,6 +206,16 @@ impl TestNode {
                 .map(|m| format!("mount {m}")),
         );
         left.extend(pod_cgroups(uid));
+        let suffix = format!("_{uid}");
+        for entry in std::fs::read_dir(&self.logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().ends_with(&suffix) {
+                left.push(format!("logs {}", entry.path().display()));
+            }
+        }
         left
     }
 

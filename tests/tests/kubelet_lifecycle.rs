@@ -236,6 +236,7 @@ async fn pods_are_oom_killed_talk_survive_a_kubelet_restart_and_leave_nothing_be
         "/sandboxes/",
         "mount ",
         "cgroup ",
+        "logs ",
     ] {
         assert!(
             held.iter().any(|h| h.contains(thing)),
@@ -296,6 +297,11 @@ async fn pods_are_oom_killed_talk_survive_a_kubelet_restart_and_leave_nothing_be
         assert_eq!(ip(&after), ip(&before[name]), "{name}: pod IP");
         assert_eq!(node.containers_of(&uid(&after)).await.len(), 1, "{name}");
     }
+    // The OOM kill is still known to the new kubelet.
+    let terminated = main_status(&pods.get("hog").await.unwrap())
+        .and_then(|s| s.state?.terminated)
+        .expect("terminated");
+    assert_eq!(terminated.reason.as_deref(), Some("OOMKilled"));
     // The output written while no kubelet read it arrives, and later output keeps coming.
     let grown = eventually(
         Duration::from_secs(10),

@@ -42,7 +42,7 @@ impl RuntimeManager {
     /// The log file of a container the kubelet made, from its labels; `None` for other containers.
     fn adopted_log_path(&self, summary: &ContainerSummary) -> Option<std::path::PathBuf> {
         let label = |name: &str| summary.labels.get(name).map(String::as_str);
-        Some(log_path(
+        Some(super::pod_logs::log_path(
             &self.pod_logs_dir,
             [
                 label(LABEL_POD_NAMESPACE)?,
@@ -52,35 +52,5 @@ impl RuntimeManager {
             label(LABEL_CONTAINER_NAME)?,
             label(LABEL_ATTEMPT)?.parse().ok()?,
         ))
-    }
-}
-
-/// `DIR/NAMESPACE_NAME_UID/CONTAINER/ATTEMPT.log`, as upstream's BuildContainerLogsDirectory.
-pub fn log_path(
-    dir: &std::path::Path,
-    [namespace, name, uid]: [&str; 3],
-    container: &str,
-    attempt: i32,
-) -> std::path::PathBuf {
-    dir.join(format!("{namespace}_{name}_{uid}"))
-        .join(container)
-        .join(format!("{attempt}.log"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_paths_are_upstreams() {
-        assert_eq!(
-            log_path(
-                std::path::Path::new("/var/log/pods"),
-                ["ns", "web", "u1"],
-                "main",
-                2
-            ),
-            std::path::PathBuf::from("/var/log/pods/ns_web_u1/main/2.log")
-        );
     }
 }

@@ -13,8 +13,8 @@ use kube::Client;
 use super::actions::{backoff_delay, compute_pod_actions};
 use super::image_pull::PullBackOff;
 use super::record::{
-    ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_UID, PodRuntimeStatus,
-    RecordState, exit_reason,
+    ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_OOM_KILLED, LABEL_POD_UID,
+    PodRuntimeStatus, RecordState, exit_reason,
 };
 use crate::runtime::{Runtime, RuntimeError, TaskStatus};
 use crate::sandbox::{PortMapping, Protocol, Sandbox, SandboxRequest, SandboxStatus};
@@ -101,7 +101,12 @@ impl RuntimeManager {
                         let code = i32::try_from(exit.code).unwrap_or(i32::MAX);
                         RecordState::Exited {
                             exit_code: code,
-                            reason: exit_reason(code, self.was_oom_killed(&summary.id)).to_string(),
+                            reason: exit_reason(
+                                code,
+                                self.was_oom_killed(&summary.id)
+                                    || summary.labels.contains_key(LABEL_OOM_KILLED),
+                            )
+                            .to_string(),
                             started_at: self.started_at(&summary.id, 0),
                             finished_at: exit
                                 .exited_at
@@ -157,9 +162,13 @@ impl RuntimeManager {
         Some(at)
     }
 
-    /// Container `id` was killed by the kernel for memory: its exit reads OOMKilled.
-    pub fn oom_killed(&self, id: &str) {
+    /// Container `id` was killed by the kernel for memory: its exit reads OOMKilled, also after a restart
+    /// (a label on the container remembers it).
+    pub async fn oom_killed(&self, id: &str) {
         self.lock_oom().insert(id.to_string());
+        if let Err(e) = self.runtime.set_label(id, LABEL_OOM_KILLED, "true").await {
+            tracing::warn!(container = id, error = %e, "cannot record the OOM kill on the container");
+        }
     }
 
     fn was_oom_killed(&self, id: &str) -> bool {
@@ -288,7 +297,7 @@ impl RuntimeManager {
     /// `/var/log/pods/NAMESPACE_NAME_UID/CONTAINER/ATTEMPT.log`, as upstream's BuildContainerLogsDirectory.
     pub fn log_path(&self, pod: &Pod, container: &str, attempt: i32) -> PathBuf {
         let meta = &pod.metadata;
-        super::adopt::log_path(
+        super::pod_logs::log_path(
             &self.pod_logs_dir,
             [
                 meta.namespace.as_deref().unwrap_or_default(),
@@ -300,7 +309,7 @@ impl RuntimeManager {
         )
     }
 
-    /// Removes every container of pod `uid` and its sandbox: the pod is gone.
+    /// Removes every container of pod `uid`, its sandbox, cgroups and logs: the pod is gone.
     pub async fn remove_pod(&self, uid: &str, status: &PodRuntimeStatus) -> Result<(), String> {
         self.pull_backoff
             .lock()
@@ -318,7 +327,8 @@ impl RuntimeManager {
             self.lock_oom().remove(&record.id);
         }
         self.release_sandbox(uid).await?;
-        crate::cgroups::remove_pod(uid).map_err(|e| e.to_string())
+        crate::cgroups::remove_pod(uid).map_err(|e| e.to_string())?;
+        super::pod_logs::remove_pod_logs(&self.pod_logs_dir, uid)
     }
 
     /// Tears the pod's network down (a finished pod keeps its containers for logs and status).

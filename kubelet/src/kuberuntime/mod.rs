@@ -6,6 +6,7 @@ pub mod container_spec;
 pub mod env;
 pub mod image_pull;
 pub mod manager;
+pub mod pod_logs;
 pub mod record;
 mod start;
 pub mod start_time;

@@ -16,6 +16,9 @@ pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
 /// Label: which attempt of the container this is (its restart count when it was created).
 pub const LABEL_ATTEMPT: &str = "io.kubernetes.container.restartCount";
 
+/// Label: set when the kernel killed the container for memory (ours; the CRI keeps this in its own store).
+pub const LABEL_OOM_KILLED: &str = "io.ferrokube.container.oomKilled";
+
 /// The state of one container attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordState {
