@@ -284,6 +284,16 @@ async fn pods_are_oom_killed_talk_survive_a_kubelet_restart_and_leave_nothing_be
         "the pod deleted while the kubelet was down",
     )
     .await;
+    // The output written while no kubelet read it arrives, and later output keeps coming.
+    let grown = eventually(
+        Duration::from_secs(10),
+        "the talker's log to grow",
+        || async { (file_len(&talker_log) > size_while_down).then(|| file_len(&talker_log)) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(file_len(&talker_log) > grown, "the talker's log stopped");
+    // By now the new kubelet's workers have synced (and patched whatever status they saw differently).
     for name in ["sleeper", "talker"] {
         let after = running(&pods, name).await;
         let old = main_status(&before[name]).unwrap();
@@ -302,16 +312,6 @@ async fn pods_are_oom_killed_talk_survive_a_kubelet_restart_and_leave_nothing_be
         .and_then(|s| s.state?.terminated)
         .expect("terminated");
     assert_eq!(terminated.reason.as_deref(), Some("OOMKilled"));
-    // The output written while no kubelet read it arrives, and later output keeps coming.
-    let grown = eventually(
-        Duration::from_secs(10),
-        "the talker's log to grow",
-        || async { (file_len(&talker_log) > size_while_down).then(|| file_len(&talker_log)) },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(file_len(&talker_log) > grown, "the talker's log stopped");
-
     for (name, pod) in [
         ("hog", &hog),
         ("server", &server),
