@@ -1,7 +1,8 @@
 //! Housekeeping (upstream's HandlePodCleanups): after the pod informer's first full list and then every
 //! [`HOUSEKEEPING_PERIOD`], whatever the node still holds for a pod that is neither bound to it nor being
 //! terminated by a worker — containers, a sandbox, a pod directory, pod cgroups — is removed. That is how
-//! pods deleted while the kubelet was down, or whose removal failed midway, are cleaned up.
+//! pods deleted while the kubelet was down, or whose removal failed midway, are cleaned up. Old attempts
+//! of restarted containers are collected on the same pass.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
@@ -66,6 +67,9 @@ async fn clean_up(workers: &PodWorkers, pods: &SharedInformer<Pod>) {
     known.extend(pods.list().iter().filter_map(|p| p.metadata.uid.clone()));
     for uid in orphans(found.iter().map(String::as_str), &known) {
         remove_orphan(context, &uid).await;
+    }
+    if let Err(e) = context.manager.collect_garbage(&containers).await {
+        tracing::warn!(error = %e, "cannot remove old container attempts");
     }
 }
 

@@ -165,6 +165,7 @@ impl PodWorkers {
 
     /// The pod object is gone.
     pub fn removed(&self, uid: &str) {
+        lock(&self.rejected).remove(uid);
         self.send(uid, Update::Removed);
     }
 

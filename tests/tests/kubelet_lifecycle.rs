@@ -1,7 +1,7 @@
 //! ferrokube-kubelet's pod lifecycle on a real node (containerd, busybox, CNI bridge): a container killed
 //! for memory is OOMKilled; two pods reach each other over the pod network; a restarted kubelet adopts the
-//! running pods without restarting them and cleans up after pods deleted while it was down; and 100 pods
-//! created and deleted leave nothing behind.
+//! running pods without restarting them and cleans up after pods deleted while it was down; a crash-looping
+//! container's old attempts are collected; and 100 pods created and deleted leave nothing behind.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -324,6 +324,9 @@ async fn pods_are_oom_killed_talk_survive_a_kubelet_restart_and_leave_nothing_be
     }
     assert_eq!(node.leftovers(), Vec::<String>::new());
 
+    // A crash-looping container's old attempts are collected meanwhile (checked after the cycles below).
+    let crasher = create(pod("crasher", "Always", "echo crashing; exit 1")).await;
+
     // Pods with volumes created and deleted many times leave nothing behind.
     let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
     config_maps
@@ -367,6 +370,29 @@ async fn pods_are_oom_killed_talk_survive_a_kubelet_restart_and_leave_nothing_be
     for uid in &uids {
         cleaned_up(&node, uid, "a pod of the leak check").await;
     }
+    eventually(
+        Duration::from_secs(90),
+        "the crasher to restart 3 times",
+        || async {
+            let status = main_status(&pods.get("crasher").await.ok()?)?;
+            (status.restart_count >= 3).then_some(())
+        },
+    )
+    .await;
+    let log_dir = node.log_file(&crasher, "main");
+    let log_dir = log_dir.parent().unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "only the crasher's newest two attempts to be kept",
+        || async {
+            let kept = node.containers_of(&uid(&crasher)).await.len();
+            let logs = std::fs::read_dir(log_dir).unwrap().count();
+            (kept <= 2 && logs <= 2).then_some(())
+        },
+    )
+    .await;
+    delete_and_wait(&pods, "crasher").await;
+    cleaned_up(&node, &uid(&crasher), "crasher").await;
     assert_eq!(node.leftovers(), Vec::<String>::new());
     namespace.delete().await;
 }

@@ -171,6 +171,15 @@ impl RuntimeManager {
         }
     }
 
+    /// Drops what is remembered about container `id`, which is gone.
+    pub(super) fn forget_container(&self, id: &str) {
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        self.lock_oom().remove(id);
+    }
+
     fn was_oom_killed(&self, id: &str) -> bool {
         self.lock_oom().contains(id)
     }
@@ -320,11 +329,7 @@ impl RuntimeManager {
                 .delete(&record.id)
                 .await
                 .map_err(|e| e.to_string())?;
-            self.started
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&record.id);
-            self.lock_oom().remove(&record.id);
+            self.forget_container(&record.id);
         }
         self.release_sandbox(uid).await?;
         crate::cgroups::remove_pod(uid).map_err(|e| e.to_string())?;

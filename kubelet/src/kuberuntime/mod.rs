@@ -2,6 +2,7 @@
 
 pub mod actions;
 mod adopt;
+pub mod container_gc;
 pub mod container_spec;
 pub mod env;
 pub mod image_pull;
