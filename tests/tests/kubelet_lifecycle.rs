@@ -307,11 +307,12 @@ async fn pods_are_oom_killed_talk_survive_a_kubelet_restart_and_leave_nothing_be
         assert_eq!(ip(&after), ip(&before[name]), "{name}: pod IP");
         assert_eq!(node.containers_of(&uid(&after)).await.len(), 1, "{name}");
     }
-    // The OOM kill is still known to the new kubelet.
+    // The OOM kill, and when the container started, are still known to the new kubelet.
     let terminated = main_status(&pods.get("hog").await.unwrap())
         .and_then(|s| s.state?.terminated)
         .expect("terminated");
     assert_eq!(terminated.reason.as_deref(), Some("OOMKilled"));
+    assert!(terminated.started_at.is_some(), "{terminated:?}");
     for (name, pod) in [
         ("hog", &hog),
         ("server", &server),

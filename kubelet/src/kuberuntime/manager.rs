@@ -14,7 +14,7 @@ use super::actions::{backoff_delay, compute_pod_actions};
 use super::image_pull::PullBackOff;
 use super::record::{
     ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_OOM_KILLED, LABEL_POD_UID,
-    PodRuntimeStatus, RecordState, exit_reason,
+    LABEL_STARTED_AT, PodRuntimeStatus, RecordState, exit_reason,
 };
 use crate::runtime::{Runtime, RuntimeError, TaskStatus};
 use crate::sandbox::{PortMapping, Protocol, Sandbox, SandboxRequest, SandboxStatus};
@@ -107,7 +107,9 @@ impl RuntimeManager {
                                     || summary.labels.contains_key(LABEL_OOM_KILLED),
                             )
                             .to_string(),
-                            started_at: self.started_at(&summary.id, 0),
+                            started_at: self
+                                .started_at(&summary.id, 0)
+                                .or_else(|| summary.labels.get(LABEL_STARTED_AT)?.parse().ok()),
                             finished_at: exit
                                 .exited_at
                                 .and_then(to_timestamp)

@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::container_spec::{SandboxNamespaces, SpecInputs, container_spec};
 use super::env::fetch_env_sources;
 use super::manager::{PodEvent, RuntimeManager, SyncResult, field_path, pod_description, pod_uid};
-use super::record::container_labels;
+use super::record::{LABEL_STARTED_AT, container_labels};
 use crate::runtime::reference;
 use crate::runtime::spec::{self, NamespaceMode};
 use crate::sandbox::SandboxStatus;
@@ -159,7 +159,15 @@ impl RuntimeManager {
                 self.started
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, at);
+                    .insert(id.clone(), at);
+                // Once the process is gone /proc cannot tell; the label can. Off the start's path.
+                let runtime = self.runtime.clone();
+                tokio::spawn(async move {
+                    let at = at.to_string();
+                    if let Err(e) = runtime.set_label(&id, LABEL_STARTED_AT, &at).await {
+                        tracing::debug!(container = %id, error = %e, "cannot label the start time");
+                    }
+                });
                 result.events.push(event(
                     false,
                     "Started",

@@ -74,6 +74,12 @@ mod tests {
     }
 
     #[test]
+    fn start_times_survive_a_label_round_trip() {
+        let at = start_time(12_345, 1_764_460_000, 100).unwrap();
+        assert_eq!(at.to_string().parse::<Timestamp>().unwrap(), at);
+    }
+
+    #[test]
     fn this_process_started_before_now() {
         let started = process_start_time(std::process::id()).unwrap();
         assert!(started <= Timestamp::now());
