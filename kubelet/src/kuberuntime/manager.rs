@@ -333,9 +333,10 @@ impl RuntimeManager {
                 .map_err(|e| e.to_string())?;
             self.forget_container(&record.id);
         }
-        self.release_sandbox(uid).await?;
         crate::cgroups::remove_pod(uid).map_err(|e| e.to_string())?;
-        super::pod_logs::remove_pod_logs(&self.pod_logs_dir, uid)
+        super::pod_logs::remove_pod_logs(&self.pod_logs_dir, uid)?;
+        // The sandbox last: while its state is on disk, housekeeping retries whatever failed before.
+        self.release_sandbox(uid).await
     }
 
     /// Tears the pod's network down (a finished pod keeps its containers for logs and status).
