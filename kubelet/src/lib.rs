@@ -3,8 +3,10 @@
 //! upstream's healthz port.
 
 pub mod admission;
+pub mod cgroups;
 pub mod config;
 pub mod dns;
+pub mod housekeeping;
 pub mod kuberuntime;
 pub mod node;
 pub mod options;
@@ -40,7 +42,7 @@ use node::runtime_state::{self, RUNTIME_CHECK_PERIOD, RuntimeState};
 use node::{NodeIdentity, NodeStatusManager};
 pub use options::Flags;
 use pod_workers::{PodWorkers, WorkerContext};
-use runtime::Runtime;
+use runtime::{Runtime, RuntimeEvent};
 use sandbox::Sandbox;
 use status::manager::StatusManager;
 
@@ -115,6 +117,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             resync: config.sync_frequency.as_std(),
             volumes: volumemanager::VolumeManager::new(client.clone(), &flags.root_dir),
         });
+        match workers.context().manager.adopt_running_containers().await {
+            Ok(0) => {}
+            Ok(adopted) => tracing::info!(adopted, "adopted the running containers"),
+            Err(e) => tracing::warn!(error = %e, "cannot adopt the running containers"),
+        }
         tokio::spawn(follow_container_exits(
             runtime,
             workers.clone(),
@@ -178,6 +185,7 @@ async fn run_pods(client: Client, node_name: &str, workers: PodWorkers, stop: Ca
     );
     let mut events = pods.subscribe();
     factory.start(stop.clone());
+    tokio::spawn(housekeeping::run(workers.clone(), pods, stop.clone()));
     loop {
         let event = tokio::select! {
             () = stop.cancelled() => return,
@@ -195,8 +203,8 @@ async fn run_pods(client: Client, node_name: &str, workers: PodWorkers, stop: Ca
     }
 }
 
-/// Container exits from containerd's event stream wake their pod's worker within milliseconds;
-/// resubscribes when the stream breaks.
+/// Container exits and OOM kills from containerd's event stream wake their pod's worker within
+/// milliseconds; resubscribes when the stream breaks.
 async fn follow_container_exits(runtime: Runtime, workers: PodWorkers, stop: CancellationToken) {
     use futures::StreamExt;
     while !stop.is_cancelled() {
@@ -204,12 +212,22 @@ async fn follow_container_exits(runtime: Runtime, workers: PodWorkers, stop: Can
             Ok(events) => {
                 let mut events = std::pin::pin!(events);
                 loop {
-                    let exit = tokio::select! {
+                    let event = tokio::select! {
                         () = stop.cancelled() => return,
-                        exit = events.next() => exit,
+                        event = events.next() => event,
                     };
-                    match exit {
-                        Some(Ok(exit)) => workers.container_exited(&exit.container_id),
+                    match event {
+                        // Exec'd processes (probes) exit on the same topic; only the init process's
+                        // exit is the container's.
+                        Some(Ok(RuntimeEvent::Exit(exit))) => {
+                            if exit.process_id == exit.container_id {
+                                workers.container_exited(&exit.container_id);
+                            }
+                        }
+                        Some(Ok(RuntimeEvent::Oom { container_id })) => {
+                            workers.context().manager.oom_killed(&container_id).await;
+                            workers.container_exited(&container_id);
+                        }
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "containerd's event stream broke");
                             break;

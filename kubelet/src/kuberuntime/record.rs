@@ -22,6 +22,12 @@ pub const LABEL_TERMINATION_MESSAGE_POLICY: &str =
 /// mounts; containerd's native API keeps no such list).
 pub const LABEL_TERMINATION_MESSAGE_FILE: &str = "ferrokube.io/termination-message-file";
 
+/// Label: set when the kernel killed the container for memory (ours; the CRI keeps this in its own store).
+pub const LABEL_OOM_KILLED: &str = "io.ferrokube.container.oomKilled";
+
+/// Label: when the container's process started (RFC 3339), for a restarted kubelet once it has exited.
+pub const LABEL_STARTED_AT: &str = "io.ferrokube.container.startedAt";
+
 /// The state of one container attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordState {

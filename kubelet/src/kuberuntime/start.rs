@@ -12,8 +12,8 @@ use super::env::fetch_env_sources;
 use super::lifecycle::POST_START_LIMIT;
 use super::manager::{PodEvent, RuntimeManager, SyncResult, field_path, pod_description, pod_uid};
 use super::record::{
-    ContainerRecord, LABEL_TERMINATION_MESSAGE_FILE, LABEL_TERMINATION_MESSAGE_POLICY, RecordState,
-    container_labels,
+    ContainerRecord, LABEL_STARTED_AT, LABEL_TERMINATION_MESSAGE_FILE,
+    LABEL_TERMINATION_MESSAGE_POLICY, RecordState, container_labels,
 };
 use super::stop::termination_grace;
 use crate::runtime::reference;
@@ -204,11 +204,22 @@ impl RuntimeManager {
         ));
         let log = self.log_path(pod, &container.name, attempt);
         match self.runtime.start(&id, &log).await {
-            Ok(_) => {
+            Ok(pid) => {
+                // The process's own start time, which a restarted kubelet reads back the same way.
+                let at = super::start_time::process_start_time(pid).unwrap_or_else(Timestamp::now);
                 self.started
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(id.clone(), Timestamp::now());
+                    .insert(id.clone(), at);
+                // Once the process is gone /proc cannot tell; the label can. Off the start's path.
+                let runtime = self.runtime.clone();
+                let labelled = id.clone();
+                tokio::spawn(async move {
+                    let at = at.to_string();
+                    if let Err(e) = runtime.set_label(&labelled, LABEL_STARTED_AT, &at).await {
+                        tracing::debug!(container = %labelled, error = %e, "cannot label the start time");
+                    }
+                });
                 result.events.push(event(
                     false,
                     "Started",
@@ -220,9 +231,7 @@ impl RuntimeManager {
                     attempt,
                     image: image.name.clone(),
                     image_id: image.id.clone(),
-                    state: RecordState::Running {
-                        started_at: Timestamp::now(),
-                    },
+                    state: RecordState::Running { started_at: at },
                 };
                 self.post_start(pod, container, &record, result).await;
             }
