@@ -234,6 +234,73 @@ async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
         "killed after {took:?}, the grace period being 4 s"
     );
 
+    // Bad input: a command that does not exist, a volume kind the kubelet does not have. Each pod shows
+    // upstream's reason and events; the kubelet runs on (the pods after these still work).
+    let mut missing_volume = pod("novolume", "sleep 3600", 2, json!({}));
+    missing_volume.spec.as_mut().unwrap().volumes = Some(vec![
+        serde_json::from_value(json!({"name": "data",
+            "nfs": {"server": "192.0.2.1", "path": "/exports"}}))
+        .unwrap(),
+    ]);
+    pods.create(&PostParams::default(), &missing_volume)
+        .await
+        .unwrap();
+    let mut no_command = pod(
+        "nocommand",
+        "unused",
+        2,
+        json!({"command": ["/no/such/binary"]}),
+    );
+    no_command.spec.as_mut().unwrap().restart_policy = Some("Always".into());
+    pods.create(&PostParams::default(), &no_command)
+        .await
+        .unwrap();
+    let waiting = eventually(
+        Duration::from_secs(60),
+        "pod nocommand to wait with a start error",
+        || async {
+            let pod = pods.get("nocommand").await.ok()?;
+            let status = pod.status?.container_statuses?.first()?.clone();
+            let waiting = status.state?.waiting?;
+            matches!(
+                waiting.reason.as_deref(),
+                Some("RunContainerError" | "CrashLoopBackOff")
+            )
+            .then_some(waiting)
+        },
+    )
+    .await;
+    assert!(
+        waiting
+            .message
+            .unwrap_or_default()
+            .contains("/no/such/binary"),
+        "the message names the command"
+    );
+    let failed = eventually(Duration::from_secs(30), "a Failed event", || async {
+        let seen = reasons(&admin, &ns, "nocommand").await;
+        seen.iter().any(|r| r == "Failed").then_some(seen)
+    })
+    .await;
+    assert!(failed.iter().any(|r| r == "Failed"));
+    eventually(Duration::from_secs(30), "a FailedMount event", || async {
+        let events = events_about(&admin, &ns, "novolume").await;
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("FailedMount"))
+            .then_some(())
+    })
+    .await;
+    let pending = pods.get("novolume").await.unwrap();
+    assert_eq!(
+        pending.status.and_then(|s| s.phase).as_deref(),
+        Some("Pending")
+    );
+    for name in ["novolume", "nocommand"] {
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+        wait_gone(&pods, name, Duration::from_secs(30)).await;
+    }
+
     // A failing postStart hook kills the container, which restarts by its restart policy.
     pods.create(
         &PostParams::default(),
