@@ -60,6 +60,10 @@ pub fn cri_config(dir: &Path, cri: &CriSettings) -> String {
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
+  # Without CAP_SYS_RESOURCE (these VMs' root lacks it) runc cannot lower a container's oom_score_adj to the
+  # kubelet's -998 for sandboxes ("failed to update /proc/self/oom_score_adj: Permission denied"); this clamps
+  # it to containerd's own instead.
+  restrict_oom_score_adj = true
 
 [plugins."io.containerd.grpc.v1.cri".containerd]
   snapshotter = "{SNAPSHOTTER}"
@@ -312,6 +316,7 @@ mod tests {
         let plugin = after("[plugins.\"io.containerd.grpc.v1.cri\"]\n");
         assert!(plugin.contains("sandbox_image = \"registry.k8s.io/pause:3.10\""));
         assert!(plugin.contains("stream_server_port = \"0\""));
+        assert!(plugin.contains("restrict_oom_score_adj = true"));
         let runc = after("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n");
         assert!(runc.contains("runtime_type = \"io.containerd.runc.v2\""));
         let options =

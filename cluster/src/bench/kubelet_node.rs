@@ -245,25 +245,26 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// The mount points of this host's cgroup v1 hierarchies.
-fn cgroup_v1_mounts() -> Vec<PathBuf> {
+/// The mount points of this host's cgroup hierarchies (v1, and the v2 one runc also writes to).
+fn cgroup_mounts() -> Vec<PathBuf> {
     std::fs::read_to_string("/proc/self/mounts")
         .unwrap_or_default()
         .lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let mount = fields.get(1)?;
-            (fields.get(2) == Some(&"cgroup")).then(|| PathBuf::from(mount))
+            let kind = fields.get(2)?;
+            (*kind == "cgroup" || *kind == "cgroup2").then(|| PathBuf::from(mount))
         })
         .collect()
 }
 
-/// Creates cgroup `name` in every v1 hierarchy (upstream's kubelet refuses a cgroupRoot that does not
+/// Creates cgroup `name` in every hierarchy (upstream's kubelet refuses a cgroupRoot that does not
 /// exist), with the cpuset hierarchy's CPUs and memory nodes copied from its parent, as a v1 cpuset starts
 /// empty and takes no tasks. Returns the directories made.
 fn make_cgroup_root(name: &str) -> anyhow::Result<Vec<PathBuf>> {
     let mut made = Vec::new();
-    for mount in cgroup_v1_mounts() {
+    for mount in cgroup_mounts() {
         let dir = mount.join(name);
         if !dir.is_dir() {
             std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
