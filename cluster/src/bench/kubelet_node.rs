@@ -225,6 +225,13 @@ authentication:
     enabled: false
 authorization:
   mode: AlwaysAllow
+# Upstream's default disk thresholds (imagefs.available<15%, nodefs.available<10%) put a shared build host
+# under DiskPressure, which evicts and rejects the benchmark's pods; memory keeps its default.
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 1%
+  imagefs.available: 1%
+  nodefs.inodesFree: 1%
 "#,
         endpoint = config.endpoint.display(),
         cgroup_root = UPSTREAM_CGROUP_ROOT,
@@ -361,6 +368,7 @@ mod tests {
         assert_eq!(value["port"], 12345);
         assert_eq!(value["readOnlyPort"], 0);
         assert_eq!(value["authentication"]["anonymous"]["enabled"], false);
+        assert_eq!(value["evictionHard"]["imagefs.available"], "1%");
     }
 
     #[test]
