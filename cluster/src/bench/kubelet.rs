@@ -342,18 +342,19 @@ async fn watch_running(
             }
         };
         let at = Instant::now();
-        match event {
+        let pod = match event {
             watcher::Event::InitDone => {
                 if let Some(synced) = synced.take() {
                     let _ = synced.send(());
                 }
+                continue;
             }
-            watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) if is_running(&pod) => {
-                if running.send((pod.name_any(), at)).is_err() {
-                    return;
-                }
-            }
-            _ => {}
+            watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => pod,
+            _ => continue,
+        };
+        // The receiver is gone once the run is over.
+        if is_running(&pod) && running.send((pod.name_any(), at)).is_err() {
+            return;
         }
     }
 }
