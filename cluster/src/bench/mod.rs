@@ -359,6 +359,7 @@ async fn bench_controllers(args: ControllersArgs) -> anyhow::Result<()> {
 }
 
 async fn bench_kubelet(args: KubeletArgs) -> anyhow::Result<()> {
+    // The kubelets keep their default client limits, so there is no --qps to check: 1.0 passes.
     let binaries = prepare(
         1.0,
         &args.implementations,
