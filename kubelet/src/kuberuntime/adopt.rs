@@ -3,10 +3,8 @@
 //! blocks once the pipe is full) and their start times come from /proc.
 
 use super::manager::RuntimeManager;
-use super::record::{
-    LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
-};
-use crate::runtime::{ContainerSummary, RuntimeError, TaskStatus};
+use super::pod_logs::labelled_log_path;
+use crate::runtime::{RuntimeError, TaskStatus};
 
 impl RuntimeManager {
     /// Once at start-up, before any pod worker: reads the running containers' output into their log
@@ -20,7 +18,7 @@ impl RuntimeManager {
             if !matches!(task.status, TaskStatus::Running | TaskStatus::Paused) {
                 continue;
             }
-            let Some(log) = self.adopted_log_path(&summary) else {
+            let Some(log) = labelled_log_path(&self.pod_logs_dir, &summary.labels) else {
                 continue;
             };
             if let Some(started) = super::start_time::process_start_time(task.pid) {
@@ -37,20 +35,5 @@ impl RuntimeManager {
             }
         }
         Ok(adopted)
-    }
-
-    /// The log file of a container the kubelet made, from its labels; `None` for other containers.
-    fn adopted_log_path(&self, summary: &ContainerSummary) -> Option<std::path::PathBuf> {
-        let label = |name: &str| summary.labels.get(name).map(String::as_str);
-        Some(super::pod_logs::log_path(
-            &self.pod_logs_dir,
-            [
-                label(LABEL_POD_NAMESPACE)?,
-                label(LABEL_POD_NAME)?,
-                label(LABEL_POD_UID)?,
-            ],
-            label(LABEL_CONTAINER_NAME)?,
-            label(LABEL_ATTEMPT)?.parse().ok()?,
-        ))
     }
 }

@@ -6,9 +6,8 @@
 use std::collections::HashMap;
 
 use super::manager::RuntimeManager;
-use super::record::{
-    LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
-};
+use super::pod_logs::labelled_log_path;
+use super::record::{LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_UID};
 use crate::runtime::{ContainerSummary, RuntimeError};
 
 /// The attempts of each pod's containers that are older than the newest two, oldest first.
@@ -47,25 +46,11 @@ impl RuntimeManager {
             tracing::debug!(container = %container.id, "removing an old container attempt");
             self.runtime.delete(&container.id).await?;
             self.forget_container(&container.id);
-            let label = |name| container.labels.get(name).map(String::as_str);
-            if let (Some(namespace), Some(pod), Some(uid), Some(name), Some(attempt)) = (
-                label(LABEL_POD_NAMESPACE),
-                label(LABEL_POD_NAME),
-                label(LABEL_POD_UID),
-                label(LABEL_CONTAINER_NAME),
-                label(LABEL_ATTEMPT).and_then(|a| a.parse().ok()),
-            ) {
-                let log = super::pod_logs::log_path(
-                    &self.pod_logs_dir,
-                    [namespace, pod, uid],
-                    name,
-                    attempt,
-                );
-                if let Err(e) = std::fs::remove_file(&log)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(log = %log.display(), error = %e, "cannot remove an old container log");
-                }
+            if let Some(log) = labelled_log_path(&self.pod_logs_dir, &container.labels)
+                && let Err(e) = std::fs::remove_file(&log)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(log = %log.display(), error = %e, "cannot remove an old container log");
             }
         }
         Ok(())

@@ -14,9 +14,9 @@ use super::actions::{backoff_delay, compute_pod_actions};
 use super::image_pull::PullBackOff;
 use super::pod_files::PodFiles;
 use super::record::{
-    ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_OOM_KILLED, LABEL_POD_NAME,
-    LABEL_POD_NAMESPACE, LABEL_POD_UID, LABEL_STARTED_AT, LABEL_TERMINATION_MESSAGE_FILE,
-    LABEL_TERMINATION_MESSAGE_POLICY, PodRuntimeStatus, RecordState, exit_reason,
+    ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_OOM_KILLED, LABEL_POD_UID,
+    LABEL_STARTED_AT, LABEL_TERMINATION_MESSAGE_FILE, LABEL_TERMINATION_MESSAGE_POLICY,
+    PodRuntimeStatus, RecordState, exit_reason,
 };
 use super::termination_message::termination_message;
 use crate::runtime::{Runtime, RuntimeError, TaskStatus};
@@ -168,19 +168,12 @@ impl RuntimeManager {
 
     /// The termination message of a container (by its labels) that exited with `code`.
     fn exit_message(&self, labels: &HashMap<String, String>, code: i32) -> Option<String> {
-        let label = |key: &str| labels.get(key).map(String::as_str).unwrap_or_default();
-        let log = self
-            .pod_logs_dir
-            .join(format!(
-                "{}_{}_{}",
-                label(LABEL_POD_NAMESPACE),
-                label(LABEL_POD_NAME),
-                label(LABEL_POD_UID)
-            ))
-            .join(label(LABEL_CONTAINER_NAME))
-            .join(format!("{}.log", label(LABEL_ATTEMPT)));
+        let log = super::pod_logs::labelled_log_path(&self.pod_logs_dir, labels)?;
         let file = labels.get(LABEL_TERMINATION_MESSAGE_FILE).map(Path::new);
-        let fallback = label(LABEL_TERMINATION_MESSAGE_POLICY) == "FallbackToLogsOnError";
+        let fallback = labels
+            .get(LABEL_TERMINATION_MESSAGE_POLICY)
+            .map(String::as_str)
+            == Some("FallbackToLogsOnError");
         termination_message(file, fallback, code, &log)
     }
 

@@ -2,7 +2,12 @@
 //! BuildContainerLogsDirectory), and removing a pod's logs once the pod is gone (upstream's container GC
 //! evicts the log directories of deleted pods).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use super::record::{
+    LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
+};
 
 /// The log file of attempt `attempt` of `container` of the pod `[namespace, name, uid]`.
 pub fn log_path(
@@ -14,6 +19,22 @@ pub fn log_path(
     dir.join(format!("{namespace}_{name}_{uid}"))
         .join(container)
         .join(format!("{attempt}.log"))
+}
+
+/// The log file of the container with `labels` (as the kubelet labels its containers); `None` for a
+/// container without them.
+pub fn labelled_log_path(dir: &Path, labels: &HashMap<String, String>) -> Option<PathBuf> {
+    let label = |name: &str| labels.get(name).map(String::as_str);
+    Some(log_path(
+        dir,
+        [
+            label(LABEL_POD_NAMESPACE)?,
+            label(LABEL_POD_NAME)?,
+            label(LABEL_POD_UID)?,
+        ],
+        label(LABEL_CONTAINER_NAME)?,
+        label(LABEL_ATTEMPT)?.parse().ok()?,
+    ))
 }
 
 /// Whether `name` is the log directory of pod `uid` (namespaces and pod names hold no `_`).
