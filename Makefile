@@ -5,7 +5,7 @@ CARGO ?= cargo
 CONTROL_PLANE_BINS := etcd kube-apiserver kubectl
 FERROKUBE := target/debug/ferrokube
 
-.PHONY: deps upstream build lint test up bench-scheduler bench-controllers
+.PHONY: deps upstream build lint test up bench-scheduler bench-controllers bench-kubelet
 
 deps:
 	@hack/deps.sh
@@ -43,3 +43,10 @@ bench-controllers: deps
 	@hack/upstream/build.sh etcd kube-apiserver kube-controller-manager
 	$(CARGO) build --release -p ferrokube-cluster -p ferrokube-controller-manager
 	target/release/ferrokube bench controllers $(ARGS)
+
+# ferrokube-kubelet and upstream's kubelet, each on a containerd of its own (upstream's through the CRI plugin),
+# release builds; as root. Results in bench-out/. E.g. `make bench-kubelet ARGS="--implementations ferrokube"`.
+bench-kubelet: deps
+	@hack/upstream/build.sh etcd kube-apiserver kubelet
+	$(CARGO) build --release -p ferrokube-cluster -p ferrokube-kubelet
+	target/release/ferrokube bench kubelet $(ARGS)

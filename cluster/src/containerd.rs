@@ -1,8 +1,10 @@
 //! A containerd of the harness's own: its own root, state and socket under one directory, the CRI plugin
-//! off (the kubelet uses containerd's native API), overlayfs snapshots. Dropping it stops the shims it
+//! off (the kubelet uses containerd's native API) or, for upstream's kubelet, on ([`cri_config`]), overlayfs
+//! snapshots. Dropping it stops the shims it
 //! started and their containers, containerd itself, and detaches mounts left under the directory, so the
 //! directory can be removed.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -27,14 +29,74 @@ pub struct Containerd {
 
 /// containerd's configuration for `dir`.
 pub fn config(dir: &Path) -> String {
+    common_config(
+        dir,
+        "# The kubelet talks to containerd's native API; no CRI.\n\
+         disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
+    )
+}
+
+/// What the CRI plugin needs to run pods for upstream's kubelet.
+#[derive(Clone, Debug)]
+pub struct CriSettings {
+    /// The pod sandbox (pause) image; it must be in the store already, as no registry is reachable.
+    pub sandbox_image: String,
+    /// Where the CNI plugin binaries are.
+    pub cni_bin_dir: PathBuf,
+    /// The directory holding the CNI network configuration.
+    pub cni_conf_dir: PathBuf,
+}
+
+/// containerd's configuration for `dir` with the CRI plugin on, for upstream's kubelet: runc through the
+/// v2 shim with cgroupfs (not systemd) cgroups, the pods' network from `cri.cni_conf_dir`.
+pub fn cri_config(dir: &Path, cri: &CriSettings) -> String {
+    let mut text = common_config(dir, "# The CRI plugin serves upstream's kubelet.\n");
+    let _ = write!(
+        text,
+        r#"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{sandbox}"
+  # A random port on loopback: a fixed one would collide with any other CRI containerd on the host.
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  # Without CAP_SYS_RESOURCE (these VMs' root lacks it) runc cannot lower a container's oom_score_adj to the
+  # kubelet's -998 for sandboxes ("failed to update /proc/self/oom_score_adj: Permission denied"); this clamps
+  # it to containerd's own instead.
+  restrict_oom_score_adj = true
+
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  snapshotter = "{SNAPSHOTTER}"
+  default_runtime_name = "runc"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  # cgroupfs, as the kubelet's cgroupDriver: this host has no systemd managing cgroups.
+  SystemdCgroup = false
+
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "{bin}"
+  conf_dir = "{conf}"
+  max_conf_num = 1
+"#,
+        sandbox = cri.sandbox_image,
+        bin = cri.cni_bin_dir.display(),
+        conf = cri.cni_conf_dir.display(),
+    );
+    text
+}
+
+/// The part of every configuration that keeps containerd's state, sockets and plugins' data under `dir`;
+/// `top` holds top-level keys, which TOML wants before the first table.
+fn common_config(dir: &Path, top: &str) -> String {
     let d = dir.display();
     format!(
         r#"version = 2
 root = "{d}/root"
 state = "{d}/state"
-# The kubelet talks to containerd's native API; no CRI.
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
+{top}
 [grpc]
   address = "{d}/containerd.sock"
 
@@ -49,6 +111,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "{d}/opt"
+
 "#
     )
 }
@@ -56,8 +119,18 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 impl Containerd {
     /// Starts containerd with its state under `dir` (which must exist) and waits until it answers.
     pub fn start(dir: &Path) -> Result<Self, Error> {
+        Self::start_with_config(dir, &config(dir))
+    }
+
+    /// Starts containerd with its CRI plugin on, configured by `cri`, with its state under `dir`.
+    pub fn start_cri(dir: &Path, cri: &CriSettings) -> Result<Self, Error> {
+        Self::start_with_config(dir, &cri_config(dir, cri))
+    }
+
+    /// Starts containerd with configuration `text` (one of [`config`] or [`cri_config`] for `dir`).
+    fn start_with_config(dir: &Path, text: &str) -> Result<Self, Error> {
         let config_path = dir.join("config.toml");
-        std::fs::write(&config_path, config(dir)).map_err(|e| Error::io(&config_path, e))?;
+        std::fs::write(&config_path, text).map_err(|e| Error::io(&config_path, e))?;
         let socket = dir.join("containerd.sock");
         let mut command = Command::new("containerd");
         command.arg("--config").arg(&config_path);
@@ -205,5 +278,52 @@ impl Drop for Containerd {
         }
         self.process.stop(Duration::from_secs(5));
         sys::detach_mounts_under(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_native_config_turns_cri_off() {
+        let text = config(Path::new("/x"));
+        assert!(text.starts_with("version = 2\nroot = \"/x/root\"\nstate = \"/x/state\"\n"));
+        assert!(text.contains("disabled_plugins = [\"io.containerd.grpc.v1.cri\"]"));
+        assert!(text.contains("address = \"/x/containerd.sock\""));
+    }
+
+    #[test]
+    fn the_cri_config_runs_runc_with_cgroupfs_and_the_given_cni_and_pause() {
+        let cri = CriSettings {
+            sandbox_image: "registry.k8s.io/pause:3.10".into(),
+            cni_bin_dir: "/usr/lib/cni".into(),
+            cni_conf_dir: "/x/cni".into(),
+        };
+        let text = cri_config(Path::new("/x"), &cri);
+        assert!(!text.contains("disabled_plugins"), "{text}");
+        assert!(text.contains("root = \"/x/root\""));
+        let after = |header: &str| {
+            let start = text
+                .find(header)
+                .unwrap_or_else(|| panic!("no {header}: {text}"));
+            text[start + header.len()..]
+                .split("\n[")
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let plugin = after("[plugins.\"io.containerd.grpc.v1.cri\"]\n");
+        assert!(plugin.contains("sandbox_image = \"registry.k8s.io/pause:3.10\""));
+        assert!(plugin.contains("stream_server_port = \"0\""));
+        assert!(plugin.contains("restrict_oom_score_adj = true"));
+        let runc = after("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n");
+        assert!(runc.contains("runtime_type = \"io.containerd.runc.v2\""));
+        let options =
+            after("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n");
+        assert!(options.contains("SystemdCgroup = false"));
+        let cni = after("[plugins.\"io.containerd.grpc.v1.cri\".cni]\n");
+        assert!(cni.contains("bin_dir = \"/usr/lib/cni\""));
+        assert!(cni.contains("conf_dir = \"/x/cni\""));
     }
 }

@@ -1,6 +1,7 @@
 //! Container images without a registry: an OCI image-layout tarball built from files on this host, imported
 //! into a containerd. The busybox image holds Debian's static busybox with its applet links, enough for sh,
-//! httpd, nc, wget, sleep and the like.
+//! httpd, nc, wget, sleep and the like; the pause image (for containerd's CRI plugin, which upstream's
+//! kubelet uses) holds upstream's pause.c compiled statically here.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ use crate::{Error, upstream};
 pub const BUSYBOX_IMAGE: &str = "docker.io/library/busybox:latest";
 /// Where Debian's busybox-static installs the binary.
 pub const BUSYBOX_BINARY: &str = "/bin/busybox";
+/// The name of the pause image; containerd's CRI plugin is configured with it as `sandbox_image`.
+pub const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 /// The containerd namespace images are imported into (the kubelet's).
 pub const NAMESPACE: &str = "k8s.io";
 
@@ -233,6 +236,82 @@ pub fn busybox_tarball() -> Result<PathBuf, Error> {
     Ok(path)
 }
 
+/// Where upstream's pause.c is: in the Kubernetes module hack/upstream downloaded into the Go module cache.
+pub fn pause_source() -> PathBuf {
+    upstream::cache_dir()
+        .join("go/mod/k8s.io")
+        .join(format!(
+            "kubernetes@{}",
+            component_base::version::KUBERNETES_VERSION
+        ))
+        .join("build/pause/linux/pause.c")
+}
+
+/// The pause image's root filesystem: the binary as /pause, as upstream's image has it.
+pub fn pause_layer(pause: &[u8]) -> Layer {
+    let mut layer = Layer::default();
+    layer.file("pause", pause.to_vec(), 0o755);
+    layer
+}
+
+/// The pause image tarball, built once into `$FERROKUBE_CACHE/images/`: upstream's pause.c compiled with
+/// `gcc -static` (no registry can give us the image; upstream's Makefile builds it the same way).
+pub fn pause_tarball() -> Result<PathBuf, Error> {
+    let dir = upstream::cache_dir().join("images");
+    let path = dir.join("pause.tar");
+    if path.is_file() {
+        return Ok(path);
+    }
+    let source = pause_source();
+    if !source.is_file() {
+        return Err(Error::io(
+            &source,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "upstream's pause.c is missing (run `hack/upstream/build.sh kubelet`, which downloads the module)",
+            ),
+        ));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let binary = dir.join(format!("pause.{}.partial", std::process::id()));
+    let version = format!(
+        "-DVERSION=ferrokube-{}",
+        component_base::version::KUBERNETES_VERSION
+    );
+    let compiled = Command::new("gcc")
+        .args(["-static", "-Os", "-Wall", &version, "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .map_err(|source| Error::Spawn {
+            name: "gcc".into(),
+            source,
+        })?;
+    if !compiled.status.success() {
+        return Err(Error::io(
+            &source,
+            std::io::Error::other(format!(
+                "gcc -static failed ({}): {} (install gcc and libc6-dev)",
+                compiled.status,
+                String::from_utf8_lossy(&compiled.stderr).trim()
+            )),
+        ));
+    }
+    let pause = std::fs::read(&binary).map_err(|e| Error::io(&binary, e))?;
+    let _ = std::fs::remove_file(&binary);
+    let tarball = image_tarball(PAUSE_IMAGE, &pause_layer(&pause), &["/pause"])
+        .map_err(|e| Error::io(&path, e))?;
+    let partial = dir.join(format!("pause.tar.{}.partial", std::process::id()));
+    std::fs::write(&partial, tarball).map_err(|e| Error::io(&partial, e))?;
+    std::fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))?;
+    Ok(path)
+}
+
+/// Builds (once) and imports the pause image into the containerd at `socket`.
+pub fn import_pause(socket: &Path) -> Result<(), Error> {
+    import(socket, &pause_tarball()?)
+}
+
 /// Imports image tarball `tarball` into the containerd at `socket` (namespace k8s.io), unpacked into its
 /// default snapshotter.
 pub fn import(socket: &Path, tarball: &Path) -> Result<(), Error> {
@@ -309,6 +388,15 @@ mod tests {
         );
         assert!(find("etc/group").is_some());
         assert!(find("tmp/").is_some());
+    }
+
+    #[test]
+    fn the_pause_layer_is_one_executable_at_the_root() {
+        let entries = entries(&pause_layer(b"ELF").to_tar().unwrap());
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].0, "pause");
+        assert_eq!(entries[0].2, b"ELF");
+        assert!(pause_source().ends_with("build/pause/linux/pause.c"));
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! upstream's healthz port.
 
 pub mod admission;
+pub mod cgroups;
 pub mod config;
+pub mod dns;
+pub mod housekeeping;
 pub mod kuberuntime;
 pub mod node;
 pub mod options;
@@ -32,13 +35,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use config::KubeletConfiguration;
+use dns::DnsConfigurer;
 use kuberuntime::manager::RuntimeManager;
+use kuberuntime::pod_files::PodFiles;
 use node::machine::MachineInfo;
 use node::runtime_state::{self, RUNTIME_CHECK_PERIOD, RuntimeState};
 use node::{NodeIdentity, NodeStatusManager};
 pub use options::Flags;
 use pod_workers::{PodWorkers, WorkerContext};
-use runtime::Runtime;
+use runtime::{Runtime, RuntimeEvent};
 use sandbox::Sandbox;
 use status::manager::StatusManager;
 
@@ -103,6 +108,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 sandbox,
                 client.clone(),
                 Path::new(&config.pod_logs_dir),
+                PodFiles::new(dns_configurer(&config), &flags.root_dir.join("pods")),
             ),
             statuses: StatusManager::new(client.clone()),
             recorder: recorder.clone(),
@@ -113,6 +119,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             volumes: volumemanager::VolumeManager::new(client.clone(), &flags.root_dir),
             probes: prober::ProbeManager::new(runtime.clone(), recorder.clone()),
         });
+        match workers.context().manager.adopt_running_containers().await {
+            Ok(0) => {}
+            Ok(adopted) => tracing::info!(adopted, "adopted the running containers"),
+            Err(e) => tracing::warn!(error = %e, "cannot adopt the running containers"),
+        }
         tokio::spawn(follow_container_exits(
             runtime,
             workers.clone(),
@@ -125,6 +136,25 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         serving.await??;
     }
     Ok(())
+}
+
+/// Pods' DNS settings from clusterDNS, clusterDomain and resolvConf (read once, as upstream does).
+fn dns_configurer(config: &KubeletConfiguration) -> DnsConfigurer {
+    let host = match config.resolv_conf.as_deref().unwrap_or_default() {
+        "" => None,
+        path => match std::fs::read_to_string(path) {
+            Ok(text) => Some(dns::parse_resolv_conf(&text)),
+            Err(e) => {
+                tracing::warn!(path, error = %e, "cannot read resolvConf; pods get no host DNS settings");
+                Some(dns::DnsConfig::default())
+            }
+        },
+    };
+    DnsConfigurer {
+        cluster_dns: config.cluster_dns.clone(),
+        cluster_domain: config.cluster_domain.clone(),
+        host,
+    }
 }
 
 /// Connects to containerd, retrying every 5 s until it answers or the kubelet stops.
@@ -157,6 +187,7 @@ async fn run_pods(client: Client, node_name: &str, workers: PodWorkers, stop: Ca
     );
     let mut events = pods.subscribe();
     factory.start(stop.clone());
+    tokio::spawn(housekeeping::run(workers.clone(), pods, stop.clone()));
     loop {
         let event = tokio::select! {
             () = stop.cancelled() => return,
@@ -174,8 +205,8 @@ async fn run_pods(client: Client, node_name: &str, workers: PodWorkers, stop: Ca
     }
 }
 
-/// Container exits from containerd's event stream wake their pod's worker within milliseconds;
-/// resubscribes when the stream breaks.
+/// Container exits and OOM kills from containerd's event stream wake their pod's worker within
+/// milliseconds; resubscribes when the stream breaks.
 async fn follow_container_exits(runtime: Runtime, workers: PodWorkers, stop: CancellationToken) {
     use futures::StreamExt;
     while !stop.is_cancelled() {
@@ -183,12 +214,22 @@ async fn follow_container_exits(runtime: Runtime, workers: PodWorkers, stop: Can
             Ok(events) => {
                 let mut events = std::pin::pin!(events);
                 loop {
-                    let exit = tokio::select! {
+                    let event = tokio::select! {
                         () = stop.cancelled() => return,
-                        exit = events.next() => exit,
+                        event = events.next() => event,
                     };
-                    match exit {
-                        Some(Ok(exit)) => workers.container_exited(&exit.container_id),
+                    match event {
+                        // Exec'd processes (probes) exit on the same topic; only the init process's
+                        // exit is the container's.
+                        Some(Ok(RuntimeEvent::Exit(exit))) => {
+                            if exit.process_id == exit.container_id {
+                                workers.container_exited(&exit.container_id);
+                            }
+                        }
+                        Some(Ok(RuntimeEvent::Oom { container_id })) => {
+                            workers.context().manager.oom_killed(&container_id).await;
+                            workers.container_exited(&container_id);
+                        }
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "containerd's event stream broke");
                             break;

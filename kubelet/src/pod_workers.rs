@@ -168,8 +168,19 @@ impl PodWorkers {
         }
     }
 
+    /// What the workers share.
+    pub fn context(&self) -> &WorkerContext {
+        &self.context
+    }
+
+    /// The UIDs of the pods that have a worker (running, or terminating): housekeeping leaves them alone.
+    pub fn active(&self) -> HashSet<String> {
+        lock(&self.workers).keys().cloned().collect()
+    }
+
     /// The pod object is gone.
     pub fn removed(&self, uid: &str) {
+        lock(&self.rejected).remove(uid);
         self.send(uid, Update::Removed);
     }
 
@@ -338,7 +349,7 @@ impl PodWorkers {
                 containers.remove(&record.id);
             }
         }
-        if let Err(e) = context.volumes.unmount_pod(&uid).await {
+        if let Err(e) = context.volumes.remove_pod(&uid).await {
             tracing::warn!(pod = %pod_name(pod), error = %e, "cannot tear down the pod's volumes");
         }
         context.statuses.forget(&uid);

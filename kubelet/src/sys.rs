@@ -31,3 +31,11 @@ pub fn statvfs(path: &Path) -> std::io::Result<FilesystemStats> {
         fragment_size: stats.f_frsize,
     })
 }
+
+/// The kernel's clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of /proc's process times.
+pub fn clock_ticks_per_second() -> Option<u64> {
+    #[allow(unsafe_code)]
+    // SAFETY: sysconf only reads a configuration value; it has no memory arguments.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|t| *t > 0)
+}

@@ -1,6 +1,6 @@
 //! Starting ferrokube-kubelet against the shared control plane.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferrokube_cluster::Identity;
@@ -10,6 +10,8 @@ use ferrokube_cluster::cni::write_bridge_conflist;
 use ferrokube_cluster::containerd::Containerd;
 use ferrokube_cluster::images::import_busybox;
 use ferrokube_cluster::testing::shared_control_plane;
+use ferrokube_kubelet::kuberuntime::record::LABEL_POD_UID;
+use ferrokube_kubelet::runtime::Runtime;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
@@ -49,6 +51,10 @@ pub struct TestNode {
     pub logs: PathBuf,
     /// The kubelet's root directory.
     pub root: PathBuf,
+    /// The CNI configuration directory (host-local keeps its allocations below it).
+    pub cni_dir: PathBuf,
+    name: String,
+    args: Vec<String>,
     _bridge: BridgeGuard,
 }
 
@@ -85,6 +91,7 @@ impl TestNode {
             "--node-status-update-frequency=1s".to_string(),
         ];
         all.extend(args.iter().map(|a| a.to_string()));
+        let kubelet_args = all.clone();
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
         let kubelet = start_kubelet(name, &all);
         let admin = shared_control_plane()
@@ -110,6 +117,9 @@ impl TestNode {
             containerd,
             logs,
             root: shared_control_plane().dir().join(format!("kubelet-{name}")),
+            cni_dir,
+            name: name.to_string(),
+            args: kubelet_args,
             _bridge: bridge_guard,
         }
     }
@@ -137,6 +147,154 @@ impl TestNode {
             .join(container)
             .join("0.log")
     }
+
+    /// Kills the kubelet with SIGKILL, as a crash: it cleans nothing up.
+    pub fn kill_kubelet(&mut self) {
+        let pid = self.kubelet.process.pid().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success(), "kill -KILL {pid}");
+        // Reaps it (it is gone already).
+        self.kubelet.process.stop(Duration::from_secs(5));
+    }
+
+    /// Starts a new kubelet with the same arguments (after [`TestNode::kill_kubelet`]).
+    pub fn start_kubelet_again(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.kubelet = start_kubelet(&self.name, &args);
+    }
+
+    /// `ctr -n k8s.io ARGS` against the node's containerd; its stdout.
+    pub fn ctr(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new("ctr")
+            .arg("--address")
+            .arg(self.containerd.socket())
+            .args(["-n", "k8s.io"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "ctr {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The containers containerd holds for pod `uid`.
+    pub async fn containers_of(&self, uid: &str) -> Vec<String> {
+        let runtime = Runtime::connect(self.containerd.socket()).await.unwrap();
+        runtime
+            .list_containers()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.labels.get(LABEL_POD_UID).map(String::as_str) == Some(uid))
+            .map(|c| c.id)
+            .collect()
+    }
+
+    /// What the node still holds for pod `uid`: containers, netns, sandbox state, pod directory, mounts,
+    /// cgroups and logs; each as a line saying what it is. Empty once the pod is cleaned up.
+    pub async fn leftovers_of(&self, uid: &str) -> Vec<String> {
+        let mut left: Vec<String> = self
+            .containers_of(uid)
+            .await
+            .into_iter()
+            .map(|id| format!("container {id}"))
+            .collect();
+        let paths = [
+            PathBuf::from(format!("/run/netns/fk-{uid}")),
+            self.root.join("pods").join(uid),
+            self.root.join("sandboxes").join(uid),
+        ];
+        left.extend(
+            paths
+                .iter()
+                .filter(|p| p.exists())
+                .map(|p| p.display().to_string()),
+        );
+        left.extend(
+            mount_points()
+                .into_iter()
+                .filter(|m| m.contains(uid))
+                .map(|m| format!("mount {m}")),
+        );
+        left.extend(pod_cgroups(uid));
+        let suffix = format!("_{uid}");
+        for entry in std::fs::read_dir(&self.logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().ends_with(&suffix) {
+                left.push(format!("logs {}", entry.path().display()));
+            }
+        }
+        left
+    }
+
+    /// What the node holds for any pod: tasks, containers, containers' snapshots, host-local IP
+    /// allocations and mounts under the kubelet's root. Empty when no pod is left on the node.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left: Vec<String> = Vec::new();
+        for id in self.ctr(&["tasks", "list", "-q"]).lines() {
+            left.push(format!("task {id}"));
+        }
+        for id in self.ctr(&["containers", "list", "-q"]).lines() {
+            left.push(format!("container {id}"));
+        }
+        // Image layers are committed snapshots; a container's is the active one on top.
+        for line in self.ctr(&["snapshots", "list"]).lines().skip(1) {
+            if line.split_whitespace().last() == Some("Active") {
+                left.push(format!("snapshot {line}"));
+            }
+        }
+        let ipam = ferrokube_cluster::cni::ipam_data_dir(&self.cni_dir)
+            .join(ferrokube_cluster::cni::NETWORK);
+        for entry in std::fs::read_dir(&ipam).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.parse::<std::net::IpAddr>().is_ok() {
+                left.push(format!("IP allocation {name}"));
+            }
+        }
+        let root = self
+            .root
+            .canonicalize()
+            .unwrap_or_else(|_| self.root.clone());
+        for mount in mount_points() {
+            if Path::new(&mount).starts_with(&root) {
+                left.push(format!("mount {mount}"));
+            }
+        }
+        left
+    }
+}
+
+/// The mount points of /proc/self/mountinfo (as written there, octal escapes kept).
+fn mount_points() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4).map(str::to_string))
+        .collect()
+}
+
+/// Pod `uid`'s cgroups in any hierarchy and QoS level.
+fn pod_cgroups(uid: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let kubepods = hierarchy.path().join("kubepods");
+        for qos in std::fs::read_dir(&kubepods).into_iter().flatten().flatten() {
+            let pod = qos.path().join(format!("pod{uid}"));
+            if pod.exists() {
+                found.push(format!("cgroup {}", pod.display()));
+            }
+        }
+    }
+    found
 }
 
 /// The events (events.k8s.io) about object `name` in `namespace`.

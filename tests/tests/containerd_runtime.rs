@@ -10,7 +10,7 @@ use std::time::Duration;
 use ferrokube_cluster::Containerd;
 use ferrokube_cluster::images::{self, BUSYBOX_IMAGE};
 use ferrokube_kubelet::runtime::spec::{self, ContainerSpec, NamespaceMode, Resources};
-use ferrokube_kubelet::runtime::{ImageConfig, Runtime, TaskExit, TaskStatus};
+use ferrokube_kubelet::runtime::{ImageConfig, Runtime, RuntimeEvent, TaskExit, TaskStatus};
 use futures::StreamExt;
 
 /// A containerd of the test's own with busybox imported; fields drop in order, the directory last.
@@ -97,12 +97,14 @@ fn rand_suffix() -> u32 {
 
 /// The next exit of `id`'s init process on `events`.
 async fn exit_of(
-    events: &mut (impl futures::Stream<Item = ferrokube_kubelet::runtime::Result<TaskExit>> + Unpin),
+    events: &mut (impl futures::Stream<Item = ferrokube_kubelet::runtime::Result<RuntimeEvent>> + Unpin),
     id: &str,
 ) -> TaskExit {
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            let exit = events.next().await.unwrap().unwrap();
+            let RuntimeEvent::Exit(exit) = events.next().await.unwrap().unwrap() else {
+                continue;
+            };
             if exit.container_id == id && exit.process_id == id {
                 return exit;
             }

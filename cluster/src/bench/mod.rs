@@ -10,14 +10,20 @@ use anyhow::{Context, bail};
 
 pub mod controllers;
 pub mod controllers_report;
+pub mod kubelet;
+pub mod kubelet_node;
+pub mod kubelet_report;
 pub mod measure;
 pub mod report;
 pub mod scheduler;
 pub mod workload;
 
 use controllers_report::{ControllersReport, ControllersResult, ControllersWorkload};
+use kubelet_report::{KubeletReport, KubeletResult, KubeletWorkload};
 use measure::{Machine, ProcessUsage};
 use report::{ImplementationResult, Report, Workload, round};
+
+use crate::{ControlPlane, ControlPlaneConfig, Identity};
 
 /// Flags of `ferrokube bench`.
 #[derive(clap::Args, Debug)]
@@ -34,6 +40,23 @@ pub enum BenchCommand {
     /// Scale, roll and delete a Deployment with ferrokube-controller-manager and with upstream
     /// kube-controller-manager.
     Controllers(ControllersArgs),
+    /// Run 30 pods one per second, then 100 at once, on one node with ferrokube-kubelet and with upstream's
+    /// kubelet on the same containerd.
+    Kubelet(KubeletArgs),
+}
+
+/// Flags of `ferrokube bench kubelet`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct KubeletArgs {
+    /// Directory for kubelet.json, kubelet.md and the kubelets' and containerds' logs.
+    #[arg(long, default_value = "bench-out")]
+    pub out: PathBuf,
+    /// Which kubelets to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "ferrokube,upstream")]
+    pub implementations: Vec<Implementation>,
+    /// Seconds each phase (steady, burst) may take to get its pods Running.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
 }
 
 /// Flags of `ferrokube bench controllers`.
@@ -118,6 +141,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             match args.command {
                 BenchCommand::Scheduler(args) => bench_scheduler(args).await,
                 BenchCommand::Controllers(args) => bench_controllers(args).await,
+                BenchCommand::Kubelet(args) => bench_kubelet(args).await,
             }
         } => result,
         () = shutdown.cancelled() => bail!("interrupted; stopped everything the benchmark started"),
@@ -334,6 +358,88 @@ async fn bench_controllers(args: ControllersArgs) -> anyhow::Result<()> {
     )
 }
 
+async fn bench_kubelet(args: KubeletArgs) -> anyhow::Result<()> {
+    // The kubelets keep their default client limits, so there is no --qps to check: 1.0 passes.
+    let binaries = prepare(
+        1.0,
+        &args.implementations,
+        &args.out,
+        ("ferrokube-kubelet", "kubelet"),
+    )
+    .await?;
+    eprintln!("starting etcd and kube-apiserver");
+    let config = ControlPlaneConfig {
+        apiserver_port: 0,
+        node_names: binaries
+            .iter()
+            .map(|(implementation, _)| kubelet::node_name(*implementation))
+            .collect(),
+    };
+    let control_plane = ControlPlane::start(config)
+        .await
+        .context("starting the control plane")?;
+    let admin = control_plane
+        .client(&Identity::admin())
+        .await
+        .context("making the admin client")?;
+    scheduler::create_namespace(&admin).await?;
+    let settings = kubelet::Settings {
+        timeout: Duration::from_secs(args.timeout),
+        out: args.out.clone(),
+    };
+    let mut results = Vec::new();
+    let mut notes = Vec::new();
+    for (implementation, binary) in &binaries {
+        let name = implementation.name();
+        eprintln!("{name}: benchmarking {}", binary.display());
+        let node = kubelet::node_name(*implementation);
+        let kubeconfig = control_plane
+            .kubeconfig(&Identity::node(&node))
+            .ok_or_else(|| anyhow::anyhow!("the control plane made no kubeconfig for {node}"))?;
+        let outcome = kubelet::run(*implementation, binary, &admin, kubeconfig, &settings)
+            .await
+            .with_context(|| format!("benchmarking the {name} kubelet"))?;
+        if let Some(note) = &outcome.note {
+            eprintln!("{name}: {note}");
+            notes.push(format!("{name}: {note}"));
+        }
+        let ms = |v: Option<f64>| v.map(|v| round(v, 1));
+        let mib = |u: &ProcessUsage| u.peak_rss_mib.map(|v| round(v, 1));
+        let cpu = |u: &ProcessUsage| u.cpu_seconds.map(|v| round(v, 2));
+        results.push(KubeletResult {
+            implementation: name.to_string(),
+            running: outcome.steady.bound,
+            p50_ms: ms(outcome.steady.p50_ms),
+            p99_ms: ms(outcome.steady.p99_ms),
+            burst_running: outcome.burst.bound,
+            burst_p50_ms: ms(outcome.burst.p50_ms),
+            burst_p99_ms: ms(outcome.burst.p99_ms),
+            peak_rss_mib: mib(&outcome.usage),
+            cpu_seconds: cpu(&outcome.usage),
+            containerd_peak_rss_mib: mib(&outcome.containerd),
+            containerd_cpu_seconds: cpu(&outcome.containerd),
+        });
+    }
+    drop(admin);
+    drop(control_plane);
+    let report = KubeletReport {
+        workload: KubeletWorkload {
+            steady_pods: kubelet::STEADY_PODS,
+            steady_interval_ms: kubelet::STEADY_INTERVAL.as_millis() as u64,
+            burst_pods: kubelet::BURST_PODS,
+            image: crate::images::BUSYBOX_IMAGE.to_string(),
+            max_pods: kubelet_node::MAX_PODS,
+        },
+        results,
+    };
+    write_reports(
+        &args.out,
+        "kubelet",
+        &report.to_json().context("rendering kubelet.json")?,
+        &report.to_markdown(&Machine::current(), &command_line(), &notes),
+    )
+}
+
 /// Writes `DIR/NAME.json` and `DIR/NAME.md` and prints the Markdown.
 fn write_reports(out: &Path, name: &str, json: &str, markdown: &str) -> anyhow::Result<()> {
     let json_path = out.join(format!("{name}.json"));
@@ -391,7 +497,7 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))?;
         match cli.command {
             BenchCommand::Scheduler(args) => Ok(args),
-            BenchCommand::Controllers(_) => panic!("not the scheduler's flags"),
+            _ => panic!("not the scheduler's flags"),
         }
     }
 
@@ -435,6 +541,24 @@ mod tests {
         assert_eq!(args.qps, 50.0);
         assert!(parse(&["scheduler", "--implementations", "kube"]).is_err());
         assert!(parse(&["scheduler", "--nodes", "0"]).is_err());
+    }
+
+    #[test]
+    fn kubelet_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "bench",
+            "kubelet",
+            "--implementations=ferrokube",
+            "--timeout=60",
+        ])
+        .unwrap();
+        let BenchCommand::Kubelet(args) = cli.command else {
+            panic!("not the kubelet's flags");
+        };
+        assert_eq!(args.implementations, [Implementation::Ferrokube]);
+        assert_eq!(args.timeout, 60);
+        assert_eq!(args.out, PathBuf::from("bench-out"));
+        assert!(Cli::try_parse_from(["bench", "kubelet", "--timeout=0"]).is_err());
     }
 
     #[test]

@@ -49,6 +49,7 @@ fn exited(
             reason: "Error".into(),
             started_at: Some(at(started)),
             finished_at: at(finished),
+            message: None,
         },
     )
 }

@@ -1,7 +1,7 @@
 //! Doing what [`compute_pod_actions`] decided, on containerd and the pod's sandbox (upstream's
 //! kubeGenericRuntimeManager): reading a pod's containers back, starting containers, and stopping pods.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,10 +12,13 @@ use kube::Client;
 
 use super::actions::{backoff_delay, compute_pod_actions};
 use super::image_pull::PullBackOff;
+use super::pod_files::PodFiles;
 use super::record::{
-    ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_POD_UID, PodRuntimeStatus,
-    RecordState, exit_reason,
+    ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_OOM_KILLED, LABEL_POD_UID,
+    LABEL_STARTED_AT, LABEL_TERMINATION_MESSAGE_FILE, LABEL_TERMINATION_MESSAGE_POLICY,
+    PodRuntimeStatus, RecordState, exit_reason,
 };
+use super::termination_message::termination_message;
 use crate::prober::PodProbeResults;
 use crate::runtime::{Runtime, RuntimeError, TaskStatus};
 use crate::sandbox::{PortMapping, Protocol, Sandbox, SandboxRequest, SandboxStatus};
@@ -52,26 +55,38 @@ pub struct RuntimeManager {
     sandbox: Sandbox,
     /// Reads the ConfigMaps and Secrets containers' environments name.
     pub(super) client: Client,
-    pod_logs_dir: PathBuf,
-    /// Start times of running containers; containerd keeps none (after a restart they are unknown).
+    pub(super) pod_logs_dir: PathBuf,
+    /// Start times of containers; containerd keeps none, so they come from /proc while the process runs.
     pub(super) started: Mutex<HashMap<String, Timestamp>>,
+    /// Containers the kernel killed for memory (containerd's `/tasks/oom`), until they are removed.
+    oom_killed: Mutex<HashSet<String>>,
     /// Sandboxes made by this process.
     sandboxes: Mutex<HashMap<String, SandboxStatus>>,
     /// Image pulls that failed, backing off.
     pub(super) pull_backoff: Mutex<PullBackOff>,
+    /// The pods' hosts, resolv.conf and hostname files.
+    pub(super) pod_files: PodFiles,
 }
 
 impl RuntimeManager {
     /// A manager over `runtime` and `sandbox`, writing container logs under `pod_logs_dir`.
-    pub fn new(runtime: Runtime, sandbox: Sandbox, client: Client, pod_logs_dir: &Path) -> Self {
+    pub fn new(
+        runtime: Runtime,
+        sandbox: Sandbox,
+        client: Client,
+        pod_logs_dir: &Path,
+        pod_files: PodFiles,
+    ) -> Self {
         Self {
             runtime,
             sandbox,
             client,
             pod_logs_dir: pod_logs_dir.to_path_buf(),
             started: Mutex::default(),
+            oom_killed: Mutex::default(),
             sandboxes: Mutex::default(),
             pull_backoff: Mutex::default(),
+            pod_files,
         }
     }
 
@@ -99,17 +114,27 @@ impl RuntimeManager {
                         let code = i32::try_from(exit.code).unwrap_or(i32::MAX);
                         RecordState::Exited {
                             exit_code: code,
-                            reason: exit_reason(code, false).to_string(),
-                            started_at: self.started_at(&summary.id),
+                            reason: exit_reason(
+                                code,
+                                self.was_oom_killed(&summary.id)
+                                    || summary.labels.contains_key(LABEL_OOM_KILLED),
+                            )
+                            .to_string(),
+                            started_at: self
+                                .started_at(&summary.id, 0)
+                                .or_else(|| summary.labels.get(LABEL_STARTED_AT)?.parse().ok()),
                             finished_at: exit
                                 .exited_at
                                 .and_then(to_timestamp)
                                 .unwrap_or_else(Timestamp::now),
+                            message: self.exit_message(&summary.labels, code),
                         }
                     }
                     (TaskStatus::Created, _) => RecordState::Created,
                     _ => RecordState::Running {
-                        started_at: self.started_at(&summary.id).unwrap_or_else(Timestamp::now),
+                        started_at: self
+                            .started_at(&summary.id, task.pid)
+                            .unwrap_or_else(Timestamp::now),
                     },
                 },
             };
@@ -142,12 +167,52 @@ impl RuntimeManager {
         })
     }
 
-    fn started_at(&self, id: &str) -> Option<Timestamp> {
+    /// The termination message of a container (by its labels) that exited with `code`.
+    fn exit_message(&self, labels: &HashMap<String, String>, code: i32) -> Option<String> {
+        let log = super::pod_logs::labelled_log_path(&self.pod_logs_dir, labels)?;
+        let file = labels.get(LABEL_TERMINATION_MESSAGE_FILE).map(Path::new);
+        let fallback = labels
+            .get(LABEL_TERMINATION_MESSAGE_POLICY)
+            .map(String::as_str)
+            == Some("FallbackToLogsOnError");
+        termination_message(file, fallback, code, &log)
+    }
+
+    /// When container `id` started: as recorded, else (after a kubelet restart) from its process `pid`.
+    fn started_at(&self, id: &str, pid: u32) -> Option<Timestamp> {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = started.get(id) {
+            return Some(*at);
+        }
+        let at = super::start_time::process_start_time(pid)?;
+        started.insert(id.to_string(), at);
+        Some(at)
+    }
+
+    /// Container `id` was killed by the kernel for memory: its exit reads OOMKilled, also after a restart
+    /// (a label on the container remembers it).
+    pub async fn oom_killed(&self, id: &str) {
+        self.lock_oom().insert(id.to_string());
+        if let Err(e) = self.runtime.set_label(id, LABEL_OOM_KILLED, "true").await {
+            tracing::warn!(container = id, error = %e, "cannot record the OOM kill on the container");
+        }
+    }
+
+    /// Drops what is remembered about container `id`, which is gone.
+    pub(super) fn forget_container(&self, id: &str) {
         self.started
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .copied()
+            .remove(id);
+        self.lock_oom().remove(id);
+    }
+
+    fn was_oom_killed(&self, id: &str) -> bool {
+        self.lock_oom().contains(id)
+    }
+
+    fn lock_oom(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.oom_killed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_sandboxes(&self) -> std::sync::MutexGuard<'_, HashMap<String, SandboxStatus>> {
@@ -177,7 +242,7 @@ impl RuntimeManager {
             self.kill_for_probe(pod, status, kill, &mut result).await;
         }
         let sandbox = if actions.create_sandbox {
-            match self.ensure_sandbox(pod).await {
+            match self.ensure_sandbox(pod, &mut result).await {
                 Ok(sandbox) => sandbox,
                 Err(message) => {
                     result.events.push(PodEvent {
@@ -235,7 +300,13 @@ impl RuntimeManager {
         result
     }
 
-    async fn ensure_sandbox(&self, pod: &Pod) -> Result<SandboxStatus, String> {
+    /// The pod's sandbox, made or found again, and its hosts/DNS files written (DNS warnings go to
+    /// `result`).
+    async fn ensure_sandbox(
+        &self,
+        pod: &Pod,
+        result: &mut SyncResult,
+    ) -> Result<SandboxStatus, String> {
         let spec = pod.spec.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let port_mappings = spec
@@ -265,24 +336,38 @@ impl RuntimeManager {
             .ensure(&request)
             .await
             .map_err(|e| e.to_string())?;
+        let warnings = self
+            .pod_files
+            .write(pod, &status)
+            .map_err(|e| format!("cannot write the pod's hosts and DNS files: {e}"))?;
+        for (reason, message) in warnings {
+            result.events.push(PodEvent {
+                warning: true,
+                reason,
+                message,
+                field_path: None,
+            });
+        }
         self.lock_sandboxes().insert(request.uid, status.clone());
         Ok(status)
     }
 
     /// `/var/log/pods/NAMESPACE_NAME_UID/CONTAINER/ATTEMPT.log`, as upstream's BuildContainerLogsDirectory.
     pub fn log_path(&self, pod: &Pod, container: &str, attempt: i32) -> PathBuf {
-        self.pod_logs_dir
-            .join(format!(
-                "{}_{}_{}",
-                pod.metadata.namespace.as_deref().unwrap_or_default(),
-                pod.metadata.name.as_deref().unwrap_or_default(),
-                pod_uid(pod)
-            ))
-            .join(container)
-            .join(format!("{attempt}.log"))
+        let meta = &pod.metadata;
+        super::pod_logs::log_path(
+            &self.pod_logs_dir,
+            [
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default(),
+                pod_uid(pod),
+            ],
+            container,
+            attempt,
+        )
     }
 
-    /// Removes every container of pod `uid` and its sandbox: the pod is gone.
+    /// Removes every container of pod `uid`, its sandbox, cgroups and logs: the pod is gone.
     pub async fn remove_pod(&self, uid: &str, status: &PodRuntimeStatus) -> Result<(), String> {
         self.pull_backoff
             .lock()
@@ -293,11 +378,11 @@ impl RuntimeManager {
                 .delete(&record.id)
                 .await
                 .map_err(|e| e.to_string())?;
-            self.started
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&record.id);
+            self.forget_container(&record.id);
         }
+        crate::cgroups::remove_pod(uid).map_err(|e| e.to_string())?;
+        super::pod_logs::remove_pod_logs(&self.pod_logs_dir, uid)?;
+        // The sandbox last: while its state is on disk, housekeeping retries whatever failed before.
         self.release_sandbox(uid).await
     }
 

@@ -15,6 +15,18 @@ pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
 /// Label: which attempt of the container this is (its restart count when it was created).
 pub const LABEL_ATTEMPT: &str = "io.kubernetes.container.restartCount";
+/// The container's terminationMessagePolicy, as upstream's annotation.
+pub const LABEL_TERMINATION_MESSAGE_POLICY: &str =
+    "io.kubernetes.container.terminationMessagePolicy";
+/// The host file mounted at the container's terminationMessagePath (upstream finds it among the CRI's
+/// mounts; containerd's native API keeps no such list).
+pub const LABEL_TERMINATION_MESSAGE_FILE: &str = "ferrokube.io/termination-message-file";
+
+/// Label: set when the kernel killed the container for memory (ours; the CRI keeps this in its own store).
+pub const LABEL_OOM_KILLED: &str = "io.ferrokube.container.oomKilled";
+
+/// Label: when the container's process started (RFC 3339), for a restarted kubelet once it has exited.
+pub const LABEL_STARTED_AT: &str = "io.ferrokube.container.startedAt";
 
 /// The state of one container attempt.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +48,8 @@ pub enum RecordState {
         started_at: Option<Timestamp>,
         /// When it exited.
         finished_at: Timestamp,
+        /// Its termination message, if any.
+        message: Option<String>,
     },
 }
 
@@ -153,6 +167,7 @@ mod tests {
             reason: "Error".into(),
             started_at: None,
             finished_at: Timestamp::UNIX_EPOCH,
+            message: None,
         };
         let status = PodRuntimeStatus {
             containers: vec![

@@ -11,10 +11,13 @@ use super::container_spec::{SandboxNamespaces, SpecInputs, container_spec};
 use super::env::fetch_env_sources;
 use super::lifecycle::POST_START_LIMIT;
 use super::manager::{PodEvent, RuntimeManager, SyncResult, field_path, pod_description, pod_uid};
-use super::record::{ContainerRecord, RecordState, container_labels};
+use super::record::{
+    ContainerRecord, LABEL_STARTED_AT, LABEL_TERMINATION_MESSAGE_FILE,
+    LABEL_TERMINATION_MESSAGE_POLICY, RecordState, container_labels,
+};
 use super::stop::termination_grace;
 use crate::runtime::reference;
-use crate::runtime::spec::{self, NamespaceMode};
+use crate::runtime::spec::{self, BindMount, NamespaceMode};
 use crate::sandbox::SandboxStatus;
 use crate::volumemanager::PodVolumes;
 
@@ -114,7 +117,7 @@ impl RuntimeManager {
             cgroup_parent: &cgroup_parent,
             id: &id,
         };
-        let container_spec = match container_spec(&pod_with_ip, container, &inputs) {
+        let mut container_spec = match container_spec(&pod_with_ip, container, &inputs) {
             Ok(spec) => spec,
             Err(e) => {
                 let message = format!("Error: {e}");
@@ -127,14 +130,60 @@ impl RuntimeManager {
                 return;
             }
         };
+        container_spec
+            .mounts
+            .extend(self.pod_files.mounts(uid, container));
+        let message_path = container
+            .termination_message_path
+            .as_deref()
+            .unwrap_or(DEFAULT_TERMINATION_MESSAGE_PATH);
+        let message_file = if message_path.is_empty() {
+            None
+        } else {
+            match self
+                .pod_files
+                .termination_message_file(uid, &container.name)
+            {
+                Ok(file) => {
+                    container_spec.mounts.push(BindMount {
+                        source: file.clone(),
+                        destination: message_path.to_string(),
+                        read_only: false,
+                    });
+                    Some(file)
+                }
+                Err(e) => {
+                    let message = format!("Error: create termination-log file: {e}");
+                    result.events.push(event(true, "Failed", message.clone()));
+                    result.waiting.insert(
+                        container.name.clone(),
+                        ("CreateContainerConfigError".to_string(), message),
+                    );
+                    return;
+                }
+            }
+        };
         let oci = spec::build(&container_spec);
-        let labels = container_labels(
+        let mut labels = container_labels(
             uid,
             pod.metadata.name.as_deref().unwrap_or_default(),
             pod.metadata.namespace.as_deref().unwrap_or_default(),
             &container.name,
             attempt,
         );
+        labels.insert(
+            LABEL_TERMINATION_MESSAGE_POLICY.to_string(),
+            container
+                .termination_message_policy
+                .clone()
+                .unwrap_or_else(|| "File".to_string()),
+        );
+        if let Some(file) = message_file {
+            labels.insert(
+                LABEL_TERMINATION_MESSAGE_FILE.to_string(),
+                file.to_string_lossy().into_owned(),
+            );
+        }
         if let Err(e) = self
             .runtime
             .create_container(&id, &image, &oci, labels)
@@ -155,11 +204,22 @@ impl RuntimeManager {
         ));
         let log = self.log_path(pod, &container.name, attempt);
         match self.runtime.start(&id, &log).await {
-            Ok(_) => {
+            Ok(pid) => {
+                // The process's own start time, which a restarted kubelet reads back the same way.
+                let at = super::start_time::process_start_time(pid).unwrap_or_else(Timestamp::now);
                 self.started
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(id.clone(), Timestamp::now());
+                    .insert(id.clone(), at);
+                // Once the process is gone /proc cannot tell; the label can. Off the start's path.
+                let runtime = self.runtime.clone();
+                let labelled = id.clone();
+                tokio::spawn(async move {
+                    let at = at.to_string();
+                    if let Err(e) = runtime.set_label(&labelled, LABEL_STARTED_AT, &at).await {
+                        tracing::debug!(container = %labelled, error = %e, "cannot label the start time");
+                    }
+                });
                 result.events.push(event(
                     false,
                     "Started",
@@ -171,9 +231,7 @@ impl RuntimeManager {
                     attempt,
                     image: image.name.clone(),
                     image_id: image.id.clone(),
-                    state: RecordState::Running {
-                        started_at: Timestamp::now(),
-                    },
+                    state: RecordState::Running { started_at: at },
                 };
                 self.post_start(pod, container, &record, result).await;
             }
@@ -238,6 +296,9 @@ impl RuntimeManager {
         );
     }
 }
+
+/// Where a container's termination message goes unless its spec says otherwise (the API's default).
+const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
 /// A fresh container id: 64 hex digits, as containerd's CRI makes them.
 fn container_id() -> String {

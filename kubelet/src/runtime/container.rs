@@ -15,7 +15,7 @@ use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
     Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteTaskRequest, GetContainerRequest, GetRequest, KillRequest, ListContainersRequest,
-    StartRequest, WaitRequest,
+    StartRequest, UpdateContainerRequest, WaitRequest,
 };
 use containerd_client::tonic::Code;
 use containerd_client::types::v1::Status;
@@ -370,6 +370,26 @@ impl Runtime {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Sets label `key` of container `id` to `value`, its other labels kept: what the kubelet must still
+    /// know about a container after a restart.
+    pub async fn set_label(&self, id: &str, key: &str, value: &str) -> Result<()> {
+        let container = Container {
+            id: id.to_string(),
+            labels: HashMap::from([(key.to_string(), value.to_string())]),
+            ..Container::default()
+        };
+        ContainersClient::new(self.channel.clone())
+            .update(self.request(UpdateContainerRequest {
+                container: Some(container),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec![format!("labels.{key}")],
+                }),
+            }))
+            .await
+            .map_err(|s| RuntimeError::rpc("containers.Update", id, s))?;
         Ok(())
     }
 

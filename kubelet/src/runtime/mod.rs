@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 pub use container::{ContainerSummary, ExitStatus, TaskState, TaskStatus};
 pub use error::{Result, RuntimeError};
-pub use events::TaskExit;
+pub use events::{RuntimeEvent, TaskExit};
 pub use exec::{ExecOutput, MAX_EXEC_OUTPUT};
 pub use image::{ImageConfig, ImageSummary, chain_id};
 

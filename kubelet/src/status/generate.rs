@@ -273,10 +273,12 @@ fn record_state(record: &ContainerRecord) -> Option<ContainerState> {
             reason,
             started_at,
             finished_at,
+            message,
         } => Some(ContainerState {
             terminated: Some(ContainerStateTerminated {
                 exit_code: *exit_code,
                 reason: Some(reason.clone()),
+                message: message.clone(),
                 started_at: started_at.map(Time),
                 finished_at: Some(Time(*finished_at)),
                 container_id: Some(format!("containerd://{}", record.id)),

@@ -38,6 +38,7 @@ fn exited(name: &str, attempt: i32, exit_code: i32) -> ContainerRecord {
             reason: reason.into(),
             started_at: Some(at(1)),
             finished_at: at(2),
+            message: None,
         },
     )
 }

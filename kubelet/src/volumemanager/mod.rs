@@ -8,6 +8,7 @@ mod error;
 pub mod host_path;
 pub mod payload;
 mod plugins;
+mod pod_dirs;
 pub mod subpath;
 pub mod token;
 

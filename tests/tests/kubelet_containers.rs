@@ -1,6 +1,7 @@
-//! ferrokube-kubelet's lifecycle hooks and graceful termination on real containers: postStart runs after
-//! the container starts, preStop before its stop signal, a failing postStart kills and restarts the
-//! container, and a container that ignores SIGTERM is killed when its grace period ends.
+//! What ferrokube-kubelet gives real containers around their own process: the hosts, resolv.conf and
+//! hostname files (cluster DNS, subdomain, hostAliases), lifecycle hooks (postStart after the start,
+//! preStop before the stop signal, a failing postStart kills and restarts the container), and graceful
+//! termination (a container that ignores SIGTERM is killed when its grace period ends).
 
 use std::time::{Duration, Instant};
 
@@ -72,7 +73,13 @@ async fn reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
-    let node = TestNode::start(NODE, BRIDGE, POD_CIDR, &[]).await;
+    let node = TestNode::start(
+        NODE,
+        BRIDGE,
+        POD_CIDR,
+        &["--cluster-dns=10.96.0.10", "--cluster-domain=cluster.local"],
+    )
+    .await;
     let admin = shared_control_plane()
         .client(&Identity::admin())
         .await
@@ -81,6 +88,85 @@ async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
     let ns = namespace.name().to_string();
     default_service_account(&admin, &ns).await;
     let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+
+    // The pod's names and DNS: /etc/hosts with its FQDN and aliases, the cluster's resolver.
+    let mut names = pod(
+        "names",
+        "cat /etc/hosts /etc/resolv.conf /etc/hostname; hostname",
+        2,
+        json!({}),
+    );
+    let spec = names.spec.as_mut().unwrap();
+    spec.restart_policy = Some("Never".into());
+    spec.hostname = Some("db-0".into());
+    spec.subdomain = Some("db".into());
+    spec.host_aliases = Some(vec![
+        serde_json::from_value(json!({"ip": "10.1.2.3", "hostnames": ["foo.local", "bar.local"]}))
+            .unwrap(),
+    ]);
+    let created = pods.create(&PostParams::default(), &names).await.unwrap();
+    let done = eventually(Duration::from_secs(60), "pod names to succeed", || async {
+        let pod = pods.get("names").await.ok()?;
+        (pod.status.as_ref()?.phase.as_deref() == Some("Succeeded")).then_some(pod)
+    })
+    .await;
+    let ip = done.status.unwrap().pod_ip.unwrap();
+    let log = std::fs::read_to_string(node.log_file(&created, "main")).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.splitn(4, ' ').nth(3))
+        .collect();
+    for expected in [
+        "# Kubernetes-managed hosts file.".to_string(),
+        "127.0.0.1\tlocalhost".to_string(),
+        format!("{ip}\tdb-0.db.{ns}.svc.cluster.local\tdb-0"),
+        "10.1.2.3\tfoo.local\tbar.local".to_string(),
+        format!("search {ns}.svc.cluster.local svc.cluster.local cluster.local"),
+        "nameserver 10.96.0.10".to_string(),
+        "options ndots:5".to_string(),
+        "db-0".to_string(),
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&expected)),
+            "{expected:?} in {lines:#?}"
+        );
+    }
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("nameserver")).count(),
+        1,
+        "only the cluster's nameserver: {lines:#?}"
+    );
+
+    // Termination messages: the file the container wrote, or its log's end on failure.
+    let mut written = pod(
+        "written",
+        "echo bye > /dev/termination-log; exit 3",
+        2,
+        json!({}),
+    );
+    let mut fallback = pod(
+        "fallback",
+        "echo oops; exit 2",
+        2,
+        json!({"terminationMessagePolicy": "FallbackToLogsOnError"}),
+    );
+    for p in [&mut written, &mut fallback] {
+        p.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+        pods.create(&PostParams::default(), p).await.unwrap();
+    }
+    for (name, message) in [("written", "bye\n"), ("fallback", "oops\n")] {
+        let terminated = eventually(
+            Duration::from_secs(60),
+            &format!("pod {name} to fail"),
+            || async {
+                let pod = pods.get(name).await.ok()?;
+                let status = pod.status?.container_statuses?.first()?.clone();
+                status.state?.terminated
+            },
+        )
+        .await;
+        assert_eq!(terminated.message.as_deref(), Some(message), "{name}");
+    }
 
     // postStart, preStop and SIGTERM, in that order, recorded on a hostPath the test reads.
     let record_dir = node.root.join("hook-record");
@@ -147,6 +233,73 @@ async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
         took >= Duration::from_secs(4) && took < Duration::from_secs(15),
         "killed after {took:?}, the grace period being 4 s"
     );
+
+    // Bad input: a command that does not exist, a volume kind the kubelet does not have. Each pod shows
+    // upstream's reason and events; the kubelet runs on (the pods after these still work).
+    let mut missing_volume = pod("novolume", "sleep 3600", 2, json!({}));
+    missing_volume.spec.as_mut().unwrap().volumes = Some(vec![
+        serde_json::from_value(json!({"name": "data",
+            "nfs": {"server": "192.0.2.1", "path": "/exports"}}))
+        .unwrap(),
+    ]);
+    pods.create(&PostParams::default(), &missing_volume)
+        .await
+        .unwrap();
+    let mut no_command = pod(
+        "nocommand",
+        "unused",
+        2,
+        json!({"command": ["/no/such/binary"]}),
+    );
+    no_command.spec.as_mut().unwrap().restart_policy = Some("Always".into());
+    pods.create(&PostParams::default(), &no_command)
+        .await
+        .unwrap();
+    let waiting = eventually(
+        Duration::from_secs(60),
+        "pod nocommand to wait with a start error",
+        || async {
+            let pod = pods.get("nocommand").await.ok()?;
+            let status = pod.status?.container_statuses?.first()?.clone();
+            let waiting = status.state?.waiting?;
+            matches!(
+                waiting.reason.as_deref(),
+                Some("RunContainerError" | "CrashLoopBackOff")
+            )
+            .then_some(waiting)
+        },
+    )
+    .await;
+    assert!(
+        waiting
+            .message
+            .unwrap_or_default()
+            .contains("/no/such/binary"),
+        "the message names the command"
+    );
+    let failed = eventually(Duration::from_secs(30), "a Failed event", || async {
+        let seen = reasons(&admin, &ns, "nocommand").await;
+        seen.iter().any(|r| r == "Failed").then_some(seen)
+    })
+    .await;
+    assert!(failed.iter().any(|r| r == "Failed"));
+    eventually(Duration::from_secs(30), "a FailedMount event", || async {
+        let events = events_about(&admin, &ns, "novolume").await;
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("FailedMount"))
+            .then_some(())
+    })
+    .await;
+    let pending = pods.get("novolume").await.unwrap();
+    assert_eq!(
+        pending.status.and_then(|s| s.phase).as_deref(),
+        Some("Pending")
+    );
+    for name in ["novolume", "nocommand"] {
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+        wait_gone(&pods, name, Duration::from_secs(30)).await;
+    }
 
     // A failing postStart hook kills the container, which restarts by its restart policy.
     pods.create(
