@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
-use ferrokube_tests::kubelet::{TestNode, events_about};
+use ferrokube_tests::kubelet::{TESTSERVER_IMAGE, TestNode, events_about};
 use ferrokube_tests::scheduling::{default_service_account, eventually};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PostParams};
@@ -209,6 +209,63 @@ async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
         "postStart\npreStop\nTERM\n",
         "the preStop hook runs before the stop signal"
     );
+
+    // httpGet hooks: the test server in another pod sees the postStart and preStop requests.
+    node.import_testserver();
+    let mut observer = pod("observer", "unused", 2, json!({}));
+    let container = &mut observer.spec.as_mut().unwrap().containers[0];
+    container.image = Some(TESTSERVER_IMAGE.to_string());
+    container.command = Some(vec![
+        "/testserver".to_string(),
+        "--http-port=8080".to_string(),
+    ]);
+    let observer_log = node.log_file(
+        &pods
+            .create(&PostParams::default(), &observer)
+            .await
+            .unwrap(),
+        "main",
+    );
+    wait_running(&pods, "observer").await;
+    let observer_ip = pods
+        .get("observer")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .pod_ip
+        .unwrap();
+    let http_get =
+        |path: &str| json!({"httpGet": {"host": observer_ip, "port": 8080, "path": path}});
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "httphooks",
+            "sleep 3600",
+            5,
+            json!({"lifecycle": {"postStart": http_get("/poststart"), "preStop": http_get("/prestop")}}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_running(&pods, "httphooks").await;
+    pods.delete("httphooks", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&pods, "httphooks", Duration::from_secs(30)).await;
+    let seen = std::fs::read_to_string(&observer_log).unwrap();
+    for line in [
+        "HTTP GET /poststart kube-lifecycle/1.36",
+        "HTTP GET /prestop kube-lifecycle/1.36",
+    ] {
+        assert!(seen.contains(line), "{line:?} in {seen}");
+    }
+    let first = seen.find("/poststart").unwrap();
+    assert!(first < seen.find("/prestop").unwrap());
+    pods.delete("observer", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&pods, "observer", Duration::from_secs(30)).await;
 
     // A container that ignores SIGTERM is killed when its grace period ends, not before.
     pods.create(

@@ -1,11 +1,12 @@
 //! Lifecycle hooks (upstream's HandlerRunner): a container's postStart and preStop handlers — exec in the
-//! container, or sleep — with upstream's failure messages.
+//! container, an HTTP GET to it (any response will do), or sleep — with upstream's failure messages.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction, LifecycleHandler, Pod};
 
 use super::manager::{RuntimeManager, pod_description};
+use crate::prober::http;
 
 /// The longest a postStart hook may run (upstream gives none; a hook that hangs would stall its pod's
 /// worker, which upstream's cancellable sync avoids and ours cannot).
@@ -43,6 +44,20 @@ impl RuntimeManager {
                 Err(e) => Err(failed(e.to_string(), &[])),
             };
         }
+        if let Some(action) = &handler.http_get {
+            let path = action.path.clone().unwrap_or_default();
+            return self
+                .run_http_handler(pod, container, action, timeout)
+                .await
+                .map_err(|error| {
+                    format!(
+                        "HTTP lifecycle hook ({path}) for Container {:?} in Pod {:?} failed - \
+                         error: {error}",
+                        container.name,
+                        pod_description(pod)
+                    )
+                });
+        }
         if let Some(sleep) = &handler.sleep {
             let seconds = u64::try_from(sleep.seconds).unwrap_or(0);
             tokio::time::sleep(Duration::from_secs(seconds).min(timeout)).await;
@@ -52,6 +67,34 @@ impl RuntimeManager {
             "Cannot run handler: invalid handler: {}",
             handler_kind(handler)
         ))
+    }
+}
+
+impl RuntimeManager {
+    /// GETs the hook's URL (the pod's IP unless the action names a host) within `timeout`.
+    async fn run_http_handler(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        action: &HTTPGetAction,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let pod_ip = self.pod_ip(uid).unwrap_or_default();
+        if action.host.as_deref().unwrap_or_default().is_empty() && pod_ip.is_empty() {
+            return Err("failed to find networking container".to_string());
+        }
+        let request =
+            http::http_get_request(action, container, &pod_ip, http::LIFECYCLE_USER_AGENT)
+                .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(timeout, http::get(&request)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("Get {:?}: {e}", request.url())),
+            Err(_) => Err(format!(
+                "Get {:?}: context deadline exceeded",
+                request.url()
+            )),
+        }
     }
 }
 
@@ -66,9 +109,7 @@ fn exit_error(command: &[String], code: i32, output: &[u8]) -> String {
 
 /// What a handler without exec or sleep has, for the error.
 fn handler_kind(handler: &LifecycleHandler) -> &'static str {
-    if handler.http_get.is_some() {
-        "httpGet"
-    } else if handler.tcp_socket.is_some() {
+    if handler.tcp_socket.is_some() {
         "tcpSocket"
     } else {
         "none"

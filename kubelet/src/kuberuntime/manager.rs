@@ -215,6 +215,12 @@ impl RuntimeManager {
         self.oom_killed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The first IP of pod `uid`'s sandbox, if it has one.
+    pub(super) fn pod_ip(&self, uid: &str) -> Option<String> {
+        let sandboxes = self.lock_sandboxes();
+        Some(sandboxes.get(uid)?.ips.first()?.to_string())
+    }
+
     fn lock_sandboxes(&self) -> std::sync::MutexGuard<'_, HashMap<String, SandboxStatus>> {
         self.sandboxes.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -18,6 +18,8 @@ use super::{ProbeError, ProbeOutcome};
 
 /// The User-Agent probes send unless the probe sets one (upstream's `kube-probe/MAJOR.MINOR`).
 pub const USER_AGENT: &str = "kube-probe/1.36";
+/// The User-Agent of httpGet lifecycle hooks (`kube-lifecycle/MAJOR.MINOR`).
+pub const LIFECYCLE_USER_AGENT: &str = "kube-lifecycle/1.36";
 /// How much of a response body is read (and shown in warnings).
 const MAX_BODY: usize = 10 * 1024;
 /// Go's http.Client gives up after this many redirects.
@@ -50,12 +52,22 @@ impl ProbeRequest {
     }
 }
 
-/// The request `action` makes for `container` of a pod at `pod_ip` (upstream's
-/// NewRequestForHTTPGetAction).
+/// The request a probe's `action` makes for `container` of a pod at `pod_ip`.
 pub fn probe_request(
     action: &HTTPGetAction,
     container: &Container,
     pod_ip: &str,
+) -> Result<ProbeRequest, ProbeError> {
+    http_get_request(action, container, pod_ip, USER_AGENT)
+}
+
+/// The request `action` makes for `container` of a pod at `pod_ip`, sent as `user_agent` unless the action
+/// sets its own (upstream's NewRequestForHTTPGetAction).
+pub fn http_get_request(
+    action: &HTTPGetAction,
+    container: &Container,
+    pod_ip: &str,
+    user_agent: &str,
 ) -> Result<ProbeRequest, ProbeError> {
     let scheme = action.scheme.as_deref().unwrap_or("HTTP").to_lowercase();
     let tls = match scheme.as_str() {
@@ -84,7 +96,7 @@ pub fn probe_request(
         headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
     };
     if !has(&headers, "User-Agent") {
-        headers.push(("User-Agent".into(), USER_AGENT.into()));
+        headers.push(("User-Agent".into(), user_agent.into()));
     }
     if !has(&headers, "Accept") {
         headers.push(("Accept".into(), "*/*".into()));
@@ -139,7 +151,7 @@ async fn follow(mut request: ProbeRequest) -> ProbeOutcome {
 }
 
 /// One GET: the status, the Location header and the start of the body.
-async fn get(request: &ProbeRequest) -> Result<(u16, Option<String>, String), String> {
+pub async fn get(request: &ProbeRequest) -> Result<(u16, Option<String>, String), String> {
     let address = join_host_port(&request.host, request.port);
     let stream = TcpStream::connect(&address)
         .await
