@@ -9,7 +9,7 @@ use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
 use ferrokube_tests::kubelet::{TESTSERVER_IMAGE, TestNode, events_about};
 use ferrokube_tests::scheduling::{default_service_account, eventually};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -136,6 +136,140 @@ async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
         1,
         "only the cluster's nameserver: {lines:#?}"
     );
+
+    // Init containers run in order, then a sidecar (an init container with restartPolicy Always) that keeps
+    // running beside the app container.
+    let ordered: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "ordered"},
+        "spec": {
+            "nodeName": NODE,
+            "automountServiceAccountToken": false,
+            "terminationGracePeriodSeconds": 2,
+            "volumes": [{"name": "work", "emptyDir": {}}],
+            "initContainers": [
+                {"name": "first", "image": "busybox", "command": ["sh", "-c", "echo first > /work/order"],
+                 "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+                {"name": "sidecar", "image": "busybox", "restartPolicy": "Always",
+                 "command": ["sh", "-c", "echo sidecar >> /work/order; exec sleep 3600"],
+                 "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+            ],
+            "containers": [
+                {"name": "main", "image": "busybox",
+                 "command": ["sh", "-c", "until grep -q sidecar /work/order; do sleep 0.1; done; \
+                     cat /work/order; exec sleep 3600"],
+                 "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+            ],
+        },
+    }))
+    .unwrap();
+    let created = pods.create(&PostParams::default(), &ordered).await.unwrap();
+    let running = eventually(
+        Duration::from_secs(60),
+        "pod ordered to run with its sidecar",
+        || async {
+            let pod = pods.get("ordered").await.ok()?;
+            let status = pod.status.clone()?;
+            let inits = status.init_container_statuses.clone()?;
+            let sidecar = inits.iter().find(|s| s.name == "sidecar")?;
+            (status.phase.as_deref() == Some("Running")
+                && sidecar.state.as_ref()?.running.is_some()
+                && sidecar.started == Some(true))
+            .then_some(status)
+        },
+    )
+    .await;
+    let inits = running.init_container_statuses.unwrap();
+    let first = inits.iter().find(|s| s.name == "first").unwrap();
+    let done = first.state.clone().unwrap().terminated.unwrap();
+    assert_eq!(
+        (done.exit_code, done.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    let initialized = running
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Initialized")
+        .unwrap();
+    assert_eq!(initialized.status, "True");
+    let main_log = node.log_file(&created, "main");
+    eventually(Duration::from_secs(30), "main to see both", || async {
+        let log = std::fs::read_to_string(&main_log).ok()?;
+        (log.contains(" stdout F first\n") && log.contains(" stdout F sidecar\n")).then_some(())
+    })
+    .await;
+    pods.delete("ordered", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&pods, "ordered", Duration::from_secs(30)).await;
+
+    // The environment from a Secret; a missing ConfigMap key source is CreateContainerConfigError until the
+    // ConfigMap exists.
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "creds"}, "stringData": {"password": "s3cret"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut envs = pod(
+        "envs",
+        "echo password=$PASSWORD mode=$MODE; sleep 3600",
+        2,
+        json!({
+            "env": [
+                {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+                {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "mode"}}},
+            ],
+        }),
+    );
+    envs.spec.as_mut().unwrap().restart_policy = Some("Always".into());
+    let created = pods.create(&PostParams::default(), &envs).await.unwrap();
+    let waiting = eventually(
+        Duration::from_secs(60),
+        "pod envs to wait for its ConfigMap",
+        || async {
+            let pod = pods.get("envs").await.ok()?;
+            let waiting = pod
+                .status?
+                .container_statuses?
+                .first()?
+                .state
+                .clone()?
+                .waiting?;
+            (waiting.reason.as_deref() == Some("CreateContainerConfigError")).then_some(waiting)
+        },
+    )
+    .await;
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("configmap \"later\" not found")
+    );
+    let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    config_maps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "later"}, "data": {"mode": "fast"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    wait_running(&pods, "envs").await;
+    let envs_log = node.log_file(&created, "main");
+    eventually(Duration::from_secs(30), "envs to print", || async {
+        let log = std::fs::read_to_string(&envs_log).ok()?;
+        log.contains(" stdout F password=s3cret mode=fast\n")
+            .then_some(())
+    })
+    .await;
+    pods.delete("envs", &DeleteParams::default()).await.unwrap();
+    wait_gone(&pods, "envs", Duration::from_secs(30)).await;
 
     // Termination messages: the file the container wrote, or its log's end on failure.
     let mut written = pod(

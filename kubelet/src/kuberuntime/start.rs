@@ -120,11 +120,13 @@ impl RuntimeManager {
         let mut container_spec = match container_spec(&pod_with_ip, container, &inputs) {
             Ok(spec) => spec,
             Err(e) => {
-                let message = format!("Error: {e}");
-                result.events.push(event(true, "Failed", message.clone()));
-                result.waiting.insert(
-                    container.name.clone(),
-                    ("CreateContainerConfigError".to_string(), message),
+                let failed = event(true, "Failed", String::new());
+                step_failed(
+                    result,
+                    failed,
+                    &container.name,
+                    "CreateContainerConfigError",
+                    e,
                 );
                 result.requeue_after = Some(Duration::from_secs(10));
                 return;
@@ -153,11 +155,14 @@ impl RuntimeManager {
                     Some(file)
                 }
                 Err(e) => {
-                    let message = format!("Error: create termination-log file: {e}");
-                    result.events.push(event(true, "Failed", message.clone()));
-                    result.waiting.insert(
-                        container.name.clone(),
-                        ("CreateContainerConfigError".to_string(), message),
+                    let failed = event(true, "Failed", String::new());
+                    let message = format!("create termination-log file: {e}");
+                    step_failed(
+                        result,
+                        failed,
+                        &container.name,
+                        "CreateContainerConfigError",
+                        message,
                     );
                     return;
                 }
@@ -189,12 +194,8 @@ impl RuntimeManager {
             .create_container(&id, &image, &oci, labels)
             .await
         {
-            let message = format!("Error: {e}");
-            result.events.push(event(true, "Failed", message.clone()));
-            result.waiting.insert(
-                container.name.clone(),
-                ("CreateContainerError".to_string(), message),
-            );
+            let failed = event(true, "Failed", String::new());
+            step_failed(result, failed, &container.name, "CreateContainerError", e);
             return;
         }
         result.events.push(event(
@@ -236,14 +237,14 @@ impl RuntimeManager {
                 self.post_start(pod, container, &record, result).await;
             }
             Err(e) => {
-                let message = format!(
-                    "Error: failed to start container \"{}\": {e}",
-                    container.name
-                );
-                result.events.push(event(true, "Failed", message.clone()));
-                result.waiting.insert(
-                    container.name.clone(),
-                    ("RunContainerError".to_string(), message),
+                let failed = event(true, "Failed", String::new());
+                let message = format!("failed to start container \"{}\": {e}", container.name);
+                step_failed(
+                    result,
+                    failed,
+                    &container.name,
+                    "RunContainerError",
+                    message,
                 );
             }
         }
@@ -295,6 +296,23 @@ impl RuntimeManager {
             ("PostStartHookError".to_string(), message),
         );
     }
+}
+
+/// A start step failed, reported as upstream's startContainer does: the `failed` event says "Error:
+/// MESSAGE", the container waits with `reason` and MESSAGE.
+fn step_failed(
+    result: &mut SyncResult,
+    mut failed: PodEvent,
+    container: &str,
+    reason: &str,
+    message: impl std::fmt::Display,
+) {
+    let message = message.to_string();
+    failed.message = format!("Error: {message}");
+    result.events.push(failed);
+    result
+        .waiting
+        .insert(container.to_string(), (reason.to_string(), message));
 }
 
 /// Where a container's termination message goes unless its spec says otherwise (the API's default).
