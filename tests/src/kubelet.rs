@@ -12,7 +12,7 @@ use ferrokube_cluster::images::import_busybox;
 use ferrokube_cluster::testing::shared_control_plane;
 use ferrokube_kubelet::kuberuntime::record::LABEL_POD_UID;
 use ferrokube_kubelet::runtime::Runtime;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
 use kube::{Api, Client};
@@ -295,6 +295,38 @@ fn pod_cgroups(uid: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// Waits up to `limit` until `pods` lists none (the kubelet has stopped them and deleted their objects).
+pub async fn every_pod_gone(pods: &Api<Pod>, limit: Duration) {
+    eventually(limit, "every pod to be gone", || async {
+        pods.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
+
+/// The status of the pod's first container.
+pub fn main_status(pod: &Pod) -> Option<ContainerStatus> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()
+        .cloned()
+}
+
+/// The reasons of the events about object `name` in `namespace`.
+pub async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
+    events_about(client, namespace, name)
+        .await
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect()
 }
 
 /// The events (events.k8s.io) about object `name` in `namespace`.

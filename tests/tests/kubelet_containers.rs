@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
-use ferrokube_tests::kubelet::{TESTSERVER_IMAGE, TestNode, events_about};
+use ferrokube_tests::kubelet::{TESTSERVER_IMAGE, TestNode, event_reasons, events_about};
 use ferrokube_tests::scheduling::{default_service_account, eventually};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use kube::{Api, Client};
 use serde_json::{Value, json};
 
 const NODE: &str = "node-1";
@@ -61,14 +61,6 @@ async fn wait_gone(pods: &Api<Pod>, name: &str, limit: Duration) {
         pods.get_opt(name).await.ok()?.is_none().then_some(())
     })
     .await;
-}
-
-async fn reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
-    events_about(client, namespace, name)
-        .await
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect()
 }
 
 #[tokio::test]
@@ -469,7 +461,7 @@ async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
         "the message names the command"
     );
     let failed = eventually(Duration::from_secs(30), "a Failed event", || async {
-        let seen = reasons(&admin, &ns, "nocommand").await;
+        let seen = event_reasons(&admin, &ns, "nocommand").await;
         seen.iter().any(|r| r == "Failed").then_some(seen)
     })
     .await;
@@ -520,7 +512,7 @@ async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
         last.is_some(),
         "the killed container is lastState: {waiting:?}"
     );
-    let seen = reasons(&admin, &ns, "badhook").await;
+    let seen = event_reasons(&admin, &ns, "badhook").await;
     for reason in ["FailedPostStartHook", "Killing"] {
         assert!(seen.iter().any(|r| r == reason), "{reason} in {seen:?}");
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
-use ferrokube_tests::kubelet::TestNode;
+use ferrokube_tests::kubelet::{TestNode, main_status};
 use ferrokube_tests::scheduling::{default_service_account, eventually};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ContainerStatus, Pod};
@@ -59,15 +59,6 @@ fn pod_with(name: &str, policy: &str, script: &str, extra: Value) -> Pod {
 
 /// A pod whose shell exits on SIGTERM at once (a plain `sleep` as PID 1 would wait out the grace period).
 const STAYS_UP: &str = "trap 'exit 0' TERM; sleep 3600 & wait";
-
-fn main_status(pod: &Pod) -> Option<ContainerStatus> {
-    pod.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()
-        .cloned()
-}
 
 fn uid(pod: &Pod) -> String {
     pod.metadata.uid.clone().unwrap()

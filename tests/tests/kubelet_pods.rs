@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
-use ferrokube_tests::kubelet::{TestNode, events_about};
+use ferrokube_tests::kubelet::{
+    TestNode, event_reasons, events_about, every_pod_gone, main_status,
+};
 use ferrokube_tests::scheduling::{default_service_account, eventually};
-use k8s_openapi::api::core::v1::{ConfigMap, ContainerStatus, Node, Pod};
-use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::{Api, Client};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 
 const NODE: &str = "node-1";
@@ -36,24 +38,6 @@ fn pod(name: &str, policy: &str, script: &str) -> Pod {
         },
     }))
     .unwrap()
-}
-
-fn main_status(pod: &Pod) -> Option<ContainerStatus> {
-    pod.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()
-        .cloned()
-}
-
-/// The reasons of the events about pod `name`.
-async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<String> {
-    events_about(client, namespace, name)
-        .await
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect()
 }
 
 #[tokio::test]
@@ -333,15 +317,7 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
     for name in ["absent", "never"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    eventually(Duration::from_secs(30), "every pod to be gone", || async {
-        pods.list(&ListParams::default())
-            .await
-            .ok()?
-            .items
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    every_pod_gone(&pods, Duration::from_secs(30)).await;
     let left = std::process::Command::new("ctr")
         .args([
             "--address",

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
-use ferrokube_tests::kubelet::{TESTSERVER_IMAGE, TestNode, events_about};
+use ferrokube_tests::kubelet::{
+    TESTSERVER_IMAGE, TestNode, events_about, every_pod_gone, main_status,
+};
 use ferrokube_tests::scheduling::{default_service_account, eventually};
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use k8s_openapi::api::core::v1::{Pod, PodCondition};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -71,15 +73,6 @@ fn grpc_pod(name: &str, serving: bool) -> Pod {
         },
     }))
     .unwrap()
-}
-
-fn main_status(pod: &Pod) -> Option<ContainerStatus> {
-    pod.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()
-        .cloned()
 }
 
 fn condition(pod: &Pod, type_: &str) -> Option<PodCondition> {
@@ -343,14 +336,6 @@ async fn probes_drive_readiness_and_restart_unhealthy_containers() {
         let name = pod.metadata.name.as_deref().unwrap();
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    eventually(Duration::from_secs(60), "every pod to be gone", || async {
-        pods.list(&ListParams::default())
-            .await
-            .ok()?
-            .items
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    every_pod_gone(&pods, Duration::from_secs(60)).await;
     namespace.delete().await;
 }

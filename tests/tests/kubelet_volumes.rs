@@ -11,10 +11,10 @@ use std::time::Duration;
 use base64::Engine;
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
-use ferrokube_tests::kubelet::{TestNode, events_about};
+use ferrokube_tests::kubelet::{TestNode, events_about, every_pod_gone};
 use ferrokube_tests::scheduling::eventually;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, ServiceAccount};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 
@@ -354,15 +354,7 @@ async fn a_kubelet_mounts_configmaps_secrets_downward_api_and_service_account_to
     for name in ["volumes", "waiting", "watcher"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    eventually(Duration::from_secs(30), "every pod to be gone", || async {
-        pods.list(&ListParams::default())
-            .await
-            .ok()?
-            .items
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    every_pod_gone(&pods, Duration::from_secs(30)).await;
     // The kubelet finishes its clean-up after the objects are gone (terminal pods are deleted at once).
     let root_text = format!("{}/", node.root.canonicalize().unwrap().display());
     eventually(

@@ -43,7 +43,7 @@ async fn check(address: &str, service: &str, timeout: Duration) -> ProbeOutcome 
         Err(e) => {
             return ProbeOutcome::Failure(format!(
                 "error: failed to connect service at \"{address}\": {}",
-                error_chain(&e)
+                crate::runtime::error_chain(&e)
             ));
         }
     };
@@ -81,17 +81,6 @@ fn verdict(status: i32) -> ProbeOutcome {
 /// Whole seconds as Go prints durations (`1s`).
 fn go_duration(d: Duration) -> String {
     format!("{}s", d.as_secs())
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

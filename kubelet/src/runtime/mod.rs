@@ -131,7 +131,7 @@ fn clean_version(raw: &str) -> String {
 }
 
 /// An error with its sources, for messages (tonic's transport errors say little at the top).
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
