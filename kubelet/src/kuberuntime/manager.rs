@@ -103,10 +103,11 @@ impl RuntimeManager {
     /// What the runtime knows about pod `uid`.
     pub async fn pod_status(&self, uid: &str) -> Result<PodRuntimeStatus, RuntimeError> {
         let mut containers = Vec::new();
-        for summary in self.runtime.list_containers().await? {
-            if summary.labels.get(LABEL_POD_UID).map(String::as_str) != Some(uid) {
-                continue;
-            }
+        for summary in self
+            .runtime
+            .list_containers_labelled(LABEL_POD_UID, uid)
+            .await?
+        {
             let state = match self.runtime.task_state(&summary.id).await? {
                 None => RecordState::Created,
                 Some(task) => match (task.status, task.exit) {

@@ -407,10 +407,29 @@ impl Runtime {
 
     /// Every container in the namespace, with its labels.
     pub async fn list_containers(&self) -> Result<Vec<ContainerSummary>> {
+        self.list_filtered(Vec::new(), "all containers").await
+    }
+
+    /// The containers whose label `key` is `value` (containerd filters them: a pod's sync reads only its
+    /// own containers, not every container's record and OCI spec).
+    pub async fn list_containers_labelled(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<ContainerSummary>> {
+        let filter = label_filter(key, value);
+        self.list_filtered(vec![filter.clone()], &filter).await
+    }
+
+    async fn list_filtered(
+        &self,
+        filters: Vec<String>,
+        what: &str,
+    ) -> Result<Vec<ContainerSummary>> {
         let containers = ContainersClient::new(self.channel.clone())
-            .list(self.request(ListContainersRequest { filters: vec![] }))
+            .list(self.request(ListContainersRequest { filters }))
             .await
-            .map_err(|s| RuntimeError::rpc("containers.List", "all containers", s))?
+            .map_err(|s| RuntimeError::rpc("containers.List", what, s))?
             .into_inner()
             .containers;
         Ok(containers
@@ -421,5 +440,25 @@ impl Runtime {
                 labels: c.labels,
             })
             .collect())
+    }
+}
+
+/// containerd's filter for label `key` equal to `value`, both quoted (keys hold dots, values dashes).
+fn label_filter(key: &str, value: &str) -> String {
+    let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("labels.\"{}\"==\"{}\"", quote(key), quote(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_filter;
+
+    #[test]
+    fn label_filters_quote_key_and_value() {
+        assert_eq!(
+            label_filter("io.kubernetes.pod.uid", "1b2-c3"),
+            r#"labels."io.kubernetes.pod.uid"=="1b2-c3""#
+        );
+        assert_eq!(label_filter("k", r#"a"b"#), r#"labels."k"=="a\"b""#);
     }
 }
