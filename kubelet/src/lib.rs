@@ -14,6 +14,7 @@ pub mod pod_workers;
 pub mod prober;
 pub mod runtime;
 pub mod sandbox;
+pub mod server;
 pub mod status;
 mod sys;
 pub mod volumemanager;
@@ -66,6 +67,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             Some(Server::bind(SocketAddr::new(address, port)).await?)
         }
     };
+    let kubelet_server = bind_kubelet_server(&config, &flags, &identity).await?;
     let options = ClientOptions {
         kubeconfig: flags.kubeconfig.clone(),
         qps: config.kube_api_qps.unwrap_or(50.0),
@@ -125,11 +127,23 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "cannot adopt the running containers"),
         }
         tokio::spawn(follow_container_exits(
-            runtime,
+            runtime.clone(),
             workers.clone(),
             shutdown.clone(),
         ));
-        run_pods(client, &node_name, workers, shutdown.clone()).await;
+        let factory = SharedInformerFactory::new(client.clone());
+        let pods = factory.informer_with::<Pod>(
+            watcher::Config::default().fields(&format!("spec.nodeName={node_name}")),
+        );
+        let context = Arc::new(server::ServerContext {
+            node_name: node_name.clone(),
+            pods: pods.clone(),
+            runtime,
+            pod_logs_dir: PathBuf::from(&config.pod_logs_dir),
+        });
+        let auth = Arc::new(server_auth(&config, client, &node_name));
+        tokio::spawn(kubelet_server.serve(server::router(context, auth), shutdown.clone()));
+        run_pods(factory, pods, workers, shutdown.clone()).await;
     }
     shutdown.cancelled().await;
     if let Some(serving) = serving {
@@ -179,12 +193,70 @@ async fn connect_runtime(
     }
 }
 
+/// Binds the kubelet's server on `address:port` with its serving certificate: the configured files, or
+/// a self-signed pair under `--cert-dir`.
+async fn bind_kubelet_server(
+    config: &KubeletConfiguration,
+    flags: &Flags,
+    identity: &NodeIdentity,
+) -> anyhow::Result<server::KubeletServer> {
+    let certificate = if config.tls_cert_file.is_empty() {
+        server::ServingCertificate::self_signed(&flags.cert_dir, &identity.hostname, &identity.ips)?
+    } else {
+        server::ServingCertificate::load(
+            Path::new(&config.tls_cert_file),
+            Path::new(&config.tls_private_key_file),
+        )?
+    };
+    let address: IpAddr = config
+        .address
+        .parse()
+        .with_context(|| format!("invalid address {:?}", config.address))?;
+    let port = u16::try_from(config.port).context("port out of range")?;
+    let client_ca = &config.authentication.x509.client_ca_file;
+    let client_ca = (!client_ca.is_empty()).then(|| Path::new(client_ca));
+    Ok(
+        server::KubeletServer::bind(SocketAddr::new(address, port), &certificate, client_ca)
+            .await?,
+    )
+}
+
+/// The server's authenticator and authorizer from `authentication` and `authorization`.
+fn server_auth(config: &KubeletConfiguration, client: Client, node_name: &str) -> server::Auth {
+    let authentication = &config.authentication;
+    let webhook = authentication
+        .webhook
+        .enabled
+        .unwrap_or_default()
+        .then(|| authentication.webhook.cache_ttl.as_std());
+    let authorization = &config.authorization;
+    let authorizer = if authorization.mode == "Webhook" {
+        server::Authorizer::Webhook(Box::new(server::Webhook::new(
+            client.clone(),
+            node_name,
+            authorization.webhook.cache_authorized_ttl.as_std(),
+            authorization.webhook.cache_unauthorized_ttl.as_std(),
+        )))
+    } else {
+        server::Authorizer::AlwaysAllow
+    };
+    server::Auth {
+        authenticator: server::Authenticator::new(
+            client,
+            authentication.anonymous.enabled.unwrap_or_default(),
+            webhook,
+        ),
+        authorizer,
+    }
+}
+
 /// Feeds the pod workers the pods bound to this node until `stop`.
-async fn run_pods(client: Client, node_name: &str, workers: PodWorkers, stop: CancellationToken) {
-    let factory = SharedInformerFactory::new(client);
-    let pods = factory.informer_with::<Pod>(
-        watcher::Config::default().fields(&format!("spec.nodeName={node_name}")),
-    );
+async fn run_pods(
+    factory: SharedInformerFactory,
+    pods: component_base::informer::SharedInformer<Pod>,
+    workers: PodWorkers,
+    stop: CancellationToken,
+) {
     let mut events = pods.subscribe();
     factory.start(stop.clone());
     tokio::spawn(housekeeping::run(workers.clone(), pods, stop.clone()));

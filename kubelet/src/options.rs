@@ -96,6 +96,36 @@ pub struct Flags {
     /// The port of the healthz server; 0 disables it.
     #[arg(long)]
     pub healthz_port: Option<i32>,
+    /// The directory of the self-signed serving certificate when --tls-cert-file is not given.
+    #[arg(long, default_value = "/var/lib/kubelet/pki")]
+    pub cert_dir: PathBuf,
+    /// The serving certificate (PEM, the chain after it).
+    #[arg(long)]
+    pub tls_cert_file: Option<String>,
+    /// The serving certificate's key (PEM).
+    #[arg(long)]
+    pub tls_private_key_file: Option<String>,
+    /// Client certificates signed by this CA bundle are authenticated (user = CN, groups = O).
+    #[arg(long)]
+    pub client_ca_file: Option<String>,
+    /// Serve requests no authenticator accepts as system:anonymous.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub anonymous_auth: Option<bool>,
+    /// Authenticate bearer tokens with TokenReview.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub authentication_token_webhook: Option<bool>,
+    /// How long token reviews are cached.
+    #[arg(long, value_parser = GoDuration::parse)]
+    pub authentication_token_webhook_cache_ttl: Option<GoDuration>,
+    /// AlwaysAllow or Webhook (SubjectAccessReview).
+    #[arg(long)]
+    pub authorization_mode: Option<String>,
+    /// How long an allow from the webhook is cached.
+    #[arg(long, value_parser = GoDuration::parse)]
+    pub authorization_webhook_cache_authorized_ttl: Option<GoDuration>,
+    /// How long a denial from the webhook is cached.
+    #[arg(long, value_parser = GoDuration::parse)]
+    pub authorization_webhook_cache_unauthorized_ttl: Option<GoDuration>,
     #[command(flatten)]
     pub logging: LoggingFlags,
 }

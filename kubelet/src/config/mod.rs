@@ -2,11 +2,13 @@
 //! a warning when only unknown fields stop the strict decoder), then the flags over it, then defaults, then
 //! validation. Errors read as upstream's.
 
+mod auth;
 mod types;
 mod validation;
 
 use std::path::Path;
 
+pub use auth::{AUTHORIZATION_MODES, KubeletAuthentication, KubeletAuthorization};
 pub use types::{API_VERSION, KIND, KubeletConfiguration};
 pub use validation::validate;
 
@@ -34,7 +36,11 @@ pub enum ConfigError {
 pub fn resolve(flags: &Flags) -> Result<KubeletConfiguration, ConfigError> {
     let mut config = match &flags.config {
         Some(path) => load(path)?,
-        None => KubeletConfiguration::default(),
+        None => KubeletConfiguration {
+            authentication: KubeletAuthentication::legacy(),
+            authorization: KubeletAuthorization::legacy(),
+            ..Default::default()
+        },
     };
     apply_flags(&mut config, flags);
     config.apply_defaults();
@@ -136,6 +142,34 @@ fn apply_flags(config: &mut KubeletConfiguration, flags: &Flags) {
     if let Some(address) = flags.address {
         config.address = address.to_string();
     }
+    set(
+        &mut config.authentication.x509.client_ca_file,
+        &flags.client_ca_file,
+    );
+    if flags.anonymous_auth.is_some() {
+        config.authentication.anonymous.enabled = flags.anonymous_auth;
+    }
+    if flags.authentication_token_webhook.is_some() {
+        config.authentication.webhook.enabled = flags.authentication_token_webhook;
+    }
+    set(
+        &mut config.authentication.webhook.cache_ttl,
+        &flags.authentication_token_webhook_cache_ttl,
+    );
+    set(&mut config.authorization.mode, &flags.authorization_mode);
+    set(
+        &mut config.authorization.webhook.cache_authorized_ttl,
+        &flags.authorization_webhook_cache_authorized_ttl,
+    );
+    set(
+        &mut config.authorization.webhook.cache_unauthorized_ttl,
+        &flags.authorization_webhook_cache_unauthorized_ttl,
+    );
+    set(&mut config.tls_cert_file, &flags.tls_cert_file);
+    set(
+        &mut config.tls_private_key_file,
+        &flags.tls_private_key_file,
+    );
     if let Some(address) = flags.healthz_bind_address {
         config.healthz_bind_address = address.to_string();
     }
@@ -164,6 +198,50 @@ mod tests {
         assert_eq!(config.kube_api_qps, Some(50.0));
         assert_eq!(config.kube_api_burst, 100);
         assert_eq!(config.register_node, Some(true));
+        // Without --config, upstream's legacy flag defaults: anonymous allowed, no webhooks.
+        assert_eq!(config.authentication.anonymous.enabled, Some(true));
+        assert_eq!(config.authentication.webhook.enabled, Some(false));
+        assert_eq!(config.authorization.mode, "AlwaysAllow");
+    }
+
+    #[test]
+    fn a_file_defaults_to_webhook_authentication_and_authorization() {
+        let yaml = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
+                    authentication: {x509: {clientCAFile: /ca.crt}}\n";
+        let mut config = decode_text(yaml).expect("valid file");
+        apply_flags(
+            &mut config,
+            &flags(&["--authorization-webhook-cache-unauthorized-ttl=10s"]),
+        );
+        config.apply_defaults();
+        assert_eq!(config.authentication.x509.client_ca_file, "/ca.crt");
+        assert_eq!(config.authentication.anonymous.enabled, Some(false));
+        assert_eq!(config.authentication.webhook.enabled, Some(true));
+        assert_eq!(config.authentication.webhook.cache_ttl.to_string(), "2m0s");
+        assert_eq!(config.authorization.mode, "Webhook");
+        assert_eq!(
+            config
+                .authorization
+                .webhook
+                .cache_authorized_ttl
+                .to_string(),
+            "5m0s"
+        );
+        assert_eq!(
+            config
+                .authorization
+                .webhook
+                .cache_unauthorized_ttl
+                .to_string(),
+            "10s"
+        );
+        let config = resolve(&flags(&[
+            "--anonymous-auth=false",
+            "--authorization-mode=Webhook",
+        ]))
+        .expect("valid");
+        assert_eq!(config.authentication.anonymous.enabled, Some(false));
+        assert_eq!(config.authorization.mode, "Webhook");
     }
 
     #[test]

@@ -8,6 +8,8 @@ use component_base::config::GoDuration;
 use k8s_openapi::api::core::v1::Taint;
 use serde::{Deserialize, Serialize};
 
+use super::auth::{KubeletAuthentication, KubeletAuthorization};
+
 /// The only API version the file may have.
 pub const API_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
 /// The file's kind.
@@ -75,6 +77,14 @@ pub struct KubeletConfiguration {
     pub resolv_conf: Option<String>,
     /// Where container logs are written; default /var/log/pods.
     pub pod_logs_dir: String,
+    /// How requests to the server are authenticated.
+    pub authentication: KubeletAuthentication,
+    /// How they are authorized.
+    pub authorization: KubeletAuthorization,
+    /// The serving certificate (PEM); none means a self-signed one under `--cert-dir`.
+    pub tls_cert_file: String,
+    /// The serving certificate's key (PEM).
+    pub tls_private_key_file: String,
 }
 
 impl KubeletConfiguration {
@@ -116,5 +126,7 @@ impl KubeletConfiguration {
         zero_or(&mut self.pod_logs_dir, "/var/log/pods".to_string());
         self.resolv_conf
             .get_or_insert_with(|| "/etc/resolv.conf".to_string());
+        self.authentication.apply_defaults();
+        self.authorization.apply_defaults();
     }
 }

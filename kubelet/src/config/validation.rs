@@ -57,6 +57,15 @@ pub fn validate(config: &KubeletConfiguration) -> Result<(), String> {
             config.port
         ));
     }
+    if !super::AUTHORIZATION_MODES.contains(&config.authorization.mode.as_str()) {
+        invalid(format!(
+            "unknown authorization mode {} (--authorization-mode: AlwaysAllow or Webhook)",
+            config.authorization.mode
+        ));
+    }
+    if config.tls_cert_file.is_empty() != config.tls_private_key_file.is_empty() {
+        invalid("tlsCertFile (--tls-cert-file) and tlsPrivateKeyFile (--tls-private-key-file) go together".into());
+    }
     if config.cgroup_driver != "cgroupfs" {
         invalid(format!(
             "cgroupDriver (--cgroup-driver) {:?}: ferrokube-kubelet supports \"cgroupfs\" only",

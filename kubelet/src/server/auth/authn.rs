@@ -1,0 +1,193 @@
+//! Who is asking: an x509 client certificate verified against `--client-ca-file`, else a bearer token
+//! reviewed by the apiserver (TokenReview, cached), else anonymous when `--anonymous-auth` allows it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use kube::api::PostParams;
+use kube::{Api, Client};
+use rustls::pki_types::CertificateDer;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// An authenticated user, as the authorizer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    /// The user name.
+    pub name: String,
+    /// The user's uid, when the token review gave one.
+    pub uid: String,
+    /// The user's groups.
+    pub groups: Vec<String>,
+    /// Extra attributes from the token review.
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+/// The client certificate chain of a connection, already verified by the TLS layer against the client CA.
+#[derive(Debug, Clone, Default)]
+pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
+
+impl PeerCertificates {
+    /// The chain the client presented on `stream`, if any.
+    pub fn of<IO>(stream: &tokio_rustls::server::TlsStream<IO>) -> Self {
+        let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
+        Self(Arc::new(
+            chain.iter().map(|c| c.clone().into_owned()).collect(),
+        ))
+    }
+}
+
+/// Upstream's union of request authenticators, in its order.
+pub struct Authenticator {
+    client: Client,
+    anonymous: bool,
+    webhook: Option<Duration>,
+    tokens: Mutex<HashMap<String, (Instant, Option<UserInfo>)>>,
+}
+
+/// The group every authenticated user is in.
+const AUTHENTICATED: &str = "system:authenticated";
+
+impl Authenticator {
+    /// Certificates are checked by TLS; `webhook` is the TokenReview cache TTL, `None` without the webhook.
+    pub fn new(client: Client, anonymous: bool, webhook: Option<Duration>) -> Self {
+        Self {
+            client,
+            anonymous,
+            webhook,
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The request's user, `Ok(None)` when nothing authenticates it.
+    pub async fn authenticate(
+        &self,
+        certificates: Option<&PeerCertificates>,
+        headers: &HeaderMap,
+    ) -> Result<Option<UserInfo>, kube::Error> {
+        if let Some(user) = certificates
+            .and_then(|c| c.0.first())
+            .and_then(|leaf| user_of_certificate(leaf))
+        {
+            return Ok(Some(user));
+        }
+        if let (Some(ttl), Some(token)) = (self.webhook, bearer_token(headers))
+            && let Some(user) = self.review(token, ttl).await?
+        {
+            return Ok(Some(user));
+        }
+        Ok(self.anonymous.then(|| UserInfo {
+            name: "system:anonymous".to_string(),
+            uid: String::new(),
+            groups: vec!["system:unauthenticated".to_string()],
+            extra: BTreeMap::new(),
+        }))
+    }
+
+    async fn review(&self, token: &str, ttl: Duration) -> Result<Option<UserInfo>, kube::Error> {
+        if let Some((at, user)) = self.lock().get(token)
+            && at.elapsed() < ttl
+        {
+            return Ok(user.clone());
+        }
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: token.to_string(),
+                audiences: None,
+            },
+            ..Default::default()
+        };
+        let reviewed = Api::<TokenReview>::all(self.client.clone())
+            .create(&PostParams::default(), &review)
+            .await?;
+        let user = reviewed
+            .status
+            .filter(|s| s.authenticated == Some(true))
+            .and_then(|s| s.user)
+            .map(|u| UserInfo {
+                name: u.username.unwrap_or_default(),
+                uid: u.uid.unwrap_or_default(),
+                groups: with_authenticated(u.groups.unwrap_or_default()),
+                extra: u.extra.unwrap_or_default(),
+            });
+        let mut tokens = self.lock();
+        tokens.retain(|_, (at, _)| at.elapsed() < ttl);
+        tokens.insert(token.to_string(), (Instant::now(), user.clone()));
+        Ok(user)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<UserInfo>)>> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The token of an `Authorization: Bearer` header (upstream's bearertoken authenticator).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// User = the subject's CN, groups = its O values (upstream's CommonNameUserConversion).
+fn user_of_certificate(certificate: &CertificateDer<'_>) -> Option<UserInfo> {
+    let (_, parsed) = X509Certificate::from_der(certificate.as_ref()).ok()?;
+    let subject = parsed.subject();
+    let name = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
+    Some(UserInfo {
+        name,
+        uid: String::new(),
+        groups: with_authenticated(groups),
+        extra: BTreeMap::new(),
+    })
+}
+
+fn with_authenticated(mut groups: Vec<String>) -> Vec<String> {
+    if !groups.iter().any(|g| g == AUTHENTICATED) {
+        groups.push(AUTHENTICATED.to_string());
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_case_insensitively() {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::AUTHORIZATION, "bearer abc".parse().unwrap());
+        assert_eq!(bearer_token(&headers), Some("abc"));
+        headers.insert(http::header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(http::header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert_eq!(bearer_token(&headers), None);
+    }
+
+    #[test]
+    fn certificate_subject_gives_user_and_groups() {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "kube-apiserver-kubelet-client");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "system:masters");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let certificate = params.self_signed(&key).unwrap();
+        let user = user_of_certificate(certificate.der()).unwrap();
+        assert_eq!(user.name, "kube-apiserver-kubelet-client");
+        assert_eq!(user.groups, ["system:masters", "system:authenticated"]);
+    }
+}
