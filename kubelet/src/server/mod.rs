@@ -3,6 +3,7 @@
 //! and authorization (pkg/kubelet/server/server.go).
 
 pub mod auth;
+pub mod logs;
 mod pods;
 mod tls;
 
@@ -60,6 +61,10 @@ pub fn router(context: Arc<ServerContext>, auth: Arc<auth::Auth>) -> Router {
         .route("/healthz", get(pods::healthz))
         .route("/pods", get(pods::pods))
         .route("/runningpods/", get(pods::running_pods))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(logs::container_logs),
+        )
         .with_state(context)
         .layer(axum::middleware::from_fn_with_state(auth, auth::filter))
 }
