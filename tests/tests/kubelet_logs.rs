@@ -3,53 +3,26 @@
 //! ending by itself when the container exits), --previous after a restart, upstream's error texts, a
 //! 1 MiB line; the kubelet's own 400/422/404 answers through the node proxy.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
+use ferrokube_tests::kubectl::{kubectl, kubectl_command, kubectl_ok};
 use ferrokube_tests::kubelet::{TestNode, main_status};
 use ferrokube_tests::scheduling::{default_service_account, eventually};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 const NODE: &str = "node-1";
 const BRIDGE: &str = "fk-log0";
 const POD_CIDR: &str = "10.246.0.0/24";
 
-/// Upstream kubectl with the admin kubeconfig.
-fn kubectl_command(args: &[&str]) -> Command {
-    let mut command = Command::new(ferrokube_cluster::upstream::binary("kubectl").unwrap());
-    command
-        .arg(format!(
-            "--kubeconfig={}",
-            shared_control_plane().admin_kubeconfig().display()
-        ))
-        .args(args);
-    command
-}
-
-fn kubectl(args: &[&str]) -> Output {
-    kubectl_command(args).output().unwrap()
-}
-
-/// kubectl's stdout; fails the test with its stderr unless it succeeded.
-fn kubectl_ok(args: &[&str]) -> String {
-    let out = kubectl(args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// kubectl's stderr; fails the test unless it failed.
-fn kubectl_err(args: &[&str]) -> String {
-    let out = kubectl(args);
+async fn kubectl_err(args: &[&str]) -> String {
+    let out = kubectl(args).await;
     assert!(
         !out.status.success(),
         "kubectl {args:?} succeeded: {}",
@@ -90,7 +63,7 @@ async fn wait_logs(ns: &str, args: &[&str], want: &str) {
     let mut last = String::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let out = kubectl(&all);
+        let out = kubectl(&all).await;
         last = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -123,12 +96,12 @@ fn running(pod: &Pod) -> bool {
         .is_some_and(|s| s.running.is_some())
 }
 
-/// Reads lines from a following kubectl until `n` lines arrived (or the deadline).
-fn read_lines(reader: &mut impl BufRead, n: usize) -> Vec<String> {
+/// Reads lines from a following kubectl until `n` lines arrived or its output ended.
+async fn read_lines(reader: &mut (impl AsyncBufReadExt + Unpin), n: usize) -> Vec<String> {
     let mut lines = Vec::new();
     while lines.len() < n {
         let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
+        if reader.read_line(&mut line).await.unwrap() == 0 {
             break;
         }
         lines.push(line);
@@ -208,18 +181,18 @@ async fn kubectl_logs_reads_container_logs_as_upstream() {
     // The whole log, then the options that select part of it.
     let five = "line 1\nline 2\nline 3\nline 4\nline 5\n";
     wait_logs(&ns, &["counter"], five).await;
-    let logs = |args: &[&str]| {
+    let logs = async |args: &[&str]| {
         let mut all = vec!["logs", "-n", ns.as_str()];
         all.extend_from_slice(args);
-        kubectl_ok(&all)
+        kubectl_ok(&all).await
     };
-    assert_eq!(logs(&["counter", "--tail=2"]), "line 4\nline 5\n");
-    assert_eq!(logs(&["counter", "--tail=0"]), "");
-    assert_eq!(logs(&["counter", "--tail=100"]), five);
-    assert_eq!(logs(&["counter", "--limit-bytes=5"]), "line ");
-    assert_eq!(logs(&["counter", "--limit-bytes=9"]), "line 1\nli");
-    assert_eq!(logs(&["counter", "--since=1h"]), five);
-    let stamped = logs(&["counter", "--timestamps"]);
+    assert_eq!(logs(&["counter", "--tail=2"]).await, "line 4\nline 5\n");
+    assert_eq!(logs(&["counter", "--tail=0"]).await, "");
+    assert_eq!(logs(&["counter", "--tail=100"]).await, five);
+    assert_eq!(logs(&["counter", "--limit-bytes=5"]).await, "line ");
+    assert_eq!(logs(&["counter", "--limit-bytes=9"]).await, "line 1\nli");
+    assert_eq!(logs(&["counter", "--since=1h"]).await, five);
+    let stamped = logs(&["counter", "--timestamps"]).await;
     let stamped: Vec<&str> = stamped.lines().collect();
     assert_eq!(stamped.len(), 5, "{stamped:?}");
     for (i, line) in stamped.iter().enumerate() {
@@ -238,24 +211,30 @@ async fn kubectl_logs_reads_container_logs_as_upstream() {
     }
     // Since a time after the lines (the counter writes nothing more): nothing.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(logs(&["counter", "--since=1s"]), "");
+    assert_eq!(logs(&["counter", "--since=1s"]).await, "");
     let future = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).format("%Y-%m-%dT%H:%M:%SZ");
-    assert_eq!(logs(&["counter", &format!("--since-time={future}")]), "");
+    assert_eq!(
+        logs(&["counter", &format!("--since-time={future}")]).await,
+        ""
+    );
     let past = (chrono::Utc::now() - chrono::TimeDelta::hours(1)).format("%Y-%m-%dT%H:%M:%SZ");
-    assert_eq!(logs(&["counter", &format!("--since-time={past}")]), five);
+    assert_eq!(
+        logs(&["counter", &format!("--since-time={past}")]).await,
+        five
+    );
 
     // -c picks the container of a pod with two; stderr is in the log too.
     wait_logs(&ns, &["two", "-c", "a"], "from a\n").await;
     wait_logs(&ns, &["two", "-c", "b"], "from b\n").await;
 
     // Unknown container: the apiserver's answer (it checks the spec before asking the kubelet).
-    let error = kubectl_err(&["logs", "-n", &ns, "counter", "-c", "nope"]);
+    let error = kubectl_err(&["logs", "-n", &ns, "counter", "-c", "nope"]).await;
     assert!(
         error.contains("container nope is not valid for pod counter"),
         "{error}"
     );
     // --previous without a restart: the kubelet's text.
-    let error = kubectl_err(&["logs", "-n", &ns, "counter", "--previous"]);
+    let error = kubectl_err(&["logs", "-n", &ns, "counter", "--previous"]).await;
     assert_eq!(
         error.trim_end(),
         r#"Error from server (BadRequest): previous terminated container "main" in pod "counter" not found"#
@@ -267,7 +246,7 @@ async fn kubectl_logs_reads_container_logs_as_upstream() {
             .is_some_and(|r| r == "ErrImageNeverPull")
     })
     .await;
-    let error = kubectl_err(&["logs", "-n", &ns, "never"]);
+    let error = kubectl_err(&["logs", "-n", &ns, "never"]).await;
     assert_eq!(
         error.trim_end(),
         r#"Error from server (BadRequest): container "main" in pod "never" is waiting to start: ErrImageNeverPull"#
@@ -276,14 +255,12 @@ async fn kubectl_logs_reads_container_logs_as_upstream() {
     // -f prints new lines as they come; killed, it leaves the kubelet serving.
     wait_status(&pods, "ticker", "running", running).await;
     let mut follower = kubectl_command(&["logs", "-n", &ns, "ticker", "-f", "--tail=1"])
-        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut reader = BufReader::new(follower.stdout.take().unwrap());
-    let lines = tokio::task::spawn_blocking(move || (read_lines(&mut reader, 4), reader))
+    let lines = tokio::time::timeout(Duration::from_secs(30), read_lines(&mut reader, 4))
         .await
-        .unwrap();
-    let (lines, _reader) = lines;
+        .expect("-f prints new lines");
     let ticks: Vec<u32> = lines
         .iter()
         .map(|l| l.trim_end().strip_prefix("tick ").unwrap().parse().unwrap())
@@ -293,8 +270,7 @@ async fn kubectl_logs_reads_container_logs_as_upstream() {
         ticks.windows(2).all(|w| w[1] == w[0] + 1),
         "consecutive ticks: {ticks:?}"
     );
-    follower.kill().unwrap();
-    follower.wait().unwrap();
+    follower.kill().await.unwrap();
 
     // -f on a container that exits: kubectl ends by itself once the container has stopped.
     let finite = pod(
@@ -308,26 +284,13 @@ async fn kubectl_logs_reads_container_logs_as_upstream() {
     pods.create(&PostParams::default(), &finite).await.unwrap();
     wait_status(&pods, "finite", "running", running).await;
     let steps = "step 1\nstep 2\nstep 3\nstep 4\n";
-    let follow = tokio::task::spawn_blocking({
-        let ns = ns.clone();
-        move || {
-            let mut child = kubectl_command(&["logs", "-n", &ns, "finite", "-f"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while child.try_wait().unwrap().is_none() {
-                if Instant::now() > deadline {
-                    child.kill().unwrap();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            child.wait_with_output().unwrap()
-        }
-    });
-    let out = follow.await.unwrap();
+    let follow = kubectl_command(&["logs", "-n", &ns, "finite", "-f"])
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), follow.wait_with_output())
+        .await
+        .expect("kubectl logs -f ends by itself when the container exits")
+        .unwrap();
     assert!(
         out.status.success(),
         "kubectl logs -f ended by itself: {}",
@@ -339,7 +302,7 @@ async fn kubectl_logs_reads_container_logs_as_upstream() {
     })
     .await;
     assert_eq!(
-        logs(&["finite", "-f"]),
+        logs(&["finite", "-f"]).await,
         steps,
         "-f on an exited container reads to the end and stops"
     );
@@ -357,15 +320,18 @@ async fn kubectl_logs_reads_container_logs_as_upstream() {
     })
     .await;
     wait_logs(&ns, &["restarter"], "second attempt\n").await;
-    assert_eq!(logs(&["restarter", "--previous"]), "first attempt\n");
-    assert_eq!(logs(&["restarter", "-p", "--timestamps"]).len(), 31 + 14);
+    assert_eq!(logs(&["restarter", "--previous"]).await, "first attempt\n");
+    assert_eq!(
+        logs(&["restarter", "-p", "--timestamps"]).await.len(),
+        31 + 14
+    );
 
     // A 1 MiB line (written as 16 KiB pieces) reads back whole; the kubelet serves on.
     let mut big = "x".repeat(1024 * 1024);
     big.push_str("\nafter\n");
     wait_logs(&ns, &["bigline"], &big).await;
-    assert_eq!(logs(&["bigline", "--tail=1"]), "after\n");
-    assert_eq!(logs(&["counter"]), five);
+    assert_eq!(logs(&["bigline", "--tail=1"]).await, "after\n");
+    assert_eq!(logs(&["counter"]).await, five);
 
     // The kubelet's own answers (status and body), through the apiserver's node proxy.
     let proxy = |query: &str| {
