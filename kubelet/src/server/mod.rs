@@ -3,7 +3,9 @@
 //! and authorization (pkg/kubelet/server/server.go).
 
 pub mod auth;
+pub mod containers;
 mod pods;
+mod run;
 mod tls;
 
 use std::net::SocketAddr;
@@ -14,7 +16,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use component_base::informer::{ObjectKey, SharedInformer};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Pod;
@@ -60,6 +62,11 @@ pub fn router(context: Arc<ServerContext>, auth: Arc<auth::Auth>) -> Router {
         .route("/healthz", get(pods::healthz))
         .route("/pods", get(pods::pods))
         .route("/runningpods/", get(pods::running_pods))
+        .route("/run/{namespace}/{pod}/{container}", post(run::run))
+        .route(
+            "/run/{namespace}/{pod}/{uid}/{container}",
+            post(run::run_uid),
+        )
         .with_state(context)
         .layer(axum::middleware::from_fn_with_state(auth, auth::filter))
 }
