@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod containers;
 mod pods;
+pub mod portforward;
 mod run;
 mod tls;
 
