@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod pods;
+pub mod spdy;
 mod tls;
 
 use std::net::SocketAddr;
