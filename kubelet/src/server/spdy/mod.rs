@@ -4,7 +4,11 @@
 
 mod dictionary;
 pub mod frame;
+mod session;
+pub mod upgrade;
 mod zlib;
 
 pub use frame::{Frame, FrameError, Headers};
+pub use session::{Session, SessionHandle, Stream, StreamReader, StreamWriter};
+pub use upgrade::{negotiate, upgrade};
 pub use zlib::{HeaderCompressor, HeaderDecompressor, ZlibError};
