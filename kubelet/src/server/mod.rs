@@ -7,6 +7,7 @@ pub mod containers;
 mod pods;
 pub mod portforward;
 mod run;
+pub mod spdy;
 mod tls;
 
 use std::net::SocketAddr;
