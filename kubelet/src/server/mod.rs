@@ -64,6 +64,14 @@ pub fn router(context: Arc<ServerContext>, auth: Arc<auth::Auth>) -> Router {
         .route("/healthz", get(pods::healthz))
         .route("/pods", get(pods::pods))
         .route("/runningpods/", get(pods::running_pods))
+        .route(
+            "/portForward/{namespace}/{pod}",
+            get(portforward::port_forward).post(portforward::port_forward),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}/{uid}",
+            get(portforward::port_forward_uid).post(portforward::port_forward_uid),
+        )
         .route("/run/{namespace}/{pod}/{container}", post(run::run))
         .route(
             "/run/{namespace}/{pod}/{uid}/{container}",
