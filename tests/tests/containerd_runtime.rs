@@ -10,7 +10,7 @@ use std::time::Duration;
 use ferrokube_cluster::Containerd;
 use ferrokube_cluster::images::{self, BUSYBOX_IMAGE};
 use ferrokube_kubelet::runtime::spec::{self, ContainerSpec, NamespaceMode, Resources};
-use ferrokube_kubelet::runtime::{ImageConfig, Runtime, RuntimeEvent, TaskExit, TaskStatus};
+use ferrokube_kubelet::runtime::{ImageConfig, Runtime, RuntimeEvent, Stdio, TaskExit, TaskStatus};
 use futures::StreamExt;
 
 /// A containerd of the test's own with busybox imported; fields drop in order, the directory last.
@@ -165,7 +165,11 @@ async fn exit_code_arrives_as_an_event_and_output_is_logged_in_cri_format() {
     assert_eq!(mine.labels["ferrokube.test/container"], id);
     assert_eq!(mine.image, BUSYBOX_IMAGE);
 
-    let pid = f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    let pid = f
+        .runtime
+        .start(&id, &f.log(&id), Stdio::default())
+        .await
+        .unwrap();
     assert!(pid > 0);
     let exit = exit_of(&mut events, &id).await;
     assert_eq!(exit.exit_status, 3, "{exit:?}");
@@ -207,13 +211,20 @@ async fn sigterm_and_sigkill_end_containers_with_signal_exit_codes() {
         NamespaceMode::Private,
     )
     .await;
-    f.runtime.start(&trapping, &f.log(&trapping)).await.unwrap();
+    f.runtime
+        .start(&trapping, &f.log(&trapping), Stdio::default())
+        .await
+        .unwrap();
     // `sleep 1000` as the container's PID 1: the kernel drops signals PID 1 has no handler for, so SIGTERM
     // leaves it running (why the kubelet follows with SIGKILL after the grace period); SIGKILL gives 137.
     let sleeper = unique("sleep");
     f.create(&sleeper, &["sleep", "1000"], NamespaceMode::Private)
         .await;
-    let pid = f.runtime.start(&sleeper, &f.log(&sleeper)).await.unwrap();
+    let pid = f
+        .runtime
+        .start(&sleeper, &f.log(&sleeper), Stdio::default())
+        .await
+        .unwrap();
     let state = f.runtime.task_state(&sleeper).await.unwrap().unwrap();
     assert_eq!(state.status, TaskStatus::Running);
     assert_eq!(state.pid, pid);
@@ -257,7 +268,10 @@ async fn delete_removes_task_container_snapshot_fifos_mounts_and_cgroup() {
     let id = unique("gone");
     f.create(&id, &["sleep", "1000"], NamespaceMode::Private)
         .await;
-    f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    f.runtime
+        .start(&id, &f.log(&id), Stdio::default())
+        .await
+        .unwrap();
     assert!(snapshots(f.containerd.socket()).contains(&id));
     // Deleting a running container kills it first.
     f.runtime.delete(&id).await.unwrap();
@@ -296,7 +310,10 @@ async fn exec_runs_in_the_container_and_times_out() {
         NamespaceMode::Private,
     )
     .await;
-    f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    f.runtime
+        .start(&id, &f.log(&id), Stdio::default())
+        .await
+        .unwrap();
     let argv = |script: &str| vec!["sh".to_string(), "-c".to_string(), script.to_string()];
     // The exec sees the container's filesystem; both streams are collected; the exit code comes back.
     let ran = tokio::time::timeout(Duration::from_secs(20), async {
@@ -371,7 +388,10 @@ async fn a_container_joins_an_existing_network_namespace() {
         NamespaceMode::Join(PathBuf::from(format!("/var/run/netns/{netns}"))),
     )
     .await;
-    f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    f.runtime
+        .start(&id, &f.log(&id), Stdio::default())
+        .await
+        .unwrap();
     let exit = f.runtime.wait(&id).await.unwrap();
     f.runtime.delete(&id).await.unwrap();
     let _ = Command::new("ip").args(["netns", "del", &netns]).status();
@@ -420,7 +440,10 @@ async fn a_new_runtime_reopens_the_logs_of_a_running_container() {
                 .await
                 .unwrap()
                 .with_fifo_dir(&fifo_dir);
-            runtime.start(&container, &log).await.unwrap();
+            runtime
+                .start(&container, &log, Stdio::default())
+                .await
+                .unwrap();
             // Until the first line is in the log, so the restart happens between the two lines.
             while !std::fs::read_to_string(&log).unwrap().contains("before") {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -465,7 +488,10 @@ async fn long_lines_are_logged_as_partial_lines() {
         NamespaceMode::Private,
     )
     .await;
-    f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    f.runtime
+        .start(&id, &f.log(&id), Stdio::default())
+        .await
+        .unwrap();
     assert_eq!(f.runtime.wait(&id).await.unwrap().code, 0);
     f.runtime.delete(&id).await.unwrap();
     let log = std::fs::read_to_string(f.log(&id)).unwrap();
@@ -488,7 +514,11 @@ async fn dropping_the_harness_containerd_leaves_no_container_or_mount_behind() {
     let id = unique("orphan");
     f.create(&id, &["sleep", "1000"], NamespaceMode::Private)
         .await;
-    let pid = f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    let pid = f
+        .runtime
+        .start(&id, &f.log(&id), Stdio::default())
+        .await
+        .unwrap();
     let dir = f.dir.path().to_path_buf();
     // As a failed test would: the container is never deleted.
     drop(f);
@@ -526,7 +556,10 @@ async fn the_busybox_image_has_its_applets_users_and_the_pods_hostname() {
         NamespaceMode::Private,
     )
     .await;
-    f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    f.runtime
+        .start(&id, &f.log(&id), Stdio::default())
+        .await
+        .unwrap();
     assert_eq!(f.runtime.wait(&id).await.unwrap().code, 0);
     f.runtime.delete(&id).await.unwrap();
     let lines = output(&f.log(&id));
@@ -571,7 +604,10 @@ async fn a_non_root_container_with_a_read_only_root_and_no_capabilities() {
         .create_container(&id, &f.image, &spec, HashMap::new())
         .await
         .unwrap();
-    f.runtime.start(&id, &f.log(&id)).await.unwrap();
+    f.runtime
+        .start(&id, &f.log(&id), Stdio::default())
+        .await
+        .unwrap();
     assert_eq!(f.runtime.wait(&id).await.unwrap().code, 0);
     f.runtime.delete(&id).await.unwrap();
     let lines = output(&f.log(&id));

@@ -120,6 +120,7 @@ pub fn container_spec(
     let capabilities = security.capabilities.clone().unwrap_or_default();
     Ok(ContainerSpec {
         args,
+        terminal: container.tty.unwrap_or(false),
         env,
         cwd: container
             .working_dir

@@ -17,6 +17,7 @@ use super::record::{
 };
 use super::stop::termination_grace;
 use crate::pod_spec::field_path;
+use crate::runtime::Stdio;
 use crate::runtime::reference;
 use crate::runtime::spec::{self, BindMount, NamespaceMode};
 use crate::sandbox::SandboxStatus;
@@ -205,7 +206,11 @@ impl RuntimeManager {
             format!("Created container: {}", container.name),
         ));
         let log = self.log_path(pod, &container.name, attempt);
-        match self.runtime.start(&id, &log).await {
+        let stdio = Stdio {
+            stdin: container.stdin.unwrap_or(false),
+            tty: container.tty.unwrap_or(false),
+        };
+        match self.runtime.start(&id, &log, stdio).await {
             Ok(pid) => {
                 // The process's own start time, which a restarted kubelet reads back the same way.
                 let at = super::start_time::process_start_time(pid).unwrap_or_else(Timestamp::now);

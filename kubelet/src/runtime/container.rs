@@ -21,6 +21,7 @@ use containerd_client::tonic::Code;
 use containerd_client::types::v1::Status;
 use prost_types::Any;
 
+use super::attach::{self, ContainerIo, Stdio};
 use super::error::{Result, RuntimeError};
 use super::image::ImageConfig;
 use super::logs::{self, LogFile, Stream};
@@ -161,8 +162,8 @@ impl Runtime {
     }
 
     /// Creates and starts container `id`'s task, its stdout and stderr appended to `log` in the CRI log
-    /// format; returns the pid.
-    pub async fn start(&self, id: &str, log: &Path) -> Result<u32> {
+    /// format and offered to attachers, with a stdin and a terminal as `stdio` says; returns the pid.
+    pub async fn start(&self, id: &str, log: &Path, stdio: Stdio) -> Result<u32> {
         let mounts = SnapshotsClient::new(self.channel.clone())
             .mounts(self.request(MountsRequest {
                 snapshotter: self.snapshotter.clone(),
@@ -175,24 +176,42 @@ impl Runtime {
         let (stdout, stderr) = logs::fifo_paths(&self.fifo_dir, id);
         logs::make_fifo(id, &stdout)?;
         logs::make_fifo(id, &stderr)?;
+        let stdin = if stdio.stdin {
+            let path = attach::stdin_fifo_path(&self.fifo_dir, id);
+            logs::make_fifo(id, &path)?;
+            Some((attach::open_stdin(id, &path)?, path))
+        } else {
+            None
+        };
         let log_file = LogFile::open(id, log)?;
         // Read ends before the task: the shim opens the write ends while creating it and waits for a reader.
         let out = logs::open_fifo(id, &stdout)?;
         let err = logs::open_fifo(id, &stderr)?;
         let mut tasks = TasksClient::new(self.channel.clone());
         tasks
-            .create(self.request(CreateTaskRequest {
-                container_id: id.to_string(),
-                rootfs: mounts,
-                stdout: stdout.to_string_lossy().into_owned(),
-                stderr: stderr.to_string_lossy().into_owned(),
-                terminal: false,
-                ..CreateTaskRequest::default()
-            }))
+            .create(
+                self.request(CreateTaskRequest {
+                    container_id: id.to_string(),
+                    rootfs: mounts,
+                    stdin: stdin
+                        .as_ref()
+                        .map(|(_, path)| path.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    stdout: stdout.to_string_lossy().into_owned(),
+                    // On a terminal both outputs are the terminal's, copied to stdout (as containerd's CRI).
+                    stderr: if stdio.tty {
+                        String::new()
+                    } else {
+                        stderr.to_string_lossy().into_owned()
+                    },
+                    terminal: stdio.tty,
+                    ..CreateTaskRequest::default()
+                }),
+            )
             .await
             .map_err(|s| RuntimeError::rpc("tasks.Create", id, s))?;
         // Only now does the shim hold the write ends, so reading sees end-of-file only when it closes them.
-        self.spawn_copiers(id, out, err, log_file);
+        self.spawn_copiers(id, out, err, log_file, stdin.map(|(writer, _)| writer));
         let started = tasks
             .start(self.request(StartRequest {
                 container_id: id.to_string(),
@@ -203,7 +222,8 @@ impl Runtime {
         Ok(started.into_inner().pid)
     }
 
-    /// After a kubelet restart: reads container `id`'s output FIFOs again, appending to `log`.
+    /// After a kubelet restart: reads container `id`'s output FIFOs again, appending to `log`, and takes
+    /// its stdin FIFO back if it has one.
     pub async fn reopen_logs(&self, id: &str, log: &Path) -> Result<()> {
         let (stdout, stderr) = logs::fifo_paths(&self.fifo_dir, id);
         if !stdout.exists() || !stderr.exists() {
@@ -215,7 +235,13 @@ impl Runtime {
         let log_file = LogFile::open(id, log)?;
         let out = logs::open_fifo(id, &stdout)?;
         let err = logs::open_fifo(id, &stderr)?;
-        self.spawn_copiers(id, out, err, log_file);
+        let stdin_path = attach::stdin_fifo_path(&self.fifo_dir, id);
+        let stdin = if stdin_path.exists() {
+            Some(attach::open_stdin(id, &stdin_path)?)
+        } else {
+            None
+        };
+        self.spawn_copiers(id, out, err, log_file, stdin);
         Ok(())
     }
 
@@ -225,10 +251,21 @@ impl Runtime {
         out: tokio::net::unix::pipe::Receiver,
         err: tokio::net::unix::pipe::Receiver,
         log: LogFile,
+        stdin: Option<tokio::net::unix::pipe::Sender>,
     ) {
+        let (live_out, live_err) = (attach::live_stream(), attach::live_stream());
+        self.io.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            id.to_string(),
+            ContainerIo::new(&live_out, &live_err, stdin),
+        );
         let handles = vec![
-            tokio::spawn(logs::copy_stream(out, Stream::Stdout, log.clone())),
-            tokio::spawn(logs::copy_stream(err, Stream::Stderr, log)),
+            tokio::spawn(logs::copy_stream(
+                out,
+                Stream::Stdout,
+                log.clone(),
+                live_out,
+            )),
+            tokio::spawn(logs::copy_stream(err, Stream::Stderr, log, live_err)),
         ];
         let mut copiers = self.copiers.lock().unwrap_or_else(|e| e.into_inner());
         copiers.entry(id.to_string()).or_default().extend(handles);
@@ -337,6 +374,7 @@ impl Runtime {
             Err(s) => return Err(RuntimeError::rpc("tasks.Delete", id, s)),
         }
         self.drain_logs(id).await;
+        self.io.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
         let deleted = ContainersClient::new(self.channel.clone())
             .delete(self.request(DeleteContainerRequest { id: id.to_string() }))
             .await;
@@ -357,7 +395,7 @@ impl Runtime {
             Err(s) => return Err(RuntimeError::rpc("snapshots.Remove", id, s)),
         }
         let (stdout, stderr) = logs::fifo_paths(&self.fifo_dir, id);
-        for fifo in [stdout, stderr] {
+        for fifo in [stdout, stderr, attach::stdin_fifo_path(&self.fifo_dir, id)] {
             match std::fs::remove_file(&fifo) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

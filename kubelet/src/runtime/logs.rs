@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
+use tokio::sync::broadcast;
 
+use super::attach::Chunk;
 use super::error::{Result, RuntimeError};
 
 /// The longest line written as one log line (containerd's default `max_container_log_line_size`).
@@ -229,14 +231,21 @@ pub fn open_fifo(container: &str, path: &Path) -> Result<pipe::Receiver> {
 }
 
 /// Copies one stream from its FIFO into the log file until every writer has closed it (the shim does when
-/// the container's output ends).
-pub async fn copy_stream(mut fifo: pipe::Receiver, stream: Stream, log: LogFile) {
+/// the container's output ends), broadcasting what it reads to the container's attachers on `live`.
+pub async fn copy_stream(
+    mut fifo: pipe::Receiver,
+    stream: Stream,
+    log: LogFile,
+    live: broadcast::Sender<Chunk>,
+) {
     let mut splitter = LineSplitter::new(MAX_LINE);
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match fifo.read(&mut buf).await {
             Ok(0) => break,
             Ok(n) => {
+                // No attacher is not an error.
+                let _ = live.send(Chunk::from(&buf[..n]));
                 for (tag, line) in splitter.push(&buf[..n]) {
                     log.write_line(stream, tag, &line);
                 }
@@ -362,11 +371,21 @@ mod tests {
         let log_path = dir.path().join("logs/0.log");
         let log = LogFile::open("c1", &log_path).unwrap();
         let writer = pipe::OpenOptions::new().open_sender(&stdout).unwrap();
-        let copier = tokio::spawn(copy_stream(reader, Stream::Stdout, log));
+        let live = super::super::attach::live_stream();
+        let mut attached = live.subscribe();
+        let copier = tokio::spawn(copy_stream(reader, Stream::Stdout, log, live));
         writer.writable().await.unwrap();
         writer.try_write(b"first\nsecond\nlast").unwrap();
         drop(writer);
         copier.await.unwrap();
+        let mut seen = Vec::new();
+        while let Ok(chunk) = attached.recv().await {
+            seen.extend_from_slice(&chunk);
+        }
+        assert_eq!(
+            seen, b"first\nsecond\nlast",
+            "attachers get the raw output, then the end"
+        );
         let written = std::fs::read_to_string(&log_path).unwrap();
         let lines: Vec<&str> = written.lines().collect();
         assert_eq!(lines.len(), 3, "{written}");

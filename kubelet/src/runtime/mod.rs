@@ -3,6 +3,7 @@
 //! `io.containerd.runc.v2` shim on an overlayfs snapshot, their output goes to CRI-format log files, and
 //! containerd's event stream reports task exits.
 
+pub mod attach;
 mod container;
 mod error;
 mod events;
@@ -23,6 +24,7 @@ use containerd_client::tonic::metadata::MetadataValue;
 use containerd_client::tonic::transport::Channel;
 use tokio::task::JoinHandle;
 
+pub use attach::{AttachedStdin, Attachment, Stdio};
 pub use container::{ContainerSummary, ExitStatus, TaskState, TaskStatus};
 pub use error::{Result, RuntimeError};
 pub use events::{RuntimeEvent, TaskExit};
@@ -46,6 +48,8 @@ pub struct Runtime {
     fifo_dir: PathBuf,
     /// The log copiers of each container, awaited when its output must be complete.
     copiers: Arc<Mutex<HashMap<String, Vec<JoinHandle<()>>>>>,
+    /// The attachable stdio of each container whose output is read.
+    io: attach::IoRegistry,
 }
 
 impl Runtime {
@@ -63,6 +67,7 @@ impl Runtime {
             snapshotter: DEFAULT_SNAPSHOTTER.to_string(),
             fifo_dir: PathBuf::from(DEFAULT_FIFO_DIR),
             copiers: Arc::default(),
+            io: Arc::default(),
         })
     }
 

@@ -149,6 +149,8 @@ pub struct Capabilities {
 pub struct ContainerSpec {
     /// The command line (already resolved with [`resolve_args`]).
     pub args: Vec<String>,
+    /// The process runs on a terminal (the container's `tty`).
+    pub terminal: bool,
     /// Environment as `NAME=value`, image env first, the container's after (later ones win).
     pub env: Vec<String>,
     /// Working directory; `/` when empty.
@@ -305,7 +307,7 @@ fn namespace(kind: &str, mode: &NamespaceMode) -> Option<Value> {
 pub fn build(spec: &ContainerSpec) -> Value {
     let capabilities = effective_capabilities(spec.privileged, &spec.capabilities);
     let mut process = json!({
-        "terminal": false,
+        "terminal": spec.terminal,
         "user": {"uid": spec.uid, "gid": spec.gid},
         "args": spec.args,
         "env": environment(spec),

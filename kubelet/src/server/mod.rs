@@ -3,8 +3,12 @@
 //! and authorization (pkg/kubelet/server/server.go).
 
 pub mod auth;
+pub mod containers;
 pub mod logs;
 mod pods;
+pub mod portforward;
+mod run;
+pub mod spdy;
 mod tls;
 
 use std::net::SocketAddr;
@@ -15,7 +19,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use component_base::informer::{ObjectKey, SharedInformer};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Pod;
@@ -64,6 +68,19 @@ pub fn router(context: Arc<ServerContext>, auth: Arc<auth::Auth>) -> Router {
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             get(logs::container_logs),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}",
+            get(portforward::port_forward).post(portforward::port_forward),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}/{uid}",
+            get(portforward::port_forward_uid).post(portforward::port_forward_uid),
+        )
+        .route("/run/{namespace}/{pod}/{container}", post(run::run))
+        .route(
+            "/run/{namespace}/{pod}/{uid}/{container}",
+            post(run::run_uid),
         )
         .with_state(context)
         .layer(axum::middleware::from_fn_with_state(auth, auth::filter))
