@@ -3,7 +3,9 @@
 //! and authorization (pkg/kubelet/server/server.go).
 
 pub mod auth;
+mod exec;
 mod pods;
+pub mod remotecommand;
 pub mod spdy;
 mod tls;
 
@@ -61,6 +63,14 @@ pub fn router(context: Arc<ServerContext>, auth: Arc<auth::Auth>) -> Router {
         .route("/healthz", get(pods::healthz))
         .route("/pods", get(pods::pods))
         .route("/runningpods/", get(pods::running_pods))
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            get(exec::exec).post(exec::exec),
+        )
+        .route(
+            "/exec/{namespace}/{pod}/{uid}/{container}",
+            get(exec::exec_with_uid).post(exec::exec_with_uid),
+        )
         .with_state(context)
         .layer(axum::middleware::from_fn_with_state(auth, auth::filter))
 }
