@@ -10,6 +10,7 @@ pub mod housekeeping;
 pub mod kuberuntime;
 pub mod node;
 pub mod options;
+pub mod pod_spec;
 pub mod pod_workers;
 pub mod prober;
 pub mod runtime;

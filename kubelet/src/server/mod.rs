@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod exec;
+pub mod logs;
 mod pods;
 pub mod remotecommand;
 pub mod spdy;
@@ -63,6 +64,10 @@ pub fn router(context: Arc<ServerContext>, auth: Arc<auth::Auth>) -> Router {
         .route("/healthz", get(pods::healthz))
         .route("/pods", get(pods::pods))
         .route("/runningpods/", get(pods::running_pods))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(logs::container_logs),
+        )
         .route(
             "/exec/{namespace}/{pod}/{container}",
             get(exec::exec).post(exec::exec),
