@@ -39,7 +39,7 @@ impl Runtime {
     /// killed and [`RuntimeError::ExecTimeout`] returned.
     pub async fn exec(&self, id: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput> {
         let exec_id = format!("exec-{:016x}", rand::random::<u64>());
-        let process = self.exec_process_spec(id, argv).await?;
+        let process = self.exec_process_spec(id, argv, false).await?;
         let fifo = |stream: &str| {
             self.fifo_dir
                 .join(format!("{id}-{exec_id}-{stream}"))
@@ -136,8 +136,13 @@ impl Runtime {
         }
     }
 
-    /// The container's own OCI process with `argv` as its arguments and no terminal.
-    async fn exec_process_spec(&self, id: &str, argv: &[String]) -> Result<Any> {
+    /// The container's own OCI process with `argv` as its arguments, on a terminal when `terminal`.
+    pub(super) async fn exec_process_spec(
+        &self,
+        id: &str,
+        argv: &[String],
+        terminal: bool,
+    ) -> Result<Any> {
         let container = ContainersClient::new(self.channel.clone())
             .get(self.request(GetContainerRequest { id: id.to_string() }))
             .await
@@ -155,7 +160,7 @@ impl Runtime {
         };
         let spec: serde_json::Value = serde_json::from_slice(&container.value)
             .map_err(|e| bad_spec(format!("its OCI spec does not parse: {e}")))?;
-        let process = exec_process(&spec, argv)
+        let process = exec_process(&spec, argv, terminal)
             .ok_or_else(|| bad_spec("its OCI spec has no process".to_string()))?;
         let value = serde_json::to_vec(&process)
             .map_err(|e| bad_spec(format!("encoding the exec process: {e}")))?;
@@ -166,12 +171,16 @@ impl Runtime {
     }
 }
 
-/// The container spec's process with `argv` as its arguments, no terminal and no console size.
-fn exec_process(spec: &serde_json::Value, argv: &[String]) -> Option<serde_json::Value> {
+/// The container spec's process with `argv` as its arguments, a terminal or not, and no console size.
+fn exec_process(
+    spec: &serde_json::Value,
+    argv: &[String],
+    terminal: bool,
+) -> Option<serde_json::Value> {
     let mut process = spec.get("process")?.clone();
     let fields = process.as_object_mut()?;
     fields.insert("args".to_string(), serde_json::json!(argv));
-    fields.insert("terminal".to_string(), serde_json::Value::Bool(false));
+    fields.insert("terminal".to_string(), serde_json::Value::Bool(terminal));
     fields.remove("consoleSize");
     Some(process)
 }
@@ -207,7 +216,7 @@ async fn collect_output(readers: Vec<pipe::Receiver>) -> Vec<u8> {
 }
 
 /// Removes the exec's FIFOs however it ends.
-struct RemoveOnDrop(Vec<PathBuf>);
+pub(super) struct RemoveOnDrop(pub(super) Vec<PathBuf>);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -234,14 +243,15 @@ mod tests {
             }
         });
         let argv = vec!["cat".to_string(), "/tmp/healthy".to_string()];
-        let process = exec_process(&spec, &argv).unwrap();
+        let process = exec_process(&spec, &argv, false).unwrap();
         assert_eq!(process["args"], serde_json::json!(["cat", "/tmp/healthy"]));
         assert_eq!(process["env"], serde_json::json!(["PATH=/bin"]));
         assert_eq!(process["cwd"], "/work");
         assert_eq!(process["user"]["uid"], 1000);
         assert_eq!(process["terminal"], false);
         assert!(process.get("consoleSize").is_none());
-        assert!(exec_process(&serde_json::json!({}), &argv).is_none());
+        assert!(exec_process(&serde_json::json!({}), &argv, false).is_none());
+        assert_eq!(exec_process(&spec, &argv, true).unwrap()["terminal"], true);
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ mod container;
 mod error;
 mod events;
 mod exec;
+mod exec_stream;
 mod image;
 pub mod logs;
 pub mod reference;
@@ -29,6 +30,7 @@ pub use container::{ContainerSummary, ExitStatus, TaskState, TaskStatus};
 pub use error::{Result, RuntimeError};
 pub use events::{RuntimeEvent, TaskExit};
 pub use exec::{ExecOutput, MAX_EXEC_OUTPUT};
+pub use exec_stream::{ExecProcess, InteractiveExec, StdioOptions};
 pub use image::{ImageConfig, ImageSummary, chain_id};
 
 /// The containerd namespace the kubelet's containers and images live in (the CRI plugin's).

@@ -4,9 +4,11 @@
 
 pub mod auth;
 pub mod containers;
+mod exec;
 pub mod logs;
 mod pods;
 pub mod portforward;
+pub mod remotecommand;
 mod run;
 pub mod spdy;
 mod tls;
@@ -81,6 +83,14 @@ pub fn router(context: Arc<ServerContext>, auth: Arc<auth::Auth>) -> Router {
         .route(
             "/run/{namespace}/{pod}/{uid}/{container}",
             post(run::run_uid),
+        )
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            get(exec::exec).post(exec::exec),
+        )
+        .route(
+            "/exec/{namespace}/{pod}/{uid}/{container}",
+            get(exec::exec_with_uid).post(exec::exec_with_uid),
         )
         .with_state(context)
         .layer(axum::middleware::from_fn_with_state(auth, auth::filter))

@@ -5,6 +5,8 @@
 mod dictionary;
 pub mod frame;
 mod session;
+#[cfg(test)]
+pub(crate) mod test_client;
 pub mod upgrade;
 mod zlib;
 

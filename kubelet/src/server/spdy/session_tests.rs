@@ -1,65 +1,9 @@
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, DuplexStream, ReadHalf, WriteHalf};
+use tokio::io::AsyncReadExt;
 
 use super::*;
-
-/// A SPDY client speaking raw frames to a session over an in-memory connection.
-struct Client {
-    read: ReadHalf<DuplexStream>,
-    write: WriteHalf<DuplexStream>,
-    compressor: HeaderCompressor,
-    decompressor: HeaderDecompressor,
-}
-
-impl Client {
-    fn connect() -> (Client, Session) {
-        let (ours, theirs) = tokio::io::duplex(1 << 16);
-        let (read, write) = tokio::io::split(ours);
-        let client = Client {
-            read,
-            write,
-            compressor: HeaderCompressor::new(),
-            decompressor: HeaderDecompressor::new(MAX_HEADER_BLOCK),
-        };
-        (client, Session::start(theirs))
-    }
-
-    async fn send(&mut self, frame: Frame) {
-        let bytes = frame.encode(&mut self.compressor).unwrap();
-        self.write.write_all(&bytes).await.unwrap();
-    }
-
-    async fn open(&mut self, id: u32, stream_type: &str) {
-        self.send(Frame::SynStream {
-            stream_id: id,
-            associated_to: 0,
-            priority: 0,
-            flags: 0,
-            headers: Headers::new().with("streamType", stream_type),
-        })
-        .await;
-    }
-
-    async fn data(&mut self, id: u32, data: &[u8], fin: bool) {
-        self.send(Frame::Data {
-            stream_id: id,
-            flags: if fin { FLAG_FIN } else { 0 },
-            data: data.to_vec(),
-        })
-        .await;
-    }
-
-    async fn next(&mut self) -> Option<Frame> {
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            Frame::read(&mut self.read, &mut self.decompressor),
-        )
-        .await
-        .expect("a frame within 5 s")
-        .unwrap()
-    }
-}
+use crate::server::spdy::test_client::Client;
 
 async fn accept(session: &mut Session) -> Stream {
     tokio::time::timeout(Duration::from_secs(5), session.accept())
