@@ -61,24 +61,24 @@ async fn serve_exec(
             format!("container not found ({container:?})"),
         );
     };
-    start_streaming(
-        request,
-        context.runtime.clone(),
-        container_id,
-        command,
-        options,
-    )
+    let runtime = context.runtime.clone();
+    start_streaming(request, options, container_id.clone(), move |streams| async move {
+        run(streams, runtime, &container_id, command, options).await;
+    })
 }
 
 /// The upgrade as the proxy to the CRI streaming server answers it: an upgrade is required, then the
-/// protocol is negotiated, then the connection switches to SPDY.
-fn start_streaming(
+/// protocol is negotiated, then the connection switches to SPDY and `serve` gets the client's streams.
+pub(super) fn start_streaming<F, Fut>(
     request: Request,
-    runtime: Runtime,
-    container_id: String,
-    command: Vec<String>,
     options: StdioOptions,
-) -> Response {
+    container_id: String,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(Streams) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     if !is_upgrade_request(&request) {
         // UpgradeAwareHandler's BadRequest goes through the kubelet's responder, which answers 500.
         return http_error(
@@ -92,15 +92,10 @@ fn start_streaming(
     };
     let protocol = Protocol::from_name(&chosen).unwrap_or(Protocol::V1);
     spdy::upgrade(request, &chosen, move |session| async move {
-        let streams =
-            match Streams::collect(session, protocol, options, STREAM_CREATION_TIMEOUT).await {
-                Ok(streams) => streams,
-                Err(e) => {
-                    tracing::info!(container = %container_id, error = %e, "exec: no streams");
-                    return;
-                }
-            };
-        run(streams, runtime, &container_id, command, options).await;
+        match Streams::collect(session, protocol, options, STREAM_CREATION_TIMEOUT).await {
+            Ok(streams) => serve(streams).await,
+            Err(e) => tracing::info!(container = %container_id, error = %e, "no streams"),
+        }
     })
 }
 

@@ -2,6 +2,7 @@
 //! proxies — pods, logs, exec, attach, port-forward, metrics and stats — behind upstream's authentication
 //! and authorization (pkg/kubelet/server/server.go).
 
+mod attach;
 pub mod auth;
 pub mod containers;
 mod exec;
@@ -83,6 +84,14 @@ pub fn router(context: Arc<ServerContext>, auth: Arc<auth::Auth>) -> Router {
         .route(
             "/run/{namespace}/{pod}/{uid}/{container}",
             post(run::run_uid),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            get(attach::attach).post(attach::attach),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{uid}/{container}",
+            get(attach::attach_with_uid).post(attach::attach_with_uid),
         )
         .route(
             "/exec/{namespace}/{pod}/{container}",
