@@ -41,6 +41,8 @@ pub struct ContainerSummary {
     pub image: String,
     /// Its labels (pod UID, container name, ... as the kubelet set them).
     pub labels: HashMap<String, String>,
+    /// When containerd created it (the CRI's `CreatedAt`, the container's start time in the stats).
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The state of a container's task.
@@ -438,6 +440,7 @@ impl Runtime {
                 id: c.id,
                 image: c.image,
                 labels: c.labels,
+                created_at: timestamp(c.created_at),
             })
             .collect())
     }
