@@ -273,9 +273,11 @@ async fn run_pods(
         };
         match event {
             Some(InformerEvent::Added(pod) | InformerEvent::Updated { new: pod, .. }) => {
+                metrics::pod_observed_on_watch(&pod);
                 workers.update(pod).await;
             }
             Some(InformerEvent::Deleted(pod)) => {
+                metrics::pod_deleted(pod.metadata.uid.as_deref().unwrap_or_default());
                 workers.removed(pod.metadata.uid.as_deref().unwrap_or_default());
             }
             None => return,

@@ -10,7 +10,14 @@ use prometheus::core::Collector;
 use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter};
 use prometheus::{IntCounterVec, Opts};
 
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+
 use crate::kuberuntime::record::{PodRuntimeStatus, RecordState};
+
+mod pod_startup;
+
+use pod_startup::StartupTracker;
 
 /// podStartupDurationBuckets (metrics.go:216).
 const POD_STARTUP_BUCKETS: [f64; 25] = [
@@ -47,6 +54,9 @@ struct Metrics {
     running_pods: Gauge,
     running_containers: GaugeVec,
     pod_start_duration: Histogram,
+    pod_start_sli_duration: HistogramVec,
+    pod_start_total_duration: HistogramVec,
+    startup: Mutex<StartupTracker>,
     pod_worker_duration: HistogramVec,
     pod_worker_start_duration: Histogram,
     started_pods: IntCounter,
@@ -100,6 +110,29 @@ fn metrics() -> &'static Metrics {
                 &POD_STARTUP_BUCKETS,
             ))
             .expect(VALID),
+            pod_start_sli_duration: HistogramVec::new(
+                histogram(
+                    "kubelet_pod_start_sli_duration_seconds",
+                    "Duration in seconds to start a pod, excluding time to pull images and run init \
+                     containers, measured from pod creation timestamp to when all its containers are \
+                     reported as started and observed via watch",
+                    &POD_STARTUP_BUCKETS,
+                ),
+                &[],
+            )
+            .expect(VALID),
+            pod_start_total_duration: HistogramVec::new(
+                histogram(
+                    "kubelet_pod_start_total_duration_seconds",
+                    "Duration in seconds to start a pod since creation, including time to pull images \
+                     and run init containers, measured from pod creation timestamp to when all its \
+                     containers are reported as started and observed via watch",
+                    &POD_STARTUP_BUCKETS,
+                ),
+                &[],
+            )
+            .expect(VALID),
+            startup: Mutex::default(),
             pod_worker_duration: HistogramVec::new(
                 histogram(
                     "kubelet_pod_worker_duration_seconds",
@@ -139,11 +172,13 @@ fn metrics() -> &'static Metrics {
             .expect(VALID),
             pods: Mutex::default(),
         };
-        let collectors: [Box<dyn Collector>; 9] = [
+        let collectors: [Box<dyn Collector>; 11] = [
             Box::new(metrics.node_name.clone()),
             Box::new(metrics.running_pods.clone()),
             Box::new(metrics.running_containers.clone()),
             Box::new(metrics.pod_start_duration.clone()),
+            Box::new(metrics.pod_start_sli_duration.clone()),
+            Box::new(metrics.pod_start_total_duration.clone()),
             Box::new(metrics.pod_worker_duration.clone()),
             Box::new(metrics.pod_worker_start_duration.clone()),
             Box::new(metrics.started_pods.clone()),
@@ -196,6 +231,38 @@ pub fn pod_started(first_seen: Instant) {
     metrics()
         .pod_start_duration
         .observe(first_seen.elapsed().as_secs_f64());
+}
+
+/// The kubelet's pod watch delivered `pod` (upstream's ObservedPodOnWatch): observes the startup
+/// latency histograms the first time every container of a tracked pod is running.
+pub fn pod_observed_on_watch(pod: &Pod) {
+    let metrics = metrics();
+    let startup = metrics
+        .startup
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .observed(pod, Timestamp::now());
+    if let Some(startup) = startup {
+        metrics
+            .pod_start_total_duration
+            .with_label_values::<&str>(&[])
+            .observe(startup.total.as_secs_f64());
+        if let Some(sli) = startup.sli {
+            metrics
+                .pod_start_sli_duration
+                .with_label_values::<&str>(&[])
+                .observe(sli.as_secs_f64());
+        }
+    }
+}
+
+/// Pod `uid` was deleted from the apiserver: its startup is no longer tracked.
+pub fn pod_deleted(uid: &str) {
+    metrics()
+        .startup
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .forget(uid);
 }
 
 /// A pod sandbox is being created (`kubelet_started_pods_total`).
