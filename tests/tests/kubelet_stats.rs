@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::http::Request;
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
-use ferrokube_tests::kubelet::{TestNode, every_pod_gone};
-use ferrokube_tests::scheduling::eventually;
+use ferrokube_tests::kubectl::kubectl_ok;
+use ferrokube_tests::kubelet::{TestNode, direct_kubelet_client, every_pod_gone};
+use ferrokube_tests::scheduling::{default_service_account, eventually};
+use http::Request;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use kube::api::{DeleteParams, PostParams};
@@ -112,6 +113,7 @@ async fn kubelet_serves_metrics_resource_metrics_and_the_stats_summary() {
         .unwrap();
     let namespace = TestNamespace::new("kubelet-stats").await;
     let ns = namespace.name();
+    default_service_account(&admin, ns).await;
     let pods: Api<Pod> = Api::namespaced(admin.clone(), ns);
     pods.create(
         &PostParams::default(),
@@ -197,7 +199,14 @@ async fn kubelet_serves_metrics_resource_metrics_and_the_stats_summary() {
     .await;
 
     // /stats/summary: the node and both pods with CPU and memory.
-    let summary: Value = serde_json::from_str(&proxy_get(&admin, "/stats/summary").await).unwrap();
+    // As `kubectl get --raw` reads it.
+    let raw = kubectl_ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/nodes/{NODE}/proxy/stats/summary"),
+    ])
+    .await;
+    let summary: Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(summary["node"]["nodeName"], NODE);
     assert!(summary["node"]["cpu"]["usageCoreNanoSeconds"].as_u64() > Some(0));
     assert!(summary["node"]["memory"]["workingSetBytes"].as_u64() > Some(0));
@@ -302,30 +311,14 @@ async fn forbidden_without_permission(admin: &Client, ns: &str) {
         .unwrap()
         .status
         .unwrap()
-        .token;
+        .token
+        .unwrap();
     let node = Api::<Node>::all(admin.clone()).get(NODE).await.unwrap();
-    let status = node.status.unwrap();
-    let port = status
-        .daemon_endpoints
-        .and_then(|d| d.kubelet_endpoint)
-        .unwrap()
-        .port;
-    let address = status
-        .addresses
-        .unwrap()
-        .into_iter()
-        .find(|a| a.type_ == "InternalIP")
-        .unwrap()
-        .address;
-    let host = if address.contains(':') {
-        format!("[{address}]")
-    } else {
-        address
+    let auth = kube::config::AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
     };
-    let mut config = kube::Config::new(format!("https://{host}:{port}").parse().unwrap());
-    config.accept_invalid_certs = true;
-    config.auth_info = serde_json::from_value(json!({"token": token})).unwrap();
-    let client = Client::try_from(config).unwrap();
+    let client = direct_kubelet_client(&node, auth).await;
     let user = format!("system:serviceaccount:{ns}:nobody");
     for (path, subresource) in [
         ("/metrics", "metrics"),
@@ -336,10 +329,13 @@ async fn forbidden_without_permission(admin: &Client, ns: &str) {
         match client.request_text(request).await {
             Err(kube::Error::Api(status)) => {
                 assert_eq!(status.code, 403, "{path}: {status:?}");
-                let expected = format!(
-                    "Forbidden (user={user}, verb=get, resource=nodes, subresource(s)=[{subresource}])"
+                assert_eq!(
+                    status.message,
+                    format!(
+                        "Forbidden (user={user}, verb=get, resource=nodes, subresource(s)=[{subresource}])"
+                    ),
+                    "{path}"
                 );
-                assert!(status.message.contains(&expected), "{path}: {status:?}");
             }
             other => panic!("{path}: {other:?}"),
         }
