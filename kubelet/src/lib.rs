@@ -11,6 +11,7 @@ pub mod kuberuntime;
 pub mod metrics;
 pub mod node;
 pub mod options;
+pub mod pod_spec;
 pub mod pod_workers;
 pub mod prober;
 pub mod runtime;

@@ -365,7 +365,7 @@ impl PodWorkers {
         let grace = if object_gone {
             Duration::ZERO
         } else {
-            termination_grace(pod)
+            termination_grace(pod, None)
         };
         tracing::info!(pod = %pod_name(pod), grace = grace.as_secs(), "Killing pod");
         context.probes.remove_pod(&uid);

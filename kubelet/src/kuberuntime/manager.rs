@@ -1,12 +1,13 @@
 //! Doing what [`compute_pod_actions`] decided, on containerd and the pod's sandbox (upstream's
 //! kubeGenericRuntimeManager): reading a pod's containers back, starting containers, and stopping pods.
 
+use crate::pod_spec::{field_path, find_container};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 
@@ -269,14 +270,8 @@ impl RuntimeManager {
                 None => return result,
             }
         };
-        let all: Vec<&Container> = spec
-            .init_containers
-            .iter()
-            .flatten()
-            .chain(&spec.containers)
-            .collect();
         for name in &actions.start {
-            let Some(container) = all.iter().find(|c| &c.name == name) else {
+            let Some(container) = find_container(spec, name) else {
                 continue;
             };
             let attempt = status.latest(name).map_or(0, |c| c.attempt + 1);
@@ -424,20 +419,6 @@ pub fn pod_description(pod: &Pod) -> String {
         pod.metadata.namespace.as_deref().unwrap_or_default(),
         pod_uid(pod)
     )
-}
-
-/// The field path events about a container carry.
-pub(super) fn field_path(spec: &k8s_openapi::api::core::v1::PodSpec, name: &str) -> String {
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .any(|c| c.name == name);
-    if init {
-        format!("spec.initContainers{{{name}}}")
-    } else {
-        format!("spec.containers{{{name}}}")
-    }
 }
 
 /// Go's Duration string for whole seconds (`10s`, `5m0s`).

@@ -7,6 +7,7 @@ pub mod container_spec;
 pub mod env;
 pub mod image_pull;
 mod lifecycle;
+pub mod log_reader;
 pub mod manager;
 pub mod pod_files;
 pub mod pod_logs;

@@ -10,12 +10,13 @@ use k8s_openapi::jiff::Timestamp;
 use super::container_spec::{SandboxNamespaces, SpecInputs, container_spec};
 use super::env::fetch_env_sources;
 use super::lifecycle::POST_START_LIMIT;
-use super::manager::{PodEvent, RuntimeManager, SyncResult, field_path, pod_description, pod_uid};
+use super::manager::{PodEvent, RuntimeManager, SyncResult, pod_description, pod_uid};
 use super::record::{
     ContainerRecord, LABEL_STARTED_AT, LABEL_TERMINATION_MESSAGE_FILE,
     LABEL_TERMINATION_MESSAGE_POLICY, RecordState, container_labels,
 };
 use super::stop::termination_grace;
+use crate::pod_spec::field_path;
 use crate::runtime::reference;
 use crate::runtime::spec::{self, BindMount, NamespaceMode};
 use crate::sandbox::SandboxStatus;
@@ -287,7 +288,7 @@ impl RuntimeManager {
                 pod,
                 record,
                 Some("FailedPostStartHook".to_string()),
-                termination_grace(pod),
+                termination_grace(pod, None),
             )
             .await;
         result.events.extend(killed);

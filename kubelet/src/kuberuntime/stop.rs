@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 
 use super::actions::ContainerKill;
-use super::manager::{PodEvent, RuntimeManager, SyncResult, field_path};
+use super::manager::{PodEvent, RuntimeManager, SyncResult};
 use super::record::{ContainerRecord, PodRuntimeStatus};
+use crate::pod_spec::{field_path, find_container};
 use crate::prober::ProbeType;
 use crate::runtime::Runtime;
 
@@ -56,12 +57,7 @@ impl RuntimeManager {
             "Killing",
             message.unwrap_or_else(|| format!("Stopping container {}", record.name)),
         )];
-        let container = spec
-            .init_containers
-            .iter()
-            .flatten()
-            .chain(&spec.containers)
-            .find(|c| c.name == record.name);
+        let container = find_container(&spec, &record.name);
         let pre_stop = container.and_then(|c| Some((c, c.lifecycle.as_ref()?.pre_stop.as_ref()?)));
         let mut left = grace;
         if let (Some((container, hook)), false) = (pre_stop, grace.is_zero()) {
@@ -88,17 +84,23 @@ impl RuntimeManager {
     }
 }
 
-/// How long the pod's containers get to stop: the deletion's grace period, else the spec's
-/// terminationGracePeriodSeconds (default 30 s).
-pub fn termination_grace(pod: &Pod) -> Duration {
-    let seconds = pod
-        .metadata
-        .deletion_grace_period_seconds
-        .or(pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds))
-        .unwrap_or(30);
+/// How long a container gets to stop (upstream's setTerminationGracePeriod): the deletion's grace period,
+/// else — for a container killed for failing a probe — that probe's own terminationGracePeriodSeconds, else
+/// the pod's; without any, the 2 s minimum every stop gets anyway.
+pub fn termination_grace(pod: &Pod, probe_kill: Option<(&str, ProbeType)>) -> Duration {
+    let spec = pod.spec.as_ref();
+    let probe_grace = || {
+        let (container, probe) = probe_kill?;
+        let container = find_container(spec?, container)?;
+        probe.of(container)?.termination_grace_period_seconds
+    };
+    let seconds = match pod.metadata.deletion_grace_period_seconds {
+        Some(grace) => grace,
+        None => match spec.and_then(|s| s.termination_grace_period_seconds) {
+            Some(pod_grace) => probe_grace().unwrap_or(pod_grace),
+            None => return MINIMUM_GRACE,
+        },
+    };
     Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
 }
 
@@ -115,37 +117,13 @@ impl RuntimeManager {
         let Some(record) = status.containers.iter().find(|c| c.id == kill.id) else {
             return;
         };
-        let grace = probe_kill_grace(pod, &kill.name, kill.probe);
+        let grace = termination_grace(pod, Some((&kill.name, kill.probe)));
         tracing::info!(container = %kill.name, grace = grace.as_secs(), "Killing container that failed its {:?} probe", kill.probe);
         let events = self
             .kill_container(pod, record, Some(kill.message.clone()), grace)
             .await;
         result.events.extend(events);
     }
-}
-
-/// The grace period of a container killed for failing `probe` (upstream's setTerminationGracePeriod): the
-/// pod's deletion grace, else the probe's own terminationGracePeriodSeconds, else the pod's; at least 2 s.
-pub fn probe_kill_grace(pod: &Pod, container: &str, probe: ProbeType) -> Duration {
-    let spec = pod.spec.as_ref();
-    let probe_grace = spec
-        .into_iter()
-        .flat_map(|s| {
-            s.containers
-                .iter()
-                .chain(s.init_containers.iter().flatten())
-        })
-        .find(|c| c.name == container)
-        .and_then(|c| probe.of(c))
-        .and_then(|p| p.termination_grace_period_seconds);
-    let grace = match pod.metadata.deletion_grace_period_seconds {
-        Some(grace) => grace,
-        None => match spec.and_then(|s| s.termination_grace_period_seconds) {
-            Some(pod_grace) => probe_grace.unwrap_or(pod_grace),
-            None => 0,
-        },
-    };
-    Duration::from_secs(u64::try_from(grace).unwrap_or(0)).max(MINIMUM_GRACE)
 }
 
 /// The image's stop signal (SIGTERM unless it names another), `grace` to exit, then SIGKILL.
@@ -193,7 +171,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn probe_kills_use_upstreams_grace_period() {
+    fn grace_periods_are_upstreams() {
         let pod = |pod_grace: Option<i64>, probe_grace: Option<i64>| -> Pod {
             serde_json::from_value(serde_json::json!({
                 "spec": {
@@ -206,24 +184,35 @@ mod tests {
             .expect("pod")
         };
         assert_eq!(
-            probe_kill_grace(&pod(Some(30), None), "c", ProbeType::Liveness).as_secs(),
+            termination_grace(&pod(Some(30), None), Some(("c", ProbeType::Liveness))).as_secs(),
             30
         );
         assert_eq!(
-            probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Liveness).as_secs(),
+            termination_grace(&pod(Some(30), Some(5)), Some(("c", ProbeType::Liveness))).as_secs(),
             5
         );
         assert_eq!(
-            probe_kill_grace(&pod(Some(30), Some(5)), "c", ProbeType::Startup).as_secs(),
+            termination_grace(&pod(Some(30), Some(5)), Some(("c", ProbeType::Startup))).as_secs(),
             30
         );
         assert_eq!(
-            probe_kill_grace(&pod(None, Some(5)), "c", ProbeType::Liveness).as_secs(),
+            termination_grace(&pod(None, Some(5)), Some(("c", ProbeType::Liveness))).as_secs(),
             2
         );
+        // A zero grace stays zero here (no preStop hook runs); kill_container still gives the 2 s minimum.
         assert_eq!(
-            probe_kill_grace(&pod(Some(0), None), "c", ProbeType::Liveness).as_secs(),
-            2
+            termination_grace(&pod(Some(0), None), Some(("c", ProbeType::Liveness))).as_secs(),
+            0
+        );
+        assert_eq!(
+            termination_grace(&pod(Some(30), Some(5)), None).as_secs(),
+            30
+        );
+        let mut deleting = pod(Some(30), Some(5));
+        deleting.metadata.deletion_grace_period_seconds = Some(7);
+        assert_eq!(
+            termination_grace(&deleting, Some(("c", ProbeType::Liveness))).as_secs(),
+            7
         );
     }
 

@@ -150,19 +150,16 @@ impl Prober {
 
     fn event(&self, target: &ProbeTarget<'_>, reason: &str, note: String) {
         let pod = target.pod;
-        let init = pod
-            .spec
-            .iter()
-            .flat_map(|s| s.init_containers.iter().flatten())
-            .any(|c| c.name == target.container.name);
-        let list = if init { "initContainers" } else { "containers" };
         let regarding = ObjectReference {
             api_version: Some("v1".to_string()),
             kind: Some("Pod".to_string()),
             name: pod.metadata.name.clone(),
             namespace: pod.metadata.namespace.clone(),
             uid: pod.metadata.uid.clone(),
-            field_path: Some(format!("spec.{list}{{{}}}", target.container.name)),
+            field_path: pod
+                .spec
+                .as_ref()
+                .map(|spec| crate::pod_spec::field_path(spec, &target.container.name)),
             ..ObjectReference::default()
         };
         self.recorder.warning(&regarding, reason, reason, note);

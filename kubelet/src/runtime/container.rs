@@ -414,6 +414,18 @@ impl Runtime {
         }
     }
 
+    /// The labels of container record `id`; `None` when there is no such container.
+    pub async fn container_labels(&self, id: &str) -> Result<Option<HashMap<String, String>>> {
+        let found = ContainersClient::new(self.channel.clone())
+            .get(self.request(GetContainerRequest { id: id.to_string() }))
+            .await;
+        match found {
+            Ok(r) => Ok(r.into_inner().container.map(|c| c.labels)),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(RuntimeError::rpc("containers.Get", id, s)),
+        }
+    }
+
     /// Every container in the namespace, with its labels.
     pub async fn list_containers(&self) -> Result<Vec<ContainerSummary>> {
         crate::metrics::runtime_operation("list_containers");

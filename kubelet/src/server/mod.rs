@@ -3,6 +3,7 @@
 //! and authorization (pkg/kubelet/server/server.go).
 
 pub mod auth;
+pub mod logs;
 mod pods;
 mod stats;
 mod tls;
@@ -68,6 +69,10 @@ pub fn router(context: Arc<ServerContext>, auth: Arc<auth::Auth>) -> Router {
         .route(
             "/stats/summary",
             get(stats::stats_summary).post(stats::stats_summary),
+        )
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(logs::container_logs),
         )
         .with_state(context)
         .layer(axum::middleware::from_fn_with_state(auth, auth::filter))

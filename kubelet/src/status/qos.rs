@@ -10,12 +10,7 @@ const QOS_RESOURCES: [&str; 2] = ["cpu", "memory"];
 
 /// `BestEffort`, `Burstable` or `Guaranteed`.
 pub fn qos_class(spec: &PodSpec) -> &'static str {
-    let containers: Vec<&Container> = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(&spec.containers)
-        .collect();
+    let containers: Vec<&Container> = crate::pod_spec::all_containers(spec).collect();
     let mut any_set = false;
     let mut guaranteed = true;
     for container in containers {

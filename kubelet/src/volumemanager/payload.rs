@@ -85,17 +85,12 @@ fn file(data: Vec<u8>, mode: i32) -> FileProjection {
 pub fn fs_user(pod: &Pod) -> Option<u32> {
     let spec = pod.spec.as_ref()?;
     let pod_user = spec.security_context.as_ref().and_then(|s| s.run_as_user);
-    let mut users = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(&spec.containers)
-        .map(|c| {
-            c.security_context
-                .as_ref()
-                .and_then(|s| s.run_as_user)
-                .or(pod_user)
-        });
+    let mut users = crate::pod_spec::all_containers(spec).map(|c| {
+        c.security_context
+            .as_ref()
+            .and_then(|s| s.run_as_user)
+            .or(pod_user)
+    });
     let first = users.next()??;
     users
         .all(|u| u == Some(first))
@@ -218,15 +213,10 @@ pub fn resource_value(
     divisor: Option<&Quantity>,
     allocatable: &BTreeMap<String, Quantity>,
 ) -> Result<String, VolumeError> {
-    let spec = pod.spec.as_ref();
-    let found = spec
-        .into_iter()
-        .flat_map(|s| {
-            s.containers
-                .iter()
-                .chain(s.init_containers.iter().flatten())
-        })
-        .find(|c| c.name == container)
+    let found = pod
+        .spec
+        .as_ref()
+        .and_then(|spec| crate::pod_spec::find_container(spec, container))
         .ok_or_else(|| {
             VolumeError::Invalid(format!("container {container:?} not found in the pod"))
         })?;
