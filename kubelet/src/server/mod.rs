@@ -12,6 +12,7 @@ pub mod portforward;
 pub mod remotecommand;
 mod run;
 pub mod spdy;
+mod stats;
 mod tls;
 
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ pub struct ServerContext {
     pub runtime: Runtime,
     /// Where container logs are written (`podLogsDir`).
     pub pod_logs_dir: PathBuf,
+    /// The node's and pods' CPU and memory.
+    pub stats: Arc<crate::stats::StatsProvider>,
 }
 
 impl ServerContext {
@@ -68,6 +71,12 @@ pub fn router(context: Arc<ServerContext>, auth: Arc<auth::Auth>) -> Router {
         .route("/healthz", get(pods::healthz))
         .route("/pods", get(pods::pods))
         .route("/runningpods/", get(pods::running_pods))
+        .route("/metrics", get(component_base::serving::metrics))
+        .route("/metrics/resource", get(stats::resource_metrics))
+        .route(
+            "/stats/summary",
+            get(stats::stats_summary).post(stats::stats_summary),
+        )
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             get(logs::container_logs),
