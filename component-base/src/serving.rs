@@ -99,7 +99,8 @@ impl Server {
     }
 }
 
-async fn metrics() -> impl IntoResponse {
+/// `/metrics`: the default registry in Prometheus text format (also the kubelet server's `/metrics`).
+pub async fn metrics() -> impl IntoResponse {
     let encoder = TextEncoder::new();
     let mut body = Vec::new();
     match encoder.encode(&prometheus::gather(), &mut body) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Where cgroup hierarchies are mounted.
 pub const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
 /// The QoS levels pod cgroups live under (see `kuberuntime::start`).
-const QOS_LEVELS: [&str; 3] = ["besteffort", "burstable", "guaranteed"];
+pub(crate) const QOS_LEVELS: [&str; 3] = ["besteffort", "burstable", "guaranteed"];
 
 /// A pod cgroup that could not be removed.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dns;
 pub mod housekeeping;
 pub mod kuberuntime;
+pub mod metrics;
 pub mod node;
 pub mod options;
 pub mod pod_workers;
@@ -15,6 +16,7 @@ pub mod prober;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;
+pub mod stats;
 pub mod status;
 mod sys;
 pub mod volumemanager;
@@ -53,6 +55,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     logging::init(flags.logging.verbosity);
     let config = Arc::new(config::resolve(&flags)?);
     let identity = node_identity(&flags).await?;
+    metrics::register(&identity.name);
     let shutdown = shutdown::on_signal()?;
     let server = match config.healthz_port.unwrap_or(0) {
         0 => None,
@@ -135,11 +138,14 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         let pods = factory.informer_with::<Pod>(
             watcher::Config::default().fields(&format!("spec.nodeName={node_name}")),
         );
+        let stats = Arc::new(stats::StatsProvider::new(Path::new(cgroups::CGROUP_MOUNT)));
+        tokio::spawn(stats.clone().run(shutdown.clone()));
         let context = Arc::new(server::ServerContext {
             node_name: node_name.clone(),
             pods: pods.clone(),
             runtime,
             pod_logs_dir: PathBuf::from(&config.pod_logs_dir),
+            stats,
         });
         let auth = Arc::new(server_auth(&config, client, &node_name));
         tokio::spawn(kubelet_server.serve(server::router(context, auth), shutdown.clone()));

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use component_base::events::EventRecorder;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, PodStatus};
@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::admission::{Rejection, admit};
 use crate::kuberuntime::manager::{PodEvent, RuntimeManager};
 use crate::kuberuntime::stop::termination_grace;
+use crate::metrics::{self, SyncType};
 use crate::prober::ProbeManager;
 use crate::status::generate::{StatusInputs, generate_pod_status};
 use crate::status::manager::StatusManager;
@@ -96,6 +97,7 @@ impl PodWorkers {
     /// The pod was added or changed: its worker syncs it. A new pod is admitted first, against the pods
     /// admitted before it (callers deliver pods one at a time, so admission is in arrival order).
     pub async fn update(&self, pod: Arc<Pod>) {
+        let first_seen = Instant::now();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         if lock(&self.rejected).contains(&uid) {
             return;
@@ -118,7 +120,7 @@ impl PodWorkers {
         lock(&self.pods).insert(uid.clone(), pod.clone());
         let this = self.clone();
         tokio::spawn(async move {
-            this.run_worker(pod, receiver).await;
+            this.run_worker(pod, receiver, first_seen).await;
             lock(&this.workers).remove(&uid);
             lock(&this.pods).remove(&uid);
         });
@@ -199,22 +201,39 @@ impl PodWorkers {
         }
     }
 
-    async fn run_worker(&self, mut pod: Arc<Pod>, mut updates: mpsc::UnboundedReceiver<Update>) {
+    async fn run_worker(
+        &self,
+        mut pod: Arc<Pod>,
+        mut updates: mpsc::UnboundedReceiver<Update>,
+        first_seen: Instant,
+    ) {
         if !is_terminal(&pod) {
             self.context.probes.add_pod(&pod);
         }
+        let mut progress = WorkerProgress {
+            first_seen,
+            operation: SyncType::Create,
+            phase: None,
+        };
+        metrics::pod_worker_started(first_seen);
         loop {
             if pod.metadata.deletion_timestamp.is_some() {
                 self.terminate(&pod, false).await;
                 return;
             }
-            let wait = self.sync(&pod).await;
+            let start = Instant::now();
+            let wait = self.sync(&pod, &mut progress).await;
+            metrics::pod_worker_done(progress.operation, start);
             let update = tokio::select! {
                 update = updates.recv() => update,
                 () = tokio::time::sleep(wait) => Some(Update::Resync),
             };
+            progress.operation = SyncType::Sync;
             match update {
-                Some(Update::Pod(newer)) => pod = newer,
+                Some(Update::Pod(newer)) => {
+                    pod = newer;
+                    progress.operation = SyncType::Update;
+                }
                 Some(Update::Resync) => {}
                 Some(Update::Removed) | None => {
                     self.terminate(&pod, true).await;
@@ -224,7 +243,10 @@ impl PodWorkers {
             // Only the newest pod matters; a removal among the queued updates still wins.
             while let Ok(update) = updates.try_recv() {
                 match update {
-                    Update::Pod(newer) => pod = newer,
+                    Update::Pod(newer) => {
+                        pod = newer;
+                        progress.operation = SyncType::Update;
+                    }
                     Update::Resync => {}
                     Update::Removed => {
                         self.terminate(&pod, true).await;
@@ -236,7 +258,7 @@ impl PodWorkers {
     }
 
     /// One sync; returns when to sync again at the latest.
-    async fn sync(&self, pod: &Pod) -> Duration {
+    async fn sync(&self, pod: &Pod, progress: &mut WorkerProgress) -> Duration {
         let context = &self.context;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let terminal = matches!(
@@ -293,6 +315,7 @@ impl PodWorkers {
                 containers.insert(record.id.clone(), uid.clone());
             }
         }
+        metrics::pod_runtime_observed(&uid, Some(&runtime));
         let status = generate_pod_status(
             pod,
             &StatusInputs {
@@ -304,6 +327,12 @@ impl PodWorkers {
             },
         );
         let finished = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
+        if !finished
+            && metrics::observes_pod_start(progress.phase.as_deref(), status.phase.as_deref())
+        {
+            metrics::pod_started(progress.first_seen);
+        }
+        progress.phase.clone_from(&status.phase);
         context.probes.update_status(&uid, &status);
         if let Err(e) = context.statuses.set(pod, status).await {
             tracing::warn!(pod = %pod_name(pod), error = %e, "cannot update the pod's status");
@@ -325,6 +354,12 @@ impl PodWorkers {
     /// Stops the pod's containers within its grace period, removes them and the sandbox, and — unless the
     /// pod object is already gone — deletes it with grace 0.
     async fn terminate(&self, pod: &Pod, object_gone: bool) {
+        let start = Instant::now();
+        self.terminate_pod(pod, object_gone).await;
+        metrics::pod_worker_done(SyncType::Kill, start);
+    }
+
+    async fn terminate_pod(&self, pod: &Pod, object_gone: bool) {
         let context = &self.context;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let grace = if object_gone {
@@ -349,6 +384,7 @@ impl PodWorkers {
                 containers.remove(&record.id);
             }
         }
+        metrics::pod_runtime_observed(&uid, None);
         if let Err(e) = context.volumes.remove_pod(&uid).await {
             tracing::warn!(pod = %pod_name(pod), error = %e, "cannot tear down the pod's volumes");
         }
@@ -393,6 +429,16 @@ impl PodWorkers {
             }
         }
     }
+}
+
+/// What a pod's worker remembers between syncs, for its metrics.
+struct WorkerProgress {
+    /// When the kubelet first saw the pod.
+    first_seen: Instant,
+    /// Why the next sync runs.
+    operation: SyncType,
+    /// The phase the last sync posted; `None` before the first.
+    phase: Option<String>,
 }
 
 /// A reference to the pod, or to one of its containers by field path, for events.

@@ -39,3 +39,17 @@ pub fn clock_ticks_per_second() -> Option<u64> {
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(ticks).ok().filter(|t| *t > 0)
 }
+
+/// How many processes run on the host (`procs` of sysinfo(2)).
+pub fn process_count() -> Option<u16> {
+    let mut info = std::mem::MaybeUninit::<libc::sysinfo>::uninit();
+    #[allow(unsafe_code)]
+    // SAFETY: `info` is writable memory of the right type; it is read only after the call succeeded.
+    let info = unsafe {
+        if libc::sysinfo(info.as_mut_ptr()) != 0 {
+            return None;
+        }
+        info.assume_init()
+    };
+    Some(info.procs)
+}

@@ -67,6 +67,7 @@ mod tests {
             id: format!("{uid}-{name}-{attempt}"),
             image: "busybox".into(),
             labels: container_labels(uid, "p", "ns", name, attempt),
+            created_at: None,
         }
     }
 
@@ -84,6 +85,7 @@ mod tests {
                 id: "not-ours".into(),
                 image: "busybox".into(),
                 labels: HashMap::new(),
+                created_at: None,
             },
         ];
         let ids: Vec<&str> = evictable(&containers)

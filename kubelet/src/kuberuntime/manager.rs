@@ -249,6 +249,7 @@ impl RuntimeManager {
             self.kill_for_probe(pod, status, kill, &mut result).await;
         }
         let sandbox = if actions.create_sandbox {
+            crate::metrics::sandbox_creating();
             match self.ensure_sandbox(pod, &mut result).await {
                 Ok(sandbox) => sandbox,
                 Err(message) => {
@@ -279,6 +280,12 @@ impl RuntimeManager {
                 continue;
             };
             let attempt = status.latest(name).map_or(0, |c| c.attempt + 1);
+            let init = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .any(|c| &c.name == name);
+            crate::metrics::container_starting(init);
             self.start_container(pod, container, attempt, &sandbox, volumes, &mut result)
                 .await;
         }

@@ -41,6 +41,8 @@ pub struct ContainerSummary {
     pub image: String,
     /// Its labels (pod UID, container name, ... as the kubelet set them).
     pub labels: HashMap<String, String>,
+    /// When containerd created it (the CRI's `CreatedAt`, the container's start time in the stats).
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The state of a container's task.
@@ -97,6 +99,7 @@ impl Runtime {
         spec: &serde_json::Value,
         labels: HashMap<String, String>,
     ) -> Result<()> {
+        crate::metrics::runtime_operation("create_container");
         let mut snapshots = SnapshotsClient::new(self.channel.clone());
         let parent = snapshots
             .stat(self.request(StatSnapshotRequest {
@@ -163,6 +166,7 @@ impl Runtime {
     /// Creates and starts container `id`'s task, its stdout and stderr appended to `log` in the CRI log
     /// format; returns the pid.
     pub async fn start(&self, id: &str, log: &Path) -> Result<u32> {
+        crate::metrics::runtime_operation("start_container");
         let mounts = SnapshotsClient::new(self.channel.clone())
             .mounts(self.request(MountsRequest {
                 snapshotter: self.snapshotter.clone(),
@@ -205,6 +209,7 @@ impl Runtime {
 
     /// After a kubelet restart: reads container `id`'s output FIFOs again, appending to `log`.
     pub async fn reopen_logs(&self, id: &str, log: &Path) -> Result<()> {
+        crate::metrics::runtime_operation("reopen_container_log");
         let (stdout, stderr) = logs::fifo_paths(&self.fifo_dir, id);
         if !stdout.exists() || !stderr.exists() {
             return Err(RuntimeError::Container {
@@ -250,6 +255,7 @@ impl Runtime {
 
     /// Sends `signal` to container `id`'s init process.
     pub async fn kill(&self, id: &str, signal: u32) -> Result<()> {
+        crate::metrics::runtime_operation("stop_container");
         TasksClient::new(self.channel.clone())
             .kill(self.request(KillRequest {
                 container_id: id.to_string(),
@@ -281,6 +287,7 @@ impl Runtime {
 
     /// The state of container `id`'s task; `None` when it has no task (never started, or deleted).
     pub async fn task_state(&self, id: &str) -> Result<Option<TaskState>> {
+        crate::metrics::runtime_operation("container_status");
         let response = TasksClient::new(self.channel.clone())
             .get(self.request(GetRequest {
                 container_id: id.to_string(),
@@ -316,6 +323,7 @@ impl Runtime {
     /// Removes container `id` entirely: its task (killed with SIGKILL if still running), the container
     /// record, its snapshot and its FIFOs. Parts already gone are skipped, so it can be called again.
     pub async fn delete(&self, id: &str) -> Result<()> {
+        crate::metrics::runtime_operation("remove_container");
         let mut tasks = TasksClient::new(self.channel.clone());
         if let Some(state) = self.task_state(id).await?
             && matches!(state.status, TaskStatus::Running | TaskStatus::Paused)
@@ -376,6 +384,7 @@ impl Runtime {
     /// Sets label `key` of container `id` to `value`, its other labels kept: what the kubelet must still
     /// know about a container after a restart.
     pub async fn set_label(&self, id: &str, key: &str, value: &str) -> Result<()> {
+        crate::metrics::runtime_operation("update_container");
         let container = Container {
             id: id.to_string(),
             labels: HashMap::from([(key.to_string(), value.to_string())]),
@@ -407,6 +416,7 @@ impl Runtime {
 
     /// Every container in the namespace, with its labels.
     pub async fn list_containers(&self) -> Result<Vec<ContainerSummary>> {
+        crate::metrics::runtime_operation("list_containers");
         self.list_filtered(Vec::new(), "all containers").await
     }
 
@@ -417,6 +427,7 @@ impl Runtime {
         key: &str,
         value: &str,
     ) -> Result<Vec<ContainerSummary>> {
+        crate::metrics::runtime_operation("list_containers");
         let filter = label_filter(key, value);
         self.list_filtered(vec![filter.clone()], &filter).await
     }
@@ -438,6 +449,7 @@ impl Runtime {
                 id: c.id,
                 image: c.image,
                 labels: c.labels,
+                created_at: timestamp(c.created_at),
             })
             .collect())
     }

@@ -38,6 +38,7 @@ impl Runtime {
     /// working directory, capabilities), waiting at most `timeout`; a process still running then is
     /// killed and [`RuntimeError::ExecTimeout`] returned.
     pub async fn exec(&self, id: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput> {
+        crate::metrics::runtime_operation("exec_sync");
         let exec_id = format!("exec-{:016x}", rand::random::<u64>());
         let process = self.exec_process_spec(id, argv).await?;
         let fifo = |stream: &str| {

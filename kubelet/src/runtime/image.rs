@@ -149,6 +149,7 @@ fn is_index(media_type: &str) -> bool {
 impl Runtime {
     /// Every image in the store, the names of one digest together, with its size.
     pub async fn list_images(&self) -> Result<Vec<ImageSummary>> {
+        crate::metrics::runtime_operation("list_images");
         let images = ImagesClient::new(self.channel.clone())
             .list(self.request(ListImagesRequest { filters: vec![] }))
             .await
@@ -202,6 +203,7 @@ impl Runtime {
     /// The image a pod names (`busybox`, `foo/bar:1`, ...), normalised as the kubelet does, with its config;
     /// `None` when it is not in the store.
     pub async fn image(&self, name: &str) -> Result<Option<ImageConfig>> {
+        crate::metrics::runtime_operation("image_status");
         let normalized = reference::normalize(name).map_err(|message| RuntimeError::BadImage {
             image: name.to_string(),
             message,

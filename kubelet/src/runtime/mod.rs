@@ -86,6 +86,7 @@ impl Runtime {
     /// containerd's version, e.g. `1.6.20` (a Debian build's `~ds1` suffix dropped); the node reports
     /// `containerd://VERSION`.
     pub async fn version(&self) -> Result<String> {
+        crate::metrics::runtime_operation("version");
         let response = VersionClient::new(self.channel.clone())
             .version(self.request(()))
             .await
@@ -96,6 +97,7 @@ impl Runtime {
 
     /// Whether image `name` (fully qualified) is in the store.
     pub async fn has_image(&self, name: &str) -> Result<bool> {
+        crate::metrics::runtime_operation("image_status");
         let found =
             containerd_client::services::v1::images_client::ImagesClient::new(self.channel.clone())
                 .get(self.request(GetImageRequest {

@@ -129,6 +129,7 @@ impl Sandbox {
     /// Makes the pod's sandbox ready and returns it; for a ready one, the recorded status without running
     /// CNI again.
     pub async fn ensure(&self, pod: &SandboxRequest) -> Result<SandboxStatus> {
+        crate::metrics::runtime_operation("run_podsandbox");
         validate_uid(&pod.uid)?;
         if pod.host_network {
             return Ok(SandboxStatus::default());
@@ -197,6 +198,7 @@ impl Sandbox {
     /// Removes the pod's sandbox: CNI DEL with the recorded configuration, then its namespaces and state.
     /// Nothing recorded, or already removed, is fine.
     pub async fn remove(&self, uid: &str) -> Result<()> {
+        crate::metrics::runtime_operation("remove_podsandbox");
         validate_uid(uid)?;
         let dir = self.state_dir.join(uid);
         let recorded = match state::load(&dir) {

@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod pods;
+mod stats;
 mod tls;
 
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub struct ServerContext {
     pub runtime: Runtime,
     /// Where container logs are written (`podLogsDir`).
     pub pod_logs_dir: PathBuf,
+    /// The node's and pods' CPU and memory.
+    pub stats: Arc<crate::stats::StatsProvider>,
 }
 
 impl ServerContext {
@@ -60,6 +63,12 @@ pub fn router(context: Arc<ServerContext>, auth: Arc<auth::Auth>) -> Router {
         .route("/healthz", get(pods::healthz))
         .route("/pods", get(pods::pods))
         .route("/runningpods/", get(pods::running_pods))
+        .route("/metrics", get(component_base::serving::metrics))
+        .route("/metrics/resource", get(stats::resource_metrics))
+        .route(
+            "/stats/summary",
+            get(stats::stats_summary).post(stats::stats_summary),
+        )
         .with_state(context)
         .layer(axum::middleware::from_fn_with_state(auth, auth::filter))
 }
