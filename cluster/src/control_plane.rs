@@ -155,6 +155,15 @@ impl ControlPlane {
         &self.pki
     }
 
+    /// The serving certificate and key made for `node`'s kubelet, when it is one of the configured nodes.
+    pub fn kubelet_serving(&self, node: &str) -> Option<(&Path, &Path)> {
+        self.pki
+            .kubelet_serving
+            .iter()
+            .find(|(name, _, _)| name == node)
+            .map(|(_, cert, key)| (cert.as_path(), key.as_path()))
+    }
+
     /// The kubeconfig of `identity`, if the control plane made credentials for it.
     pub fn kubeconfig(&self, identity: &Identity) -> Option<&Path> {
         self.kubeconfigs
@@ -279,13 +288,16 @@ fn apiserver_command(bin: &Path, pki: &PkiPaths, port: u16, etcd_port: u16) -> C
             path(&pki.kubelet_client_cert)
         ),
         format!("--kubelet-client-key={}", path(&pki.kubelet_client_key)),
+        // Kubelets serve certificates from the cluster CA (see Pki::kubelet_serving), so the apiserver
+        // verifies them as a kubeadm cluster with serverTLSBootstrap does.
+        format!("--kubelet-certificate-authority={}", path(&pki.ca_cert)),
         "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
     ]);
     command
 }
 
 /// A port on 127.0.0.1 that nothing listens on right now.
-fn free_port() -> Result<u16, Error> {
+pub fn free_port() -> Result<u16, Error> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?;
     listener

@@ -46,7 +46,7 @@ impl Identity {
     }
     /// A kubelet's identity, authorized by the Node authorizer and NodeRestriction for node `name` only.
     pub fn node(name: &str) -> Self {
-        Self::new(&format!("system:node:{name}"), &["system:nodes"])
+        Self::new(&format!("{NODE_USER_PREFIX}{name}"), &["system:nodes"])
     }
     /// The apiserver's identity towards kubelets (kubeadm's apiserver-kubelet-client).
     pub fn apiserver_kubelet_client() -> Self {
@@ -66,6 +66,21 @@ impl Identity {
     }
 }
 
+/// The user name prefix of kubelets' identities.
+const NODE_USER_PREFIX: &str = "system:node:";
+
+/// What a kubelet's serving certificate is valid for: its name, loopback, and the host's address (the
+/// node's InternalIP, which the apiserver dials for logs, exec and the node proxy).
+fn kubelet_sans(node: &str) -> Vec<String> {
+    let mut sans = vec![
+        node.to_string(),
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+    ];
+    sans.extend(crate::sys::default_route_ip().map(|ip| ip.to_string()));
+    sans
+}
+
 /// Every key and certificate a control plane needs.
 pub struct Pki {
     /// The cluster CA: signs the serving certificate and every client certificate.
@@ -80,6 +95,8 @@ pub struct Pki {
     pub service_account: CertAndKey,
     /// One client certificate per identity.
     pub clients: Vec<(Identity, CertAndKey)>,
+    /// A serving certificate for each node identity's kubelet, by node name.
+    pub kubelet_serving: Vec<(String, CertAndKey)>,
 }
 
 /// The names and addresses the apiserver's serving certificate is valid for.
@@ -125,7 +142,18 @@ impl Pki {
             })
             .collect::<Result<Vec<_>, Error>>()?;
 
+        let kubelet_serving = clients
+            .iter()
+            .filter_map(|(identity, _)| identity.user.strip_prefix(NODE_USER_PREFIX))
+            .map(|node| {
+                let mut params = leaf_params(node, &[], kubelet_sans(node))?;
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+                Ok((node.to_string(), sign(params, &ca_issuer)?))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+
         Ok(Self {
+            kubelet_serving,
             ca,
             apiserver,
             front_proxy_ca,
@@ -173,6 +201,17 @@ impl Pki {
             service_account_public_key: write("sa.pub", &self.service_account.cert_pem)?,
             kubelet_client_cert: write("apiserver-kubelet-client.crt", &kubelet_client.cert_pem)?,
             kubelet_client_key: write("apiserver-kubelet-client.key", &kubelet_client.key_pem)?,
+            kubelet_serving: self
+                .kubelet_serving
+                .iter()
+                .map(|(node, pair)| {
+                    Ok((
+                        node.clone(),
+                        write(&format!("kubelet-{node}.crt"), &pair.cert_pem)?,
+                        write(&format!("kubelet-{node}.key"), &pair.key_pem)?,
+                    ))
+                })
+                .collect::<Result<_, Error>>()?,
         })
     }
 }
@@ -190,6 +229,8 @@ pub struct PkiPaths {
     pub service_account_public_key: PathBuf,
     pub kubelet_client_cert: PathBuf,
     pub kubelet_client_key: PathBuf,
+    /// Each node's kubelet serving certificate and key, by node name.
+    pub kubelet_serving: Vec<(String, PathBuf, PathBuf)>,
 }
 
 fn pki_error(e: rcgen::Error) -> Error {

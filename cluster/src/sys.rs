@@ -68,3 +68,12 @@ pub fn detach_mounts_under(dir: &std::path::Path) {
         }
     }
 }
+
+/// The address of the interface holding the default route, which a kubelet advertises as its InternalIP
+/// when its node name does not resolve. Connecting a UDP socket sends nothing.
+pub fn default_route_ip() -> Option<std::net::IpAddr> {
+    use std::net::{Ipv4Addr, UdpSocket};
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    socket.connect((Ipv4Addr::new(8, 8, 8, 8), 53)).ok()?;
+    Some(socket.local_addr().ok()?.ip())
+}

@@ -8,6 +8,7 @@ pub use ferrokube_cluster::binary_image::TESTSERVER_IMAGE;
 use ferrokube_cluster::binary_image::import_binary_image;
 use ferrokube_cluster::cni::write_bridge_conflist;
 use ferrokube_cluster::containerd::Containerd;
+use ferrokube_cluster::control_plane::free_port;
 use ferrokube_cluster::images::import_busybox;
 use ferrokube_cluster::testing::shared_control_plane;
 use ferrokube_kubelet::kuberuntime::record::LABEL_POD_UID;
@@ -21,15 +22,31 @@ use crate::ComponentProcess;
 use crate::scheduling::eventually;
 
 /// Starts ferrokube-kubelet as `node` (its credentials are made by the harness for the test nodes), with
-/// its own root directory, the healthz server off, and `args` added.
+/// its own root directory, the healthz server off, and `args` added. Its server listens on a free port
+/// (unless `args` has `--port=`) with the serving certificate the cluster CA signed for `node` (self-signed for other names), and
+/// authenticates and authorizes as a kubeadm node's kubelet: client certificates from the cluster CA,
+/// tokens by TokenReview, SubjectAccessReview, no anonymous requests.
 pub fn start_kubelet(node: &str, args: &[&str]) -> ComponentProcess {
-    let root = shared_control_plane().dir().join(format!("kubelet-{node}"));
+    let control_plane = shared_control_plane();
+    let root = control_plane.dir().join(format!("kubelet-{node}"));
     std::fs::create_dir_all(&root).unwrap();
     let mut all = vec![
         format!("--hostname-override={node}"),
         format!("--root-dir={}", root.display()),
         "--healthz-port=0".to_string(),
+        format!("--cert-dir={}", root.join("pki").display()),
+        format!("--client-ca-file={}", control_plane.pki().ca_cert.display()),
+        "--anonymous-auth=false".to_string(),
+        "--authentication-token-webhook=true".to_string(),
+        "--authorization-mode=Webhook".to_string(),
     ];
+    if !args.iter().any(|a| a.starts_with("--port=")) {
+        all.push(format!("--port={}", free_port().unwrap()));
+    }
+    if let Some((cert, key)) = control_plane.kubelet_serving(node) {
+        all.push(format!("--tls-cert-file={}", cert.display()));
+        all.push(format!("--tls-private-key-file={}", key.display()));
+    }
     all.extend(args.iter().map(|a| a.to_string()));
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     ComponentProcess::spawn(
@@ -337,4 +354,39 @@ pub async fn events_about(client: &Client, namespace: &str, name: &str) -> Vec<E
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .collect()
+}
+
+/// A client that talks to `node`'s kubelet server directly (its InternalIP and daemon endpoint port),
+/// trusting the cluster CA, with the admin kubeconfig's credentials replaced by `auth`.
+pub async fn direct_kubelet_client(node: &Node, auth: kube::config::AuthInfo) -> Client {
+    let status = node.status.as_ref().expect("node status");
+    let ip = status
+        .addresses
+        .iter()
+        .flatten()
+        .find(|a| a.type_ == "InternalIP")
+        .expect("an InternalIP")
+        .address
+        .clone();
+    let port = status
+        .daemon_endpoints
+        .as_ref()
+        .and_then(|d| d.kubelet_endpoint.as_ref())
+        .expect("the kubelet endpoint")
+        .port;
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(shared_control_plane().admin_kubeconfig()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    config.cluster_url = format!("https://{ip}:{port}").parse().unwrap();
+    config.auth_info = auth;
+    Client::try_from(config).unwrap()
+}
+
+/// The admin's client certificate, as a kubeconfig user.
+pub fn admin_auth_info() -> kube::config::AuthInfo {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(shared_control_plane().admin_kubeconfig()).unwrap();
+    kubeconfig.auth_infos[0].auth_info.clone().unwrap()
 }

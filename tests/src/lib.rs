@@ -1,6 +1,7 @@
 //! Helpers for ferrokube's end-to-end tests: finding the workspace's binaries and running them.
 
 pub mod controllers;
+pub mod kubectl;
 pub mod kubelet;
 pub mod scheduling;
 

@@ -45,8 +45,11 @@ async fn a_kubelet_registers_its_node_reports_status_renews_its_lease_and_reregi
         .await
         .unwrap();
     let nodes: Api<Node> = Api::all(admin.clone());
+    let port = ferrokube_cluster::control_plane::free_port().unwrap();
+    let port_flag = format!("--port={port}");
     let args = [
         NO_RUNTIME,
+        &port_flag,
         "--node-labels=tier=e2e,node.kubernetes.io/pool=a",
         "--register-with-taints=example.com/dedicated=e2e:NoSchedule",
         "--max-pods=42",
@@ -137,7 +140,7 @@ async fn a_kubelet_registers_its_node_reports_status_renews_its_lease_and_reregi
             .daemon_endpoints
             .and_then(|d| d.kubelet_endpoint)
             .map(|e| e.port),
-        Some(10250)
+        Some(i32::from(port))
     );
     for (type_, reason) in [
         ("MemoryPressure", "KubeletHasSufficientMemory"),

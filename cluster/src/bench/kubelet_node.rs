@@ -96,6 +96,7 @@ impl BenchNode {
                     &cni_dir,
                     &root,
                     &logs,
+                    free_port()?,
                 ));
                 (containerd, command)
             }
@@ -155,7 +156,8 @@ impl BenchNode {
     }
 }
 
-/// ferrokube-kubelet's flags, as the e2e tests' `TestNode` gives them, with its healthz server off.
+/// ferrokube-kubelet's flags, as the e2e tests' `TestNode` gives them, with its healthz server off and its
+/// server on `port`.
 pub fn ferrokube_args(
     node: &str,
     kubeconfig: &Path,
@@ -163,12 +165,17 @@ pub fn ferrokube_args(
     cni_dir: &Path,
     root: &Path,
     logs: &Path,
+    port: u16,
 ) -> Vec<String> {
     vec![
         format!("--kubeconfig={}", kubeconfig.display()),
         format!("--hostname-override={node}"),
         format!("--root-dir={}", root.display()),
         "--healthz-port=0".into(),
+        // Its server on loopback, as upstream's here, with a self-signed certificate of its own.
+        "--address=127.0.0.1".into(),
+        format!("--port={port}"),
+        format!("--cert-dir={}", root.join("pki").display()),
         format!("--container-runtime-endpoint=unix://{}", socket.display()),
         format!("--cni-conf-dir={}", cni_dir.display()),
         format!("--cni-bin-dir={CNI_BIN_DIR}"),
@@ -380,6 +387,7 @@ mod tests {
             Path::new("/cni"),
             Path::new("/root"),
             Path::new("/logs"),
+            10250,
         );
         for flag in [
             "--kubeconfig=/k",
