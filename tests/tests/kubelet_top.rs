@@ -21,10 +21,11 @@ use serde_json::json;
 const NODE: &str = "node-1";
 const BRIDGE: &str = "fk-top0";
 const POD_CIDR: &str = "10.248.0.0/24";
-/// What metrics-server needs running besides the kubelet: its Deployment's pod, the Service's
-/// EndpointSlice the aggregator dials, the namespaces' ServiceAccounts and the CA its client trusts.
+/// What metrics-server needs running besides the kubelet: the node's registration taint lifted once it
+/// is Ready, its Deployment's pod, the Service's EndpointSlice the aggregator dials, the namespaces'
+/// ServiceAccounts and the CA its client trusts.
 const CONTROLLERS: &str =
-    "deployment,replicaset,endpointslice,serviceaccount,root-ca-cert-publisher";
+    "nodelifecycle,deployment,replicaset,endpointslice,serviceaccount,root-ca-cert-publisher";
 /// Two scrapes at `--metric-resolution=15s` after the pod starts, with room for a loaded machine.
 const METRICS_LIMIT: Duration = Duration::from_secs(120);
 
