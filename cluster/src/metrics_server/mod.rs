@@ -117,6 +117,8 @@ fn customize(deployment: Value, config: &Config) -> Result<Value, Error> {
         .ok_or_else(|| Error::Manifest(format!("the Deployment has no container {NAME}")))?;
     container.image = Some(image());
     container.image_pull_policy = Some("Never".into());
+    // Upstream's image has it as its ENTRYPOINT; the binary image only as its CMD, which args replace.
+    container.command = Some(vec![format!("/{NAME}")]);
     container.args = Some(args(config));
     for port in container.ports.iter_mut().flatten() {
         if port.name.as_deref() == Some("https") {

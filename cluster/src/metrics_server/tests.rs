@@ -163,6 +163,10 @@ fn the_deployment_runs_the_local_image_with_ferrokubes_flags_and_port() {
     );
     assert_eq!(container.image_pull_policy.as_deref(), Some("Never"));
     assert_eq!(
+        container.command.as_deref(),
+        Some(&["/metrics-server".to_string()][..])
+    );
+    assert_eq!(
         container.args.as_deref().unwrap(),
         [
             "--cert-dir=/tmp",
