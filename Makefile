@@ -3,6 +3,8 @@
 CARGO ?= cargo
 # What the tests and the local control plane need from upstream; `make upstream` builds every binary.
 CONTROL_PLANE_BINS := etcd kube-apiserver kubectl
+# The control plane's, and metrics-server for the `kubectl top` tests.
+TEST_BINS := $(CONTROL_PLANE_BINS) metrics-server
 FERROKUBE := target/debug/ferrokube
 
 .PHONY: deps upstream build lint test up bench-scheduler bench-controllers bench-kubelet
@@ -21,7 +23,7 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 test: deps lint
-	@hack/upstream/build.sh $(CONTROL_PLANE_BINS)
+	@hack/upstream/build.sh $(TEST_BINS)
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
 

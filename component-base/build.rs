@@ -22,8 +22,10 @@ fn main() {
         Path::new(&env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("../hack/upstream");
     let kubernetes = upstream.join("kubernetes/go.mod");
     let etcd = upstream.join("etcd/go.mod");
-    println!("cargo:rerun-if-changed={}", kubernetes.display());
-    println!("cargo:rerun-if-changed={}", etcd.display());
+    let metrics_server = upstream.join("metrics-server/go.mod");
+    for go_mod in [&kubernetes, &etcd, &metrics_server] {
+        println!("cargo:rerun-if-changed={}", go_mod.display());
+    }
     println!(
         "cargo:rustc-env=FERROKUBE_KUBERNETES_VERSION={}",
         required_version(&kubernetes, "k8s.io/kubernetes")
@@ -31,5 +33,9 @@ fn main() {
     println!(
         "cargo:rustc-env=FERROKUBE_ETCD_VERSION={}",
         required_version(&etcd, "go.etcd.io/etcd/server/v3")
+    );
+    println!(
+        "cargo:rustc-env=FERROKUBE_METRICS_SERVER_VERSION={}",
+        required_version(&metrics_server, "sigs.k8s.io/metrics-server")
     );
 }

@@ -280,6 +280,9 @@ fn apiserver_command(bin: &Path, pki: &PkiPaths, port: u16, etcd_port: u16) -> C
             "--proxy-client-key-file={}",
             path(&pki.front_proxy_client_key)
         ),
+        // Aggregated APIs (metrics-server) are dialled at their Service's endpoint addresses, not its
+        // ClusterIP: no kube-proxy runs on the apiserver's host.
+        "--enable-aggregator-routing=true".into(),
         format!(
             "--kubelet-client-certificate={}",
             path(&pki.kubelet_client_cert)

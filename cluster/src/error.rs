@@ -40,6 +40,16 @@ pub enum Error {
         "a ferrokube control plane is already running (pid {pid}, state in {dir}): stop it with Ctrl-C first"
     )]
     AlreadyRunning { pid: u32, dir: PathBuf },
+    #[error("{name} was not available after {seconds}s: {reason}")]
+    Unavailable {
+        name: String,
+        seconds: u64,
+        reason: String,
+    },
+    #[error("the metrics-server manifest: {0}")]
+    Manifest(String),
+    #[error("applying {object}: {source}")]
+    Apply { object: String, source: kube::Error },
     #[error("talking to the apiserver: {0}")]
     Kube(#[from] kube::Error),
     #[error("{0}")]

@@ -10,6 +10,7 @@ pub mod control_plane;
 mod error;
 pub mod images;
 pub mod kubeconfig;
+pub mod metrics_server;
 pub mod pki;
 pub mod process;
 mod sys;

@@ -6,6 +6,8 @@ pub const FERROKUBE_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const KUBERNETES_VERSION: &str = env!("FERROKUBE_KUBERNETES_VERSION");
 /// The etcd release the local control plane runs.
 pub const ETCD_VERSION: &str = env!("FERROKUBE_ETCD_VERSION");
+/// The metrics-server release that serves `metrics.k8s.io` (`kubectl top`) in ferrokube's clusters.
+pub const METRICS_SERVER_VERSION: &str = env!("FERROKUBE_METRICS_SERVER_VERSION");
 
 /// The text every binary prints for `--version`.
 pub fn long_version() -> &'static str {

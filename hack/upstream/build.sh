@@ -6,12 +6,13 @@
 #   hack/upstream/build.sh etcd kubectl    only these
 #   hack/upstream/build.sh --print-bin-dir print where the binaries go, build nothing
 #
-# The versions live in one place each: the `require` lines of kubernetes/go.mod and etcd/go.mod here.
+# The versions live in one place each: the `require` lines of kubernetes/go.mod, etcd/go.mod and
+# metrics-server/go.mod here.
 # Only missing binaries are built; module and build caches live beside them, outside the repository.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-all=(etcd kube-apiserver kubectl kube-controller-manager kube-scheduler kube-proxy kubelet)
+all=(etcd kube-apiserver kubectl kube-controller-manager kube-scheduler kube-proxy kubelet metrics-server)
 
 die() { echo "hack/upstream: $*" >&2; exit 1; }
 
@@ -21,8 +22,10 @@ module_version() { # go.mod module path
 
 k8s_version=$(module_version "$here/kubernetes/go.mod" k8s.io/kubernetes)
 etcd_version=$(module_version "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)
+metrics_server_version=$(module_version "$here/metrics-server/go.mod" sigs.k8s.io/metrics-server)
 [ -n "$k8s_version" ] || die "no k8s.io/kubernetes version in $here/kubernetes/go.mod"
 [ -n "$etcd_version" ] || die "no go.etcd.io/etcd/server/v3 version in $here/etcd/go.mod"
+[ -n "$metrics_server_version" ] || die "no sigs.k8s.io/metrics-server version in $here/metrics-server/go.mod"
 
 cache=${FERROKUBE_CACHE:-$HOME/.cache/ferrokube}
 bin_dir="$cache/upstream/$k8s_version/bin"
@@ -56,8 +59,12 @@ for pkg in "${version_pkgs[@]}"; do
   ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
+# metrics-server stamps client-go's version package with its own release, as its Makefile does.
+metrics_server_ldflags="-s -w -X k8s.io/client-go/pkg/version.gitVersion=$metrics_server_version"
+metrics_server_ldflags+=" -X k8s.io/client-go/pkg/version.gitTreeState=clean"
+metrics_server_ldflags+=" -X k8s.io/client-go/pkg/version.buildDate=1970-01-01T00:00:00Z"
 
-echo "hack/upstream: building ${missing[*]} (Kubernetes $k8s_version, etcd $etcd_version) into $bin_dir"
+echo "hack/upstream: building ${missing[*]} (Kubernetes $k8s_version, etcd $etcd_version, metrics-server $metrics_server_version) into $bin_dir"
 echo "hack/upstream: a first build downloads modules and compiles for several minutes per binary; later runs reuse the cache"
 i=0
 for name in "${missing[@]}"; do
@@ -66,6 +73,8 @@ for name in "${missing[@]}"; do
   echo "hack/upstream: [$i/${#missing[@]}] $name ..."
   case "$name" in
     etcd) dir="$here/etcd"; pkg=go.etcd.io/etcd/server/v3; flags="-s -w" ;;
+    metrics-server)
+      dir="$here/metrics-server"; pkg=sigs.k8s.io/metrics-server/cmd/metrics-server; flags="$metrics_server_ldflags" ;;
     *) dir="$here/kubernetes"; pkg="k8s.io/kubernetes/cmd/$name"; flags="$ldflags" ;;
   esac
   # Build into a temporary name so an interrupted build never leaves a binary that looks complete.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -141,7 +141,7 @@ pub fn generate_pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
         }
     }
 
-    let ips = &inputs.runtime.ips;
+    let ips = &pod_ips(&spec, inputs, &old);
     PodStatus {
         phase: Some(phase.to_string()),
         conditions: Some(conditions),
@@ -164,6 +164,18 @@ pub fn generate_pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(statuses),
         ..old
+    }
+}
+
+/// The pod's IPs: the sandbox's, or for a hostNetwork pod the node's (upstream's generateAPIPodStatus: they
+/// inherit the node IPs, and keep them once set).
+fn pod_ips(spec: &PodSpec, inputs: &StatusInputs, old: &PodStatus) -> Vec<String> {
+    if !spec.host_network.unwrap_or(false) {
+        return inputs.runtime.ips.clone();
+    }
+    match &old.pod_ips {
+        Some(ips) if !ips.is_empty() => ips.iter().map(|ip| ip.ip.clone()).collect(),
+        _ => inputs.host_ips.iter().take(2).cloned().collect(),
     }
 }
 

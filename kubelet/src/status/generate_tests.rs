@@ -235,3 +235,28 @@ fn conditions_owned_by_others_are_kept_and_transitions_are_dated() {
         .expect("Initialized");
     assert_eq!(initialized.last_transition_time, Some(Time(at(3))));
 }
+
+#[test]
+fn host_network_pods_inherit_the_node_ips_and_keep_them() {
+    let mut pod = pod("Always", &[], &["app"]);
+    pod.spec.as_mut().expect("spec").host_network = Some(true);
+    let status = generate(&pod, vec![running("app", 0)], &WaitingReasons::new());
+    assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.1"));
+    let ips: Vec<String> = status
+        .pod_ips
+        .iter()
+        .flatten()
+        .map(|i| i.ip.clone())
+        .collect();
+    assert_eq!(ips, ["10.0.0.1"]);
+    // Immutable once set, as upstream: a node IP change does not move the pod.
+    pod.status = Some(PodStatus {
+        pod_ip: Some("10.0.0.9".into()),
+        pod_ips: Some(vec![PodIP {
+            ip: "10.0.0.9".into(),
+        }]),
+        ..PodStatus::default()
+    });
+    let status = generate(&pod, vec![running("app", 0)], &WaitingReasons::new());
+    assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.9"));
+}
