@@ -1,6 +1,7 @@
 //! ferrokube-kubelet's port-forward and run through the real apiserver, as with upstream's kubelet:
 //! `kubectl port-forward` (WebSocket tunnel and plain SPDY) to a test server pod, a port nothing listens on
-//! giving kubectl's error, and `POST /run` through the apiserver's node proxy.
+//! giving kubectl's error, `POST /run` through the apiserver's node proxy, and `kubectl attach` (live output;
+//! stdin to a `stdinOnce` container).
 
 use std::time::Duration;
 
@@ -156,7 +157,13 @@ async fn port_forward_and_run_through_the_apiserver() {
         json!({"name": "main", "image": "busybox", "imagePullPolicy": "IfNotPresent",
                "command": ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done"]}),
     );
-    for pod in [&web, &ticker] {
+    // stdin: true with stdinOnce: `cat` echoes what an attacher sends and ends when that attach's input ends.
+    let echoer = pod(
+        "echoer",
+        json!({"name": "main", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+               "command": ["cat"], "stdin": true, "stdinOnce": true}),
+    );
+    for pod in [&web, &ticker, &echoer] {
         pods.create(&PostParams::default(), pod).await.unwrap();
     }
     running(&pods, "web").await;
@@ -222,6 +229,56 @@ async fn port_forward_and_run_through_the_apiserver() {
         post(&admin, &run("ticker/other?cmd=true")).await,
         (500, "container not found (\"other\")".to_string())
     );
+
+    attach_sees_live_output_and_sends_stdin(&pods, ns.name()).await;
     ns.delete().await;
     drop(node);
+}
+
+/// `kubectl attach` shows what the ticker prints from now on; `kubectl attach -i` sends its stdin to `cat`,
+/// whose echo comes back, and closing it (stdinOnce) ends the container.
+async fn attach_sees_live_output_and_sends_stdin(pods: &Api<Pod>, namespace: &str) {
+    running(pods, "echoer").await;
+    let mut attach = kubectl_command(&["attach", "-n", namespace, "ticker", "-c", "main"]);
+    let mut child = attach.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut ticks = Vec::new();
+    while ticks.len() < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("kubectl attach prints the ticker's lines")
+            .unwrap()
+            .expect("kubectl attach keeps running");
+        if line.starts_with("tick ") {
+            ticks.push(line);
+        }
+    }
+    assert_ne!(ticks[0], ticks[1], "consecutive live lines: {ticks:?}");
+    child.kill().await.unwrap();
+
+    let mut attach = kubectl_command(&["attach", "-i", "-n", namespace, "echoer", "-c", "main"]);
+    attach.stdin(std::process::Stdio::piped());
+    let mut child = attach.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello through attach\n").await.unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("kubectl attach -i ends when cat ends")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("hello through attach"),
+        "stdout {stdout:?}, stderr {:?}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eventually(Duration::from_secs(30), "echoer's cat to exit", || async {
+        let pod = pods.get("echoer").await.ok()?;
+        let status = main_status(&pod)?;
+        (status.restart_count > 0
+            || status.last_state.and_then(|s| s.terminated).is_some()
+            || status.state.and_then(|s| s.terminated).is_some())
+        .then_some(())
+    })
+    .await;
 }

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use super::exec::{running_container_id, start_streaming};
 use super::remotecommand::{self, Outcome, Process, ProcessIo, Streams, TerminalSize};
 use super::{ServerContext, text};
-use crate::runtime::attach::{AttachedStdin, Attachment, Chunk};
 use crate::runtime::Runtime;
+use crate::runtime::attach::{AttachedStdin, Attachment, Chunk};
 
 /// Room in the pipes between the live output or stdin and the client's streams.
 const PIPE_BYTES: usize = 64 * 1024;
@@ -89,11 +89,12 @@ async fn run(
     stdin_once: bool,
 ) {
     let output_ended = CancellationToken::new();
+    let stdin_fed = CancellationToken::new();
     let io = ProcessIo {
         stdin: attachment
             .stdin
             .clone()
-            .map(|stdin| Box::new(feed_stdin(stdin)) as _),
+            .map(|stdin| Box::new(feed_stdin(stdin, stdin_fed.clone())) as _),
         stdout: Some(Box::new(live_output(attachment.stdout, output_ended.clone())) as _),
         stderr: Some(Box::new(live_output(attachment.stderr, CancellationToken::new())) as _),
     };
@@ -102,6 +103,7 @@ async fn run(
         container_id,
         stdin: attachment.stdin,
         stdin_once,
+        stdin_fed,
         output_ended,
     };
     streams.serve(io, process).await;
@@ -128,22 +130,23 @@ fn live_output(mut live: broadcast::Receiver<Chunk>, ended: CancellationToken) -
     reader
 }
 
-/// A pipe whose write end feeds the container's stdin.
-fn feed_stdin(stdin: AttachedStdin) -> DuplexStream {
+/// A pipe whose write end feeds the container's stdin; `fed` is cancelled once all of it was written.
+fn feed_stdin(stdin: AttachedStdin, fed: CancellationToken) -> DuplexStream {
     let (mut reader, writer) = tokio::io::duplex(PIPE_BYTES);
     tokio::spawn(async move {
         let mut buffer = vec![0u8; PIPE_BYTES];
         loop {
             match reader.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => break,
                 Ok(n) => {
                     if let Err(e) = stdin.write(&buffer[..n]).await {
                         tracing::debug!(error = %e, "attach: writing stdin");
-                        return;
+                        break;
                     }
                 }
             }
         }
+        fed.cancel();
     });
     writer
 }
@@ -155,6 +158,7 @@ struct Attached {
     container_id: String,
     stdin: Option<AttachedStdin>,
     stdin_once: bool,
+    stdin_fed: CancellationToken,
     output_ended: CancellationToken,
 }
 
@@ -170,6 +174,8 @@ impl Process for Attached {
     }
 
     async fn close_stdin(&self) {
+        // What the client sent reaches the container before its stdin closes.
+        self.stdin_fed.cancelled().await;
         // stdinOnce: the container's stdin closes after its first attach, as the CRI does.
         if let (true, Some(stdin)) = (self.stdin_once, &self.stdin)
             && let Err(e) = self.runtime.close_stdin(&self.container_id, stdin).await

@@ -62,9 +62,14 @@ async fn serve_exec(
         );
     };
     let runtime = context.runtime.clone();
-    start_streaming(request, options, container_id.clone(), move |streams| async move {
-        run(streams, runtime, &container_id, command, options).await;
-    })
+    start_streaming(
+        request,
+        options,
+        container_id.clone(),
+        move |streams| async move {
+            run(streams, runtime, &container_id, command, options).await;
+        },
+    )
 }
 
 /// The upgrade as the proxy to the CRI streaming server answers it: an upgrade is required, then the
