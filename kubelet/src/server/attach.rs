@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::containers::pod_not_found;
 use super::exec::{running_container_id, start_streaming};
 use super::remotecommand::{self, Outcome, Process, ProcessIo, Streams, TerminalSize};
 use super::{ServerContext, text};
@@ -51,7 +52,7 @@ async fn serve_attach(
         Err(message) => return text(StatusCode::BAD_REQUEST, message),
     };
     let Some(pod) = context.pod(namespace, name) else {
-        return text(StatusCode::NOT_FOUND, "pod does not exist");
+        return pod_not_found();
     };
     let not_found = || {
         text(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::Pod;
 
 use super::{ServerContext, text};
 use crate::kuberuntime::record::{LABEL_CONTAINER_NAME, LABEL_POD_UID};
@@ -70,13 +70,4 @@ pub async fn running_container(
         }
     }
     Ok(None)
-}
-
-/// Container `name` of the pod's spec (regular or init; ferrokube runs no ephemeral containers).
-pub fn container_spec<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
-    let spec = pod.spec.as_ref()?;
-    spec.containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .find(|c| c.name == name)
 }

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
+use super::containers::pod_not_found;
 use super::remotecommand::{
     self, Outcome, Process, ProcessIo, Protocol, STREAM_CREATION_TIMEOUT, Streams, TerminalSize,
 };
@@ -52,7 +53,7 @@ async fn serve_exec(
         .map(|(_, value)| value)
         .collect();
     let Some(pod) = context.pod(namespace, name) else {
-        return text(StatusCode::NOT_FOUND, "pod does not exist");
+        return pod_not_found();
     };
     let Some(container_id) = running_container_id(&pod, uid, container) else {
         // streaming.WriteError of GetExec's error: no gRPC code, so a 500.

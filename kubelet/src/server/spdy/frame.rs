@@ -219,19 +219,20 @@ impl Frame {
                 stream_id,
                 flags,
                 headers,
-            } => {
-                push_u32(&mut payload, (*stream_id & 0x7fff_ffff) as usize);
-                payload.extend(compressor.compress(&headers.encode())?);
-                (TYPE_SYN_REPLY, *flags)
             }
-            Frame::Headers {
+            | Frame::Headers {
                 stream_id,
                 flags,
                 headers,
             } => {
                 push_u32(&mut payload, (*stream_id & 0x7fff_ffff) as usize);
                 payload.extend(compressor.compress(&headers.encode())?);
-                (TYPE_HEADERS, *flags)
+                let kind = if matches!(self, Frame::SynReply { .. }) {
+                    TYPE_SYN_REPLY
+                } else {
+                    TYPE_HEADERS
+                };
+                (kind, *flags)
             }
             Frame::RstStream { stream_id, status } => {
                 push_u32(&mut payload, (*stream_id & 0x7fff_ffff) as usize);
