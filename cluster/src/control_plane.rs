@@ -70,6 +70,7 @@ impl ControlPlane {
             Identity::scheduler(),
             Identity::controller_manager(),
             Identity::apiserver_kubelet_client(),
+            Identity::kube_proxy(),
         ];
         identities.extend(config.node_names.iter().map(|n| Identity::node(n)));
         let pki = Pki::generate(apiserver_sans(&[], FIRST_SERVICE_IP), &identities)?;

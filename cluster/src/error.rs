@@ -48,6 +48,17 @@ pub enum Error {
     },
     #[error("the metrics-server manifest: {0}")]
     Manifest(String),
+    #[error("the {addon} objects: {message}")]
+    AddonManifest {
+        addon: &'static str,
+        message: String,
+    },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    CommandFailed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
     #[error("applying {object}: {source}")]
     Apply { object: String, source: kube::Error },
     #[error("talking to the apiserver: {0}")]
