@@ -27,8 +27,6 @@ pub struct ControlPlaneConfig {
     pub node_names: Vec<String>,
     /// Addresses of those nodes, which their kubelet serving certificates must cover.
     pub node_ips: Vec<(String, IpAddr)>,
-    /// Identities beyond the built-in ones (admin, scheduler, controller-manager) to make kubeconfigs for.
-    pub identities: Vec<Identity>,
     /// An address of this host that pods can reach: the apiserver then listens on every address (not only
     /// loopback) and advertises this one as the `kubernetes` Service's endpoint.
     pub advertise_address: Option<IpAddr>,
@@ -77,9 +75,9 @@ impl ControlPlane {
             Identity::scheduler(),
             Identity::controller_manager(),
             Identity::apiserver_kubelet_client(),
+            Identity::kube_proxy(),
         ];
         identities.extend(config.node_names.iter().map(|n| Identity::node(n)));
-        identities.extend(config.identities.iter().cloned());
         let advertised: Vec<IpAddr> = config.advertise_address.into_iter().collect();
         let pki = Pki::generate(
             apiserver_sans(&advertised, FIRST_SERVICE_IP),

@@ -128,30 +128,63 @@ pub async fn run(kubeconfig: &Path) -> Result<(), Error> {
     };
     step("The nodes");
     let nodes = kubectl.run(&["get", "nodes", "-o", "wide"]).await?;
-    expect(ready_nodes(&nodes) >= 2, "at least two nodes are Ready", &nodes)?;
+    expect(
+        ready_nodes(&nodes) >= 2,
+        "at least two nodes are Ready",
+        &nodes,
+    )?;
 
     step("A Deployment of 3 busybox httpd replicas behind a ClusterIP Service");
     kubectl
         .run(&[
-            "create", "deployment", "web", "--image", FIRST_IMAGE, "--replicas=3", "--port=8080",
-            "--", "sh", "-c", HTTPD,
+            "create",
+            "deployment",
+            "web",
+            "--image",
+            FIRST_IMAGE,
+            "--replicas=3",
+            "--port=8080",
+            "--",
+            "sh",
+            "-c",
+            HTTPD,
         ])
         .await?;
     kubectl
-        .run(&["expose", "deployment", "web", "--port=80", "--target-port=8080"])
+        .run(&[
+            "expose",
+            "deployment",
+            "web",
+            "--port=80",
+            "--target-port=8080",
+        ])
         .await?;
     rollout_status(&kubectl).await?;
-    kubectl.run(&["get", "pods", "-l", "app=web", "-o", "wide"]).await?;
+    kubectl
+        .run(&["get", "pods", "-l", "app=web", "-o", "wide"])
+        .await?;
 
     step("A client pod fetches the page by cluster IP and by DNS name");
     kubectl
         .run(&[
-            "run", "client", "--image", FIRST_IMAGE, "--restart=Never", "--command", "--",
-            "sleep", "3600",
+            "run",
+            "client",
+            "--image",
+            FIRST_IMAGE,
+            "--restart=Never",
+            "--command",
+            "--",
+            "sleep",
+            "3600",
         ])
         .await?;
     kubectl
-        .run(&["wait", "--for=condition=Ready", "pod/client", "--timeout=120s"])
+        .run(&[
+            "wait",
+            "--for=condition=Ready",
+            "pod/client",
+            "--timeout=120s",
+        ])
         .await?;
     let cluster_ip = kubectl
         .run(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"])
@@ -170,11 +203,19 @@ pub async fn run(kubeconfig: &Path) -> Result<(), Error> {
     }
 
     step("Scale to 5 replicas");
-    kubectl.run(&["scale", "deployment", "web", "--replicas=5"]).await?;
+    kubectl
+        .run(&["scale", "deployment", "web", "--replicas=5"])
+        .await?;
     rollout_status(&kubectl).await?;
     kubectl
         .until(
-            &["get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}"],
+            &[
+                "get",
+                "deployment",
+                "web",
+                "-o",
+                "jsonpath={.status.readyReplicas}",
+            ],
             "5 ready replicas",
             |ready| ready == "5",
         )
@@ -183,7 +224,9 @@ pub async fn run(kubeconfig: &Path) -> Result<(), Error> {
 
     step("Change the image: a rolling update");
     let image = format!("busybox={SECOND_IMAGE}");
-    kubectl.run(&["set", "image", "deployment/web", &image]).await?;
+    kubectl
+        .run(&["set", "image", "deployment/web", &image])
+        .await?;
     rollout_status(&kubectl).await?;
     expect_template_image(&kubectl, SECOND_IMAGE).await?;
 
@@ -191,7 +234,9 @@ pub async fn run(kubeconfig: &Path) -> Result<(), Error> {
     kubectl.run(&["rollout", "undo", "deployment/web"]).await?;
     rollout_status(&kubectl).await?;
     expect_template_image(&kubectl, FIRST_IMAGE).await?;
-    kubectl.run(&["rollout", "history", "deployment/web"]).await?;
+    kubectl
+        .run(&["rollout", "history", "deployment/web"])
+        .await?;
 
     step("Cordon a node and delete a pod on it: its replacement lands elsewhere");
     cordon_and_replace(&kubectl).await?;
@@ -199,7 +244,9 @@ pub async fn run(kubeconfig: &Path) -> Result<(), Error> {
     step("Delete everything");
     kubectl.run(&["delete", "deployment", "web"]).await?;
     kubectl.run(&["delete", "service", "web"]).await?;
-    kubectl.run(&["delete", "pod", "client", "--grace-period=1"]).await?;
+    kubectl
+        .run(&["delete", "pod", "client", "--grace-period=1"])
+        .await?;
     kubectl
         .until(
             &["get", "pods", "-o", "name"],
@@ -245,7 +292,12 @@ async fn expect_template_image(kubectl: &Kubectl, image: &str) -> Result<(), Err
 async fn cordon_and_replace(kubectl: &Kubectl) -> Result<(), Error> {
     let running = kubectl
         .output(&[
-            "get", "pods", "-l", "app=web", "--field-selector=status.phase=Running", "-o",
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector=status.phase=Running",
+            "-o",
             "jsonpath={.items[0].metadata.name} {.items[0].spec.nodeName}",
         ])
         .await?;
@@ -260,7 +312,8 @@ async fn cordon_and_replace(kubectl: &Kubectl) -> Result<(), Error> {
     let replaced = async {
         kubectl.run(&["delete", "pod", pod]).await?;
         rollout_status(kubectl).await?;
-        let placed = "jsonpath={range .items[*]}pod/{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}";
+        let placed =
+            "jsonpath={range .items[*]}pod/{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}";
         let is_new = |line: &&str| {
             let mut fields = line.split_whitespace();
             let name = fields.next().unwrap_or_default();

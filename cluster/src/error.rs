@@ -54,10 +54,19 @@ pub enum Error {
         "{name} not found at {path}: build the workspace's binaries first (`cargo build --workspace --bins`; `make up` does)"
     )]
     MissingBinary { name: String, path: PathBuf },
-    #[error("`{command}` failed: {output}")]
-    Command { command: String, output: String },
     #[error("the metrics-server manifest: {0}")]
     Manifest(String),
+    #[error("the {addon} objects: {message}")]
+    AddonManifest {
+        addon: &'static str,
+        message: String,
+    },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    CommandFailed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
     #[error("applying {object}: {source}")]
     Apply { object: String, source: kube::Error },
     #[error("talking to the apiserver: {0}")]

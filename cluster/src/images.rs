@@ -353,9 +353,10 @@ pub fn tag(socket: &Path, source: &str, target: &str) -> Result<(), Error> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(Error::Command {
+        Err(Error::CommandFailed {
             command: format!("ctr images tag {source} {target}"),
-            output: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         })
     }
 }

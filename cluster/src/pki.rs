@@ -45,11 +45,13 @@ impl Identity {
         Self::new("system:kube-controller-manager", &[])
     }
     /// A kubelet's identity, authorized by the Node authorizer and NodeRestriction for node `name` only.
-    pub fn kube_proxy() -> Self {
-        Self::new("system:kube-proxy", &[])
-    } // STUB
     pub fn node(name: &str) -> Self {
         Self::new(&format!("{NODE_USER_PREFIX}{name}"), &["system:nodes"])
+    }
+    /// kube-proxy's identity, which the apiserver's bootstrap ClusterRoleBinding `system:node-proxier` binds
+    /// to the ClusterRole of that name (kubeadm's kube-proxy uses a service account bound to the same role).
+    pub fn kube_proxy() -> Self {
+        Self::new("system:kube-proxy", &[])
     }
     /// The apiserver's identity towards kubelets (kubeadm's apiserver-kubelet-client).
     pub fn apiserver_kubelet_client() -> Self {

@@ -111,15 +111,19 @@ pub async fn demo(args: DemoArgs, home: PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
     let layout = Layout::new(&home);
     refuse_if_running(&layout)?;
-    println!("Bringing up a {}-node cluster for the demo...", plan.nodes.len());
+    println!(
+        "Bringing up a {}-node cluster for the demo...",
+        plan.nodes.len()
+    );
     let progress = |step: &str| println!("  {step}...");
-    let cluster = match LocalCluster::start(layout.clone(), plan, args.apiserver_port, &progress).await {
-        Ok(cluster) => cluster,
-        Err(error) => {
-            report(teardown::down(&layout).await.problems);
-            return Err(error.into());
-        }
-    };
+    let cluster =
+        match LocalCluster::start(layout.clone(), plan, args.apiserver_port, &progress).await {
+            Ok(cluster) => cluster,
+            Err(error) => {
+                report(teardown::down(&layout).await.problems);
+                return Err(error.into());
+            }
+        };
     let admin = cluster.control_plane().admin_kubeconfig().to_path_buf();
     let result = ferrokube_cluster::demo::run(&admin).await;
     println!();

@@ -94,7 +94,10 @@ impl UpCluster {
             if let Some(pid) = self.record().component(name).and_then(|c| c.pid) {
                 return pid;
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "{name} is not running");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{name} is not running"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }

@@ -113,4 +113,3 @@ fn a_killed_program_leaves_no_processes_and_its_directory_is_swept_next_time() {
         started.dir.display()
     );
 }
-

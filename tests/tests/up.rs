@@ -40,9 +40,11 @@ async fn namespace(client: &Client, prefix: &str) -> String {
         .await
         .unwrap();
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-    eventually(Duration::from_secs(30), "the default ServiceAccount", || async {
-        accounts.get_opt("default").await.ok().flatten()
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the default ServiceAccount",
+        || async { accounts.get_opt("default").await.ok().flatten() },
+    )
     .await;
     name
 }
@@ -57,9 +59,12 @@ fn rand_suffix() -> String {
 
 async fn create(client: &Client, namespace: &str, pod: Value) -> Pod {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    pods.create(&PostParams::default(), &serde_json::from_value(pod).unwrap())
-        .await
-        .unwrap()
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(pod).unwrap(),
+    )
+    .await
+    .unwrap()
 }
 
 async fn phase(pods: &Api<Pod>, name: &str) -> Option<String> {
@@ -67,10 +72,14 @@ async fn phase(pods: &Api<Pod>, name: &str) -> Option<String> {
 }
 
 async fn wait_running(pods: &Api<Pod>, name: &str) -> Pod {
-    eventually(Duration::from_secs(120), &format!("{name} Running"), || async {
-        let pod = pods.get(name).await.ok()?;
-        (pod.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(pod)
-    })
+    eventually(
+        Duration::from_secs(120),
+        &format!("{name} Running"),
+        || async {
+            let pod = pods.get(name).await.ok()?;
+            (pod.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(pod)
+        },
+    )
     .await
 }
 
@@ -121,9 +130,11 @@ async fn a_host_port_answers_on_its_nodes_address_from_the_host() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     wait_running(&pods, "web").await;
     let node_2 = ClusterPlan::new(2).unwrap().nodes[1].ip;
-    let page = eventually(Duration::from_secs(30), "the hostPort to answer", || async {
-        http_get(&format!("{node_2}:18080")).ok()
-    })
+    let page = eventually(
+        Duration::from_secs(30),
+        "the hostPort to answer",
+        || async { http_get(&format!("{node_2}:18080")).ok() },
+    )
     .await;
     assert!(page.ends_with("\r\n\r\nweb\n"), "{page}");
 }
@@ -170,7 +181,8 @@ async fn cluster_ip_services_and_dns_reach_pods_on_both_nodes() {
     )
     .await;
     for (service, cluster_ip) in [("web", None), ("web-headless", Some("None"))] {
-        let mut spec = json!({"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]});
+        let mut spec =
+            json!({"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]});
         if let Some(ip) = cluster_ip {
             spec["clusterIP"] = json!(ip);
         }
@@ -214,7 +226,13 @@ async fn cluster_ip_services_and_dns_reach_pods_on_both_nodes() {
             std::time::Instant::now() < deadline,
             "both pods did not answer through {url}: {answered:?}"
         );
-        let wget = vec!["wget".into(), "-qO-".into(), "-T".into(), "3".into(), url.clone()];
+        let wget = vec![
+            "wget".into(),
+            "-qO-".into(),
+            "-T".into(),
+            "3".into(),
+            url.clone(),
+        ];
         match exec(wget).await {
             Some(page) => {
                 answered.insert(page.trim().to_string());
@@ -225,12 +243,22 @@ async fn cluster_ip_services_and_dns_reach_pods_on_both_nodes() {
     assert_eq!(answered.into_iter().collect::<Vec<_>>(), ["web-1", "web-2"]);
     // A headless Service's name resolves to every ready pod's address.
     let name = format!("web-headless.{ns}.svc.cluster.local");
-    let lookup = eventually(Duration::from_secs(60), "the headless Service's records", || async {
-        let out = exec(vec!["nslookup".into(), name.clone()]).await?;
-        pod_ips.iter().all(|ip| out.contains(ip.as_str())).then_some(out)
-    })
+    let lookup = eventually(
+        Duration::from_secs(60),
+        "the headless Service's records",
+        || async {
+            let out = exec(vec!["nslookup".into(), name.clone()]).await?;
+            pod_ips
+                .iter()
+                .all(|ip| out.contains(ip.as_str()))
+                .then_some(out)
+        },
+    )
     .await;
-    assert!(lookup.contains("10.96.0.10"), "not answered by kube-dns: {lookup}");
+    assert!(
+        lookup.contains("10.96.0.10"),
+        "not answered by kube-dns: {lookup}"
+    );
 }
 
 #[tokio::test]
@@ -291,9 +319,7 @@ async fn a_node_whose_kubelet_stops_goes_not_ready_and_its_pods_are_replaced_els
     let client = cluster.client().await;
     let ns = namespace(&client, "not-ready").await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let toleration = |key: &str| {
-        json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5})
-    };
+    let toleration = |key: &str| json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5});
     let deployment = json!({
         "metadata": {"name": "app"},
         "spec": {
@@ -311,29 +337,47 @@ async fn a_node_whose_kubelet_stops_goes_not_ready_and_its_pods_are_replaced_els
     let kubeconfig = cluster.kubeconfig();
     kubectl_ok_with(&kubeconfig, &["cordon", "node-1"]).await;
     deployments
-        .create(&PostParams::default(), &serde_json::from_value(deployment).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(deployment).unwrap(),
+        )
         .await
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let first = eventually(Duration::from_secs(120), "the pod Running on node-2", || async {
-        let list = pods.list(&ListParams::default()).await.ok()?;
-        list.items.into_iter().find(|p| {
-            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-        })
-    })
+    let first = eventually(
+        Duration::from_secs(120),
+        "the pod Running on node-2",
+        || async {
+            let list = pods.list(&ListParams::default()).await.ok()?;
+            list.items
+                .into_iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        },
+    )
     .await;
     kubectl_ok_with(&kubeconfig, &["uncordon", "node-1"]).await;
-    assert_eq!(first.spec.as_ref().unwrap().node_name.as_deref(), Some("node-2"));
+    assert_eq!(
+        first.spec.as_ref().unwrap().node_name.as_deref(),
+        Some("node-2")
+    );
 
     let kubelet = cluster.pid_of("kubelet-node-2");
     assert!(sys::kill(kubelet, libc::SIGSTOP));
     let resumed = scopeguard(kubelet);
     let nodes: Api<Node> = Api::all(client.clone());
-    eventually(Duration::from_secs(120), "node-2 to be NotReady (Unknown)", || async {
-        let node = nodes.get("node-2").await.ok()?;
-        let ready = node.status?.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
-        (ready.status == "Unknown").then_some(())
-    })
+    eventually(
+        Duration::from_secs(120),
+        "node-2 to be NotReady (Unknown)",
+        || async {
+            let node = nodes.get("node-2").await.ok()?;
+            let ready = node
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Ready")?;
+            (ready.status == "Unknown").then_some(())
+        },
+    )
     .await;
     let first_name = first.metadata.name.clone().unwrap();
     let replacement = eventually(
@@ -353,7 +397,11 @@ async fn a_node_whose_kubelet_stops_goes_not_ready_and_its_pods_are_replaced_els
     drop(resumed);
     eventually(Duration::from_secs(60), "node-2 Ready again", || async {
         let node = nodes.get("node-2").await.ok()?;
-        let ready = node.status?.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+        let ready = node
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
         (ready.status == "True").then_some(())
     })
     .await;
@@ -393,7 +441,10 @@ async fn killing_the_scheduler_and_controller_manager_mid_rollout_loses_nothing(
                                          "env": [{"name": "VERSION", "value": "1"}]}]}}}
     });
     deployments
-        .create(&PostParams::default(), &serde_json::from_value(deployment).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(deployment).unwrap(),
+        )
         .await
         .unwrap();
     let complete = |version: &'static str| {

@@ -30,9 +30,11 @@ async fn cluster_with_a_pod() -> (UpCluster, Made) {
     let cluster = UpCluster::start(1);
     let client = cluster.client().await;
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-    eventually(Duration::from_secs(30), "the default ServiceAccount", || async {
-        accounts.get_opt("default").await.ok().flatten()
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the default ServiceAccount",
+        || async { accounts.get_opt("default").await.ok().flatten() },
+    )
     .await;
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let pod = json!({
@@ -40,9 +42,12 @@ async fn cluster_with_a_pod() -> (UpCluster, Made) {
         "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"],
                                  "ports": [{"containerPort": 8080, "hostPort": 18081}]}]},
     });
-    pods.create(&PostParams::default(), &serde_json::from_value(pod).unwrap())
-        .await
-        .unwrap();
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(pod).unwrap(),
+    )
+    .await
+    .unwrap();
     let pod = eventually(Duration::from_secs(120), "the pod Running", || async {
         let pod = pods.get("held").await.ok()?;
         (pod.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(pod)
@@ -86,7 +91,10 @@ fn assert_all_gone(home: &Path, made: &Made) {
         "processes of the cluster left: {}",
         String::from_utf8_lossy(&shims.stdout)
     );
-    let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    let links = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(!links.contains("fk-up"), "links left:\n{links}");
     assert!(!Path::new(&format!("/run/netns/fk-{}", made.pod_uid)).exists());
@@ -94,7 +102,11 @@ fn assert_all_gone(home: &Path, made: &Made) {
     assert!(!rules.contains("KUBE-SERVICES"), "kube-proxy's rules left");
     assert!(!rules.contains("18081"), "the hostPort's rules left");
     for file in ["nodes", "kubeconfig", "up.json"] {
-        assert!(!home.join(file).exists(), "{file} left in {}", home.display());
+        assert!(
+            !home.join(file).exists(),
+            "{file} left in {}",
+            home.display()
+        );
     }
     assert!(home.join("logs").is_dir(), "the logs are kept");
 }
@@ -106,7 +118,11 @@ async fn ctrl_c_stops_the_cluster_and_removes_everything_it_made() {
     assert!(sys::kill(cluster.process.pid(), libc::SIGINT));
     let deadline = Instant::now() + Duration::from_secs(120);
     while cluster.process.check_running().is_ok() {
-        assert!(Instant::now() < deadline, "up did not stop:\n{}", cluster.output());
+        assert!(
+            Instant::now() < deadline,
+            "up did not stop:\n{}",
+            cluster.output()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let output = cluster.output();

@@ -88,7 +88,6 @@ impl LocalCluster {
             apiserver_port,
             node_names: plan.node_names(),
             node_ips: plan.node_ips(),
-            identities: vec![Identity::kube_proxy()],
             advertise_address: Some(IpAddr::V4(CONTROL_PLANE_IP)),
         })
         .await?;

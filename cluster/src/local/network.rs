@@ -75,9 +75,10 @@ fn ip(args: &[&str]) -> Result<(), Error> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(Error::Command {
+        Err(Error::CommandFailed {
             command: format!("ip {}", args.join(" ")),
-            output: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         })
     }
 }
