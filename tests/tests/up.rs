@@ -226,13 +226,8 @@ async fn cluster_ip_services_and_dns_reach_pods_on_both_nodes() {
             std::time::Instant::now() < deadline,
             "both pods did not answer through {url}: {answered:?}"
         );
-        let wget = vec![
-            "wget".into(),
-            "-qO-".into(),
-            "-T".into(),
-            "3".into(),
-            url.clone(),
-        ];
+        // busybox's `wget -T` crashes (Debian's 1.35); `timeout` bounds it instead.
+        let wget = vec!["timeout".into(), "5".into(), "wget".into(), "-qO-".into(), url.clone()];
         match exec(wget).await {
             Some(page) => {
                 answered.insert(page.trim().to_string());
