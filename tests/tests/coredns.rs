@@ -6,6 +6,8 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
+use ferrokube_cluster::binary_image::parse_ldd;
+use ferrokube_cluster::containerd::Containerd;
 use ferrokube_cluster::coredns::{self, Config, NAME, NAMESPACE, SERVICE};
 use ferrokube_cluster::process::ManagedProcess;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
@@ -285,4 +287,34 @@ async fn coredns_answers_for_services_with_kubeadms_corefile_and_objects() {
     process.check_running().unwrap();
     process.stop(Duration::from_secs(10));
     ns.delete().await;
+}
+
+#[tokio::test]
+async fn the_image_of_the_static_binary_imports_into_containerd() {
+    let binary = upstream::binary(NAME).unwrap();
+    let ldd = std::process::Command::new("ldd")
+        .arg(&binary)
+        .output()
+        .unwrap();
+    assert!(
+        parse_ldd(&String::from_utf8_lossy(&ldd.stdout)).is_empty(),
+        "CoreDNS is built static (CGO_ENABLED=0): {ldd:?}"
+    );
+    let dir = shared_control_plane().dir().join("coredns-containerd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let containerd = Containerd::start(&dir).unwrap();
+    coredns::import_image(containerd.socket()).unwrap();
+    let output = std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(containerd.socket())
+        .args(["-n", "k8s.io", "images", "ls", "-q"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let images = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        images.lines().any(|line| line == coredns::image()),
+        "{} not among {images}",
+        coredns::image()
+    );
 }
