@@ -22,7 +22,7 @@ use serde_json::json;
 
 const NODE: &str = "node-1";
 const BRIDGE: &str = "fk-kpx0";
-const POD_CIDR: &str = "10.241.0.0/24";
+const POD_CIDR: &str = "10.240.0.0/24";
 /// The namespace's default ServiceAccount, which admission wants for a pod, and the Service's
 /// EndpointSlice, which kube-proxy programs its rules from.
 const CONTROLLERS: &str = "serviceaccount,endpointslice";

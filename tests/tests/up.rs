@@ -227,7 +227,13 @@ async fn cluster_ip_services_and_dns_reach_pods_on_both_nodes() {
             "both pods did not answer through {url}: {answered:?}"
         );
         // busybox's `wget -T` crashes (Debian's 1.35); `timeout` bounds it instead.
-        let wget = vec!["timeout".into(), "5".into(), "wget".into(), "-qO-".into(), url.clone()];
+        let wget = vec![
+            "timeout".into(),
+            "5".into(),
+            "wget".into(),
+            "-qO-".into(),
+            url.clone(),
+        ];
         match exec(wget).await {
             Some(page) => {
                 answered.insert(page.trim().to_string());
