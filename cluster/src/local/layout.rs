@@ -43,7 +43,7 @@ impl Layout {
         self.logs().join(format!("{component}.log"))
     }
 
-    /// What the nodes keep; removed by `down`.
+    /// What the nodes keep (and kube-proxy's configuration); removed by `down`.
     pub fn nodes(&self) -> PathBuf {
         self.home.join("nodes")
     }

@@ -257,7 +257,7 @@ impl LocalCluster {
             CLUSTER_CIDR,
         );
         config.metrics_bind_address = SocketAddr::from((CONTROL_PLANE_IP, 10249));
-        let path = self.layout.home().join("kube-proxy.yaml");
+        let path = self.layout.nodes().join("kube-proxy.yaml");
         std::fs::write(&path, kube_proxy::config_file(&config)).map_err(|e| Error::io(&path, e))?;
         self.supervise_new(
             kube_proxy::NAME,
