@@ -1,13 +1,13 @@
 # The user-facing commands. `make up` and `make test` do all the set-up themselves.
 
 CARGO ?= cargo
-# What the tests and the local control plane need from upstream; `make upstream` builds every binary.
-CONTROL_PLANE_BINS := etcd kube-apiserver kubectl
-# The control plane's, and metrics-server for the `kubectl top` tests.
-TEST_BINS := $(CONTROL_PLANE_BINS) metrics-server
+# What `ferrokube up` runs from upstream (and kubectl for its users); `make upstream` builds every binary.
+CLUSTER_BINS := etcd kube-apiserver kubectl kube-proxy coredns metrics-server
+# The tests run clusters of `ferrokube up`, so they need the same.
+TEST_BINS := $(CLUSTER_BINS)
 FERROKUBE := target/debug/ferrokube
 
-.PHONY: deps upstream build lint test up bench-scheduler bench-controllers bench-kubelet
+.PHONY: deps upstream build lint test up demo down bench-scheduler bench-controllers bench-kubelet
 
 deps:
 	@hack/deps.sh
@@ -27,10 +27,22 @@ test: deps lint
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
 
+# A two-node cluster on this host until Ctrl-C (as root). `make up ARGS="--nodes 3"` for more nodes.
 up: deps
-	@hack/upstream/build.sh $(CONTROL_PLANE_BINS)
+	@hack/upstream/build.sh $(CLUSTER_BINS)
+	$(CARGO) build --workspace --bins
+	$(FERROKUBE) up $(ARGS)
+
+# Brings a cluster up, walks through what a user does with kubectl, checks each step, takes it down.
+demo: deps
+	@hack/upstream/build.sh $(CLUSTER_BINS)
+	$(CARGO) build --workspace --bins
+	$(FERROKUBE) demo $(ARGS)
+
+# Removes whatever a cluster of `make up` left, also after a crash.
+down:
 	$(CARGO) build --bin ferrokube
-	$(FERROKUBE) up
+	$(FERROKUBE) down
 
 # ferrokube-scheduler and upstream kube-scheduler side by side, release builds; results in bench-out/.
 # Flags go in ARGS, e.g. `make bench-scheduler ARGS="--nodes 100 --pods 500"` (see docs/benchmarks.md).

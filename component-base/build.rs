@@ -23,7 +23,8 @@ fn main() {
     let kubernetes = upstream.join("kubernetes/go.mod");
     let etcd = upstream.join("etcd/go.mod");
     let metrics_server = upstream.join("metrics-server/go.mod");
-    for go_mod in [&kubernetes, &etcd, &metrics_server] {
+    let coredns = upstream.join("coredns/go.mod");
+    for go_mod in [&kubernetes, &etcd, &metrics_server, &coredns] {
         println!("cargo:rerun-if-changed={}", go_mod.display());
     }
     println!(
@@ -37,5 +38,9 @@ fn main() {
     println!(
         "cargo:rustc-env=FERROKUBE_METRICS_SERVER_VERSION={}",
         required_version(&metrics_server, "sigs.k8s.io/metrics-server")
+    );
+    println!(
+        "cargo:rustc-env=FERROKUBE_COREDNS_VERSION={}",
+        required_version(&coredns, "github.com/coredns/coredns")
     );
 }

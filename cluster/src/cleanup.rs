@@ -14,8 +14,12 @@ use crate::sys;
 /// Prefix of the state directories of control planes started in temporary directories.
 pub const STATE_DIR_PREFIX: &str = "ferrokube-cp-";
 
+/// What runs first for an entry at exit: the owner's own way of stopping what it started.
+pub type ExitHook = Box<dyn FnOnce() + Send>;
+
 struct Entry {
     id: u64,
+    hook: Option<ExitHook>,
     pids: Vec<u32>,
     dir: Option<PathBuf>,
 }
@@ -29,10 +33,25 @@ pub struct Registration(u64);
 
 /// Registers processes to stop (in order) and a directory to remove when the process exits.
 pub fn register(pids: Vec<u32>, dir: Option<PathBuf>) -> Registration {
+    register_entry(None, pids, dir)
+}
+
+/// Registers `hook` to run at exit (or on a handled signal), before `pids` are stopped: for processes that
+/// need more than a SIGTERM and a few seconds to stop cleanly.
+pub fn register_hook(hook: ExitHook, pids: Vec<u32>) -> Registration {
+    register_entry(Some(hook), pids, None)
+}
+
+fn register_entry(hook: Option<ExitHook>, pids: Vec<u32>, dir: Option<PathBuf>) -> Registration {
     static AT_EXIT: Once = Once::new();
     AT_EXIT.call_once(|| sys::at_exit(clean_all_at_exit));
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    lock().push(Entry { id, pids, dir });
+    lock().push(Entry {
+        id,
+        hook,
+        pids,
+        dir,
+    });
     Registration(id)
 }
 
@@ -54,8 +73,11 @@ extern "C" fn clean_all_at_exit() {
 pub fn clean_all() {
     let entries: Vec<Entry> = std::mem::take(&mut *lock());
     for entry in entries {
+        if let Some(hook) = entry.hook {
+            hook();
+        }
         for pid in entry.pids {
-            stop_pid(pid, Duration::from_secs(5));
+            let _ = stop_pid(pid, Duration::from_secs(5));
         }
         if let Some(dir) = entry.dir {
             crate::sys::detach_mounts_under(&dir);
@@ -64,9 +86,10 @@ pub fn clean_all() {
     }
 }
 
-fn stop_pid(pid: u32, grace: Duration) {
+/// SIGTERM, then SIGKILL if it is still alive after `grace`; whether it was running.
+pub fn stop_pid(pid: u32, grace: Duration) -> bool {
     if !sys::kill(pid, libc::SIGTERM) {
-        return;
+        return false;
     }
     let deadline = Instant::now() + grace;
     while is_alive(pid) && Instant::now() < deadline {
@@ -75,6 +98,7 @@ fn stop_pid(pid: u32, grace: Duration) {
     if is_alive(pid) {
         sys::kill(pid, libc::SIGKILL);
     }
+    true
 }
 
 /// Makes SIGINT, SIGTERM and SIGHUP clean up registered control planes and then end the process with the

@@ -131,7 +131,7 @@ impl Containerd {
     fn start_with_config(dir: &Path, text: &str) -> Result<Self, Error> {
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, text).map_err(|e| Error::io(&config_path, e))?;
-        let socket = dir.join("containerd.sock");
+        let socket = socket_path(dir);
         let mut command = Command::new("containerd");
         command.arg("--config").arg(&config_path);
         let mut process =
@@ -242,6 +242,22 @@ fn shims(socket: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// The gRPC socket of a containerd whose state is under `dir`.
+pub fn socket_path(dir: &Path) -> PathBuf {
+    dir.join("containerd.sock")
+}
+
+/// Kills the shims of the containerd at `socket` and their containers: container init processes are the
+/// shims' children, and killing them ends each container's PID namespace. Also after containerd is gone.
+pub fn kill_shims(socket: &Path) {
+    for shim in shims(socket) {
+        for child in children(shim) {
+            sys::kill(child, libc::SIGKILL);
+        }
+        sys::kill(shim, libc::SIGKILL);
+    }
+}
+
 /// `ctr` against the containerd at `socket`, in the kubelet's namespace; its output if it succeeded.
 fn ctr(socket: &Path, args: &[&str]) -> Option<String> {
     let output = Command::new("ctr")
@@ -268,14 +284,7 @@ impl Drop for Containerd {
                 let _ = ctr(&self.socket, &["containers", "delete", id]);
             }
         }
-        // What is still there: container init processes are the shims' children; killing them ends each
-        // container's PID namespace, then the shims go.
-        for shim in shims(&self.socket) {
-            for child in children(shim) {
-                sys::kill(child, libc::SIGKILL);
-            }
-            sys::kill(shim, libc::SIGKILL);
-        }
+        kill_shims(&self.socket);
         self.process.stop(Duration::from_secs(5));
         sys::detach_mounts_under(&self.dir);
     }

@@ -25,6 +25,11 @@ pub struct ControlPlaneConfig {
     pub apiserver_port: u16,
     /// Nodes to make kubelet credentials for (`system:node:NAME`).
     pub node_names: Vec<String>,
+    /// Addresses of those nodes, which their kubelet serving certificates must cover.
+    pub node_ips: Vec<(String, IpAddr)>,
+    /// An address of this host that pods can reach: the apiserver then listens on every address (not only
+    /// loopback) and advertises this one as the `kubernetes` Service's endpoint.
+    pub advertise_address: Option<IpAddr>,
 }
 
 /// A running etcd and kube-apiserver. Dropping it stops both and removes its state directory.
@@ -70,9 +75,15 @@ impl ControlPlane {
             Identity::scheduler(),
             Identity::controller_manager(),
             Identity::apiserver_kubelet_client(),
+            Identity::kube_proxy(),
         ];
         identities.extend(config.node_names.iter().map(|n| Identity::node(n)));
-        let pki = Pki::generate(apiserver_sans(&[], FIRST_SERVICE_IP), &identities)?;
+        let advertised: Vec<IpAddr> = config.advertise_address.into_iter().collect();
+        let pki = Pki::generate(
+            apiserver_sans(&advertised, FIRST_SERVICE_IP),
+            &identities,
+            &config.node_ips,
+        )?;
         let pki_paths = pki.write(&dir.path().join("pki"))?;
 
         let url = format!("https://127.0.0.1:{apiserver_port}");
@@ -91,7 +102,15 @@ impl ControlPlane {
         let registration = cleanup::register(vec![etcd.pid()], Some(dir.path().to_path_buf()));
         let apiserver = ManagedProcess::spawn(
             "kube-apiserver",
-            apiserver_command(&apiserver_bin, &pki_paths, apiserver_port, etcd_port),
+            apiserver_command(
+                &apiserver_bin,
+                &pki_paths,
+                ApiserverAddress {
+                    port: apiserver_port,
+                    advertise: config.advertise_address,
+                },
+                etcd_port,
+            ),
             &dir.path().join("kube-apiserver.log"),
         )?;
         drop(registration);
@@ -239,14 +258,29 @@ fn etcd_command(bin: &Path, data_dir: &Path, port: u16, peer_port: u16) -> Comma
     command
 }
 
-fn apiserver_command(bin: &Path, pki: &PkiPaths, port: u16, etcd_port: u16) -> Command {
+/// Where the apiserver serves and what it advertises.
+struct ApiserverAddress {
+    port: u16,
+    advertise: Option<IpAddr>,
+}
+
+fn apiserver_command(
+    bin: &Path,
+    pki: &PkiPaths,
+    address: ApiserverAddress,
+    etcd_port: u16,
+) -> Command {
     let path = |p: &Path| p.display().to_string();
+    let (bind, advertise) = match address.advertise {
+        Some(ip) => ("0.0.0.0".to_string(), ip.to_string()),
+        None => ("127.0.0.1".to_string(), "127.0.0.1".to_string()),
+    };
     let mut command = Command::new(bin);
     command.args([
         format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-        "--bind-address=127.0.0.1".into(),
-        "--advertise-address=127.0.0.1".into(),
-        format!("--secure-port={port}"),
+        format!("--bind-address={bind}"),
+        format!("--advertise-address={advertise}"),
+        format!("--secure-port={}", address.port),
         format!("--tls-cert-file={}", path(&pki.apiserver_cert)),
         format!("--tls-private-key-file={}", path(&pki.apiserver_key)),
         format!("--client-ca-file={}", path(&pki.ca_cert)),

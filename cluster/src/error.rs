@@ -37,7 +37,7 @@ pub enum Error {
     #[error("port {port} on 127.0.0.1 is in use (choose another port, or stop what uses it)")]
     PortInUse { port: u16 },
     #[error(
-        "a ferrokube control plane is already running (pid {pid}, state in {dir}): stop it with Ctrl-C first"
+        "a ferrokube cluster is already running (pid {pid}, state in {dir}): stop it with Ctrl-C or `ferrokube down` first"
     )]
     AlreadyRunning { pid: u32, dir: PathBuf },
     #[error("{name} was not available after {seconds}s: {reason}")]
@@ -46,8 +46,27 @@ pub enum Error {
         seconds: u64,
         reason: String,
     },
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("demo step failed: {0}")]
+    Demo(String),
+    #[error(
+        "{name} not found at {path}: build the workspace's binaries first (`cargo build --workspace --bins`; `make up` does)"
+    )]
+    MissingBinary { name: String, path: PathBuf },
     #[error("the metrics-server manifest: {0}")]
     Manifest(String),
+    #[error("the {addon} objects: {message}")]
+    AddonManifest {
+        addon: &'static str,
+        message: String,
+    },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    CommandFailed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
     #[error("applying {object}: {source}")]
     Apply { object: String, source: kube::Error },
     #[error("talking to the apiserver: {0}")]

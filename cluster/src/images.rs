@@ -339,6 +339,28 @@ pub fn import(socket: &Path, tarball: &Path) -> Result<(), Error> {
     }
 }
 
+/// Gives image `source` in the containerd at `socket` the further name `target`.
+pub fn tag(socket: &Path, source: &str, target: &str) -> Result<(), Error> {
+    let output = Command::new("ctr")
+        .arg("--address")
+        .arg(socket)
+        .args(["-n", NAMESPACE, "images", "tag", "--force", source, target])
+        .output()
+        .map_err(|source| Error::Spawn {
+            name: "ctr".into(),
+            source,
+        })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Error::CommandFailed {
+            command: format!("ctr images tag {source} {target}"),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
 /// Builds (once) and imports the busybox image into the containerd at `socket`.
 pub fn import_busybox(socket: &Path) -> Result<(), Error> {
     import(socket, &busybox_tarball()?)

@@ -7,13 +7,17 @@ pub mod cleanup;
 pub mod cni;
 pub mod containerd;
 pub mod control_plane;
+pub mod coredns;
+pub mod demo;
 mod error;
 pub mod images;
+pub mod kube_proxy;
 pub mod kubeconfig;
+pub mod local;
 pub mod metrics_server;
 pub mod pki;
 pub mod process;
-mod sys;
+pub mod sys;
 pub mod testing;
 pub mod upstream;
 

@@ -19,8 +19,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start a local control plane (etcd and kube-apiserver) and run it until Ctrl-C.
+    /// Start a local multi-node cluster and run it until Ctrl-C.
     Up(up::UpArgs),
+    /// Stop a local cluster and remove everything it made, also after a crash.
+    Down,
+    /// Bring a cluster up, do what a user would do with kubectl, check each step, take it down.
+    Demo(up::DemoArgs),
+    /// Print a local cluster component's log.
+    Logs(up::LogsArgs),
     /// Benchmark ferrokube's components side by side with upstream's; results as JSON and Markdown.
     Bench(ferrokube_cluster::bench::BenchArgs),
     /// Print ferrokube's version and the upstream versions it targets.
@@ -39,6 +45,12 @@ fn ferrokube_home() -> PathBuf {
     )
 }
 
+fn block_on(work: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(work))
+}
+
 fn main() -> ExitCode {
     let cli: Cli = component_base::flags::parse();
     component_base::logging::init(cli.logging.verbosity);
@@ -49,12 +61,11 @@ fn main() -> ExitCode {
             println!("etcd {}", version::ETCD_VERSION);
             Ok(())
         }
-        Command::Up(args) => tokio::runtime::Runtime::new()
-            .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(up::run(args, ferrokube_home()))),
-        Command::Bench(args) => tokio::runtime::Runtime::new()
-            .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(ferrokube_cluster::bench::run(args))),
+        Command::Up(args) => block_on(up::run(args, ferrokube_home())),
+        Command::Down => block_on(up::down(ferrokube_home())),
+        Command::Demo(args) => block_on(up::demo(args, ferrokube_home())),
+        Command::Logs(args) => block_on(up::logs(args, ferrokube_home())),
+        Command::Bench(args) => block_on(ferrokube_cluster::bench::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -48,6 +48,11 @@ impl Identity {
     pub fn node(name: &str) -> Self {
         Self::new(&format!("{NODE_USER_PREFIX}{name}"), &["system:nodes"])
     }
+    /// kube-proxy's identity, which the apiserver's bootstrap ClusterRoleBinding `system:node-proxier` binds
+    /// to the ClusterRole of that name (kubeadm's kube-proxy uses a service account bound to the same role).
+    pub fn kube_proxy() -> Self {
+        Self::new("system:kube-proxy", &[])
+    }
     /// The apiserver's identity towards kubelets (kubeadm's apiserver-kubelet-client).
     pub fn apiserver_kubelet_client() -> Self {
         Self::new("kube-apiserver-kubelet-client", &["system:masters"])
@@ -69,15 +74,16 @@ impl Identity {
 /// The user name prefix of kubelets' identities.
 const NODE_USER_PREFIX: &str = "system:node:";
 
-/// What a kubelet's serving certificate is valid for: its name, loopback, and the host's address (the
-/// node's InternalIP, which the apiserver dials for logs, exec and the node proxy).
-fn kubelet_sans(node: &str) -> Vec<String> {
+/// What a kubelet's serving certificate is valid for: its name, loopback, the host's address and the
+/// node's own addresses (its InternalIP, which the apiserver dials for logs, exec and the node proxy).
+fn kubelet_sans(node: &str, node_ips: &[IpAddr]) -> Vec<String> {
     let mut sans = vec![
         node.to_string(),
         "localhost".to_string(),
         "127.0.0.1".to_string(),
     ];
     sans.extend(crate::sys::default_route_ip().map(|ip| ip.to_string()));
+    sans.extend(node_ips.iter().map(IpAddr::to_string));
     sans
 }
 
@@ -118,8 +124,13 @@ pub fn apiserver_sans(extra_ips: &[IpAddr], first_service_ip: IpAddr) -> Vec<Str
 }
 
 impl Pki {
-    /// Generates a fresh PKI for an apiserver reachable at `sans`, with client certificates for `clients`.
-    pub fn generate(sans: Vec<String>, clients: &[Identity]) -> Result<Self, Error> {
+    /// Generates a fresh PKI for an apiserver reachable at `sans`, with client certificates for `clients`;
+    /// node identities also get kubelet serving certificates, valid for their addresses in `node_ips`.
+    pub fn generate(
+        sans: Vec<String>,
+        clients: &[Identity],
+        node_ips: &[(String, IpAddr)],
+    ) -> Result<Self, Error> {
         let (ca, ca_issuer) = new_ca("kubernetes")?;
         let (front_proxy_ca, front_proxy_issuer) = new_ca("front-proxy-ca")?;
 
@@ -146,7 +157,12 @@ impl Pki {
             .iter()
             .filter_map(|(identity, _)| identity.user.strip_prefix(NODE_USER_PREFIX))
             .map(|node| {
-                let mut params = leaf_params(node, &[], kubelet_sans(node))?;
+                let ips: Vec<IpAddr> = node_ips
+                    .iter()
+                    .filter(|(name, _)| name == node)
+                    .map(|(_, ip)| *ip)
+                    .collect();
+                let mut params = leaf_params(node, &[], kubelet_sans(node, &ips))?;
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
                 Ok((node.to_string(), sign(params, &ca_issuer)?))
             })
@@ -306,6 +322,7 @@ mod tests {
         let pki = Pki::generate(
             apiserver_sans(&[], "10.96.0.1".parse().unwrap()),
             &[Identity::node("node-1")],
+            &[],
         )
         .unwrap();
         let cert = pki.client(&Identity::node("node-1")).unwrap();
@@ -317,10 +334,9 @@ mod tests {
         assert_eq!(parsed.issuer().to_string(), "CN=kubernetes");
     }
 
-    #[test]
-    fn serving_certificate_covers_loopback_and_the_kubernetes_service() {
-        let pki = Pki::generate(apiserver_sans(&[], "10.96.0.1".parse().unwrap()), &[]).unwrap();
-        let (_, pem) = x509_parser::pem::parse_x509_pem(pki.apiserver.cert_pem.as_bytes()).unwrap();
+    /// The DNS names and IPv4 addresses a PEM certificate is valid for.
+    fn sans_of(cert_pem: &str) -> Vec<String> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).unwrap();
         let parsed = pem.parse_x509().unwrap();
         let names = &parsed
             .subject_alternative_name()
@@ -328,7 +344,7 @@ mod tests {
             .unwrap()
             .value
             .general_names;
-        let sans: Vec<String> = names
+        names
             .iter()
             .map(|name| match name {
                 x509_parser::extensions::GeneralName::DNSName(dns) => dns.to_string(),
@@ -337,7 +353,36 @@ mod tests {
                 }
                 other => format!("{other:?}"),
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_kubelet_serving_certificate_covers_its_node_ip_and_no_other_nodes() {
+        let pki = Pki::generate(
+            apiserver_sans(&[], "10.96.0.1".parse().unwrap()),
+            &[Identity::node("node-1"), Identity::node("node-2")],
+            &[
+                ("node-1".to_string(), "10.200.0.11".parse().unwrap()),
+                ("node-2".to_string(), "10.200.0.12".parse().unwrap()),
+            ],
+        )
+        .unwrap();
+        let (_, node_1) = pki
+            .kubelet_serving
+            .iter()
+            .find(|(name, _)| name == "node-1")
+            .unwrap();
+        let sans = sans_of(&node_1.cert_pem);
+        assert!(sans.contains(&"node-1".to_string()), "{sans:?}");
+        assert!(sans.contains(&"10.200.0.11".to_string()), "{sans:?}");
+        assert!(!sans.contains(&"10.200.0.12".to_string()), "{sans:?}");
+    }
+
+    #[test]
+    fn serving_certificate_covers_loopback_and_the_kubernetes_service() {
+        let pki =
+            Pki::generate(apiserver_sans(&[], "10.96.0.1".parse().unwrap()), &[], &[]).unwrap();
+        let sans = sans_of(&pki.apiserver.cert_pem);
         for want in [
             "127.0.0.1",
             "10.96.0.1",

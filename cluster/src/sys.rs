@@ -22,6 +22,19 @@ pub fn set_parent_death_signal() -> std::io::Result<()> {
     }
 }
 
+/// Takes an exclusive flock(2) on `file` without waiting; whether it was taken.
+pub fn try_lock_exclusive(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock(2) on a descriptor the File owns; no memory is passed.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Whether this process runs as root (effective user 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Registers `handler` to run when the process exits through exit(3), as the test harness's main does.
 pub fn at_exit(handler: extern "C" fn()) {
     // SAFETY: atexit(3) stores a function pointer with 'static lifetime.

@@ -28,6 +28,7 @@ pub fn shared_control_plane() -> &'static ControlPlane {
             let config = ControlPlaneConfig {
                 apiserver_port: 0,
                 node_names: TEST_NODES.iter().map(|n| n.to_string()).collect(),
+                ..Default::default()
             };
             runtime
                 .block_on(ControlPlane::start(config))

@@ -8,6 +8,8 @@ pub const KUBERNETES_VERSION: &str = env!("FERROKUBE_KUBERNETES_VERSION");
 pub const ETCD_VERSION: &str = env!("FERROKUBE_ETCD_VERSION");
 /// The metrics-server release that serves `metrics.k8s.io` (`kubectl top`) in ferrokube's clusters.
 pub const METRICS_SERVER_VERSION: &str = env!("FERROKUBE_METRICS_SERVER_VERSION");
+/// The CoreDNS release ferrokube's clusters run, the one kubeadm of the targeted Kubernetes deploys.
+pub const COREDNS_VERSION: &str = env!("FERROKUBE_COREDNS_VERSION");
 
 /// The text every binary prints for `--version`.
 pub fn long_version() -> &'static str {

@@ -6,6 +6,7 @@ pub mod admission;
 pub mod cgroups;
 pub mod config;
 pub mod dns;
+pub mod envvars;
 pub mod housekeeping;
 pub mod kuberuntime;
 pub mod metrics;
@@ -29,10 +30,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use component_base::client::{self, ClientOptions};
 use component_base::events::EventRecorder;
-use component_base::informer::{InformerEvent, SharedInformerFactory};
+use component_base::informer::{InformerEvent, SharedInformerFactory, index};
 use component_base::serving::{Readiness, Server};
 use component_base::{logging, shutdown};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Client;
 use kube::runtime::watcher;
 use tokio::sync::watch;
@@ -108,6 +109,10 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             runtime_state,
             shutdown.clone(),
         ));
+        let factory = SharedInformerFactory::new(client.clone());
+        // Every Service, as upstream's kubelet: the containers' Service variables read them.
+        let services = factory.informer::<Service>();
+        services.add_index(index::NAMESPACE, index::by_namespace());
         let workers = PodWorkers::new(WorkerContext {
             manager: RuntimeManager::new(
                 runtime.clone(),
@@ -115,6 +120,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 client.clone(),
                 Path::new(&config.pod_logs_dir),
                 PodFiles::new(dns_configurer(&config), &flags.root_dir.join("pods")),
+                services,
             ),
             statuses: StatusManager::new(client.clone()),
             recorder: recorder.clone(),
@@ -135,7 +141,6 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             workers.clone(),
             shutdown.clone(),
         ));
-        let factory = SharedInformerFactory::new(client.clone());
         let pods = factory.informer_with::<Pod>(
             watcher::Config::default().fields(&format!("spec.nodeName={node_name}")),
         );

@@ -1,5 +1,7 @@
-//! Upstream kubectl (pinned in hack/upstream) against the shared control plane, as a user runs it.
+//! Upstream kubectl (pinned in hack/upstream) against the shared control plane, or a cluster of
+//! `ferrokube up`, as a user runs it.
 
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -11,10 +13,15 @@ const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A kubectl command with the admin kubeconfig, not yet run.
 pub fn kubectl_command(args: &[&str]) -> tokio::process::Command {
+    kubectl_command_with(shared_control_plane().admin_kubeconfig(), args)
+}
+
+/// A kubectl command with `kubeconfig`, not yet run.
+pub fn kubectl_command_with(kubeconfig: &Path, args: &[&str]) -> tokio::process::Command {
     let binary = upstream::binary("kubectl").expect("kubectl is built by hack/upstream");
     let mut command = Command::new(binary);
     command
-        .env("KUBECONFIG", shared_control_plane().admin_kubeconfig())
+        .env("KUBECONFIG", kubeconfig)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -26,7 +33,16 @@ pub fn kubectl_command(args: &[&str]) -> tokio::process::Command {
 
 /// Runs kubectl with `args` to completion (at most a minute) and returns what it printed and its status.
 pub async fn kubectl(args: &[&str]) -> Output {
-    let output = kubectl_command(args).output();
+    run(kubectl_command(args), args).await
+}
+
+/// Runs kubectl with `kubeconfig` and `args` to completion (at most a minute).
+pub async fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
+    run(kubectl_command_with(kubeconfig, args), args).await
+}
+
+async fn run(mut command: tokio::process::Command, args: &[&str]) -> Output {
+    let output = command.output();
     tokio::time::timeout(KUBECTL_TIMEOUT, output)
         .await
         .unwrap_or_else(|_| panic!("kubectl {args:?} took over {KUBECTL_TIMEOUT:?}"))
@@ -35,7 +51,15 @@ pub async fn kubectl(args: &[&str]) -> Output {
 
 /// Runs kubectl with `args`, asserts it succeeded, and returns its standard output.
 pub async fn kubectl_ok(args: &[&str]) -> String {
-    let output = kubectl(args).await;
+    succeeded(kubectl(args).await, args)
+}
+
+/// Runs kubectl with `kubeconfig` and `args`, asserts it succeeded, and returns its standard output.
+pub async fn kubectl_ok_with(kubeconfig: &Path, args: &[&str]) -> String {
+    succeeded(kubectl_with(kubeconfig, args).await, args)
+}
+
+fn succeeded(output: Output, args: &[&str]) -> String {
     assert!(
         output.status.success(),
         "kubectl {args:?} failed ({}): {}",

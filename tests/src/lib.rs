@@ -4,6 +4,7 @@ pub mod controllers;
 pub mod kubectl;
 pub mod kubelet;
 pub mod scheduling;
+pub mod up;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};

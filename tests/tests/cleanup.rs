@@ -1,6 +1,6 @@
 //! No process outlives what started it: a control plane held in a static when its program exits, one whose
-//! program panics, one whose program gets SIGTERM, and `ferrokube up` stopped with Ctrl-C all leave no etcd
-//! or kube-apiserver running and no state directory behind.
+//! program panics, and one whose program gets SIGTERM all leave no etcd or kube-apiserver running and no
+//! state directory behind. (`ferrokube up`'s clusters: tests/up_lifecycle.rs.)
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -112,56 +112,4 @@ fn a_killed_program_leaves_no_processes_and_its_directory_is_swept_next_time() {
         "{} was not swept",
         started.dir.display()
     );
-}
-
-#[test]
-fn ferrokube_up_stops_everything_on_ctrl_c() {
-    let home = tempfile_dir();
-    let mut up = Command::new(binary("ferrokube"))
-        .args(["up", "--apiserver-port", "0"])
-        .env("FERROKUBE_HOME", &home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
-    let mut pids = Vec::new();
-    let mut dir = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if matches!(words.first(), Some(&"kube-apiserver") | Some(&"etcd")) {
-            pids.push(words[1].parse::<u32>().unwrap());
-        }
-        if let Some(path) = line.strip_prefix("State and logs: ") {
-            dir = Some(PathBuf::from(path));
-        }
-        if line.contains("export KUBECONFIG=") {
-            break;
-        }
-    }
-    assert!(home.join("kubeconfig").is_file());
-    let started = Started {
-        pids,
-        dir: dir.expect("up printed its state directory"),
-    };
-    assert!(started.pids.iter().all(|pid| is_alive(*pid)));
-    Command::new("kill")
-        .args(["-INT", &up.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_with_limit(&mut up, Duration::from_secs(30)).success());
-    assert_all_gone(&started);
-    assert!(
-        !home.join("kubeconfig").exists(),
-        "the kubeconfig of a stopped cluster was left behind"
-    );
-    let _ = std::fs::remove_dir_all(home);
-}
-
-fn tempfile_dir() -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("ferrokube-home-{}-{}", std::process::id(), line!()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

@@ -438,27 +438,29 @@ async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
     pods.create(&PostParams::default(), &no_command)
         .await
         .unwrap();
-    let waiting = eventually(
+    // The start error is the waiting message right after a start, and the last state's (StartError) while
+    // the restart backs off.
+    let message = eventually(
         Duration::from_secs(60),
         "pod nocommand to wait with a start error",
         || async {
             let pod = pods.get("nocommand").await.ok()?;
             let status = pod.status?.container_statuses?.first()?.clone();
             let waiting = status.state?.waiting?;
-            matches!(
-                waiting.reason.as_deref(),
-                Some("RunContainerError" | "CrashLoopBackOff")
-            )
-            .then_some(waiting)
+            match waiting.reason.as_deref() {
+                Some("RunContainerError") => waiting.message,
+                Some("CrashLoopBackOff") => {
+                    let last = status.last_state?.terminated?;
+                    (last.reason.as_deref() == Some("StartError")).then_some(last.message?)
+                }
+                _ => None,
+            }
         },
     )
     .await;
     assert!(
-        waiting
-            .message
-            .unwrap_or_default()
-            .contains("/no/such/binary"),
-        "the message names the command"
+        message.contains("/no/such/binary"),
+        "the message names the command: {message}"
     );
     let failed = eventually(Duration::from_secs(30), "a Failed event", || async {
         let seen = event_reasons(&admin, &ns, "nocommand").await;

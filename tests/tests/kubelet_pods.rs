@@ -11,7 +11,7 @@ use ferrokube_tests::kubelet::{
     TestNode, event_reasons, events_about, every_pod_gone, main_status,
 };
 use ferrokube_tests::scheduling::{default_service_account, eventually};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, ContainerStateTerminated, Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
@@ -183,6 +183,48 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
             .starts_with("back-off 10s restarting failed container=main pod=crash_"),
     );
 
+    // A command that is not in the image: the start fails (RunContainerError) and the container restarts
+    // with the same back-off as one that exits (CrashLoopBackOff), not again and again at once.
+    let mut missing = pod("missing", "Always", "unused");
+    missing.spec.as_mut().unwrap().containers[0].command = Some(vec!["/does-not-exist".into()]);
+    pods.create(&PostParams::default(), &missing).await.unwrap();
+    let (reasons, restarts, first_back_off, last) =
+        watch_start_failures(&pods, "missing", Duration::from_secs(30)).await;
+    assert!(
+        (2..=3).contains(&restarts),
+        "restarted at once, then after 10 s, then after 20 s more: {restarts} restarts in 30 s ({reasons:?})"
+    );
+    let run_error = reasons.iter().position(|r| r == "RunContainerError");
+    let back_off = reasons.iter().position(|r| r == "CrashLoopBackOff");
+    assert!(
+        matches!((run_error, back_off), (Some(e), Some(b)) if e < b),
+        "RunContainerError, then CrashLoopBackOff: {reasons:?}"
+    );
+    let first_back_off = first_back_off.expect("a CrashLoopBackOff message");
+    assert!(
+        first_back_off.starts_with("back-off 10s restarting failed container=main pod=missing_"),
+        "{first_back_off}"
+    );
+    let last = last.expect("the failed start as the last state");
+    assert_eq!(
+        (last.exit_code, last.reason.as_deref()),
+        (128, Some("StartError"))
+    );
+    assert!(
+        last.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("/does-not-exist"),
+        "{last:?}"
+    );
+    let events = event_reasons(&admin, &ns, "missing").await;
+    for reason in ["Failed", "BackOff"] {
+        assert!(events.iter().any(|r| r == reason), "{reason} in {events:?}");
+    }
+    pods.delete("missing", &DeleteParams::default())
+        .await
+        .unwrap();
+
     // Images that are not on the node: no registry is reachable here, so a pull fails and backs off; under
     // pull policy Never the kubelet does not try.
     let mut absent = pod("absent", "Never", "true");
@@ -336,4 +378,47 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
         "containers left in containerd"
     );
     namespace.delete().await;
+}
+
+/// Watches pod `name` for `limit`: the waiting reasons its container showed, in order (repeats folded), its
+/// highest restart count, the first CrashLoopBackOff message and the newest last state's termination.
+async fn watch_start_failures(
+    pods: &Api<Pod>,
+    name: &str,
+    limit: Duration,
+) -> (
+    Vec<String>,
+    i32,
+    Option<String>,
+    Option<ContainerStateTerminated>,
+) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = std::pin::pin!(watcher(pods.clone(), config).applied_objects());
+    let mut reasons: Vec<String> = Vec::new();
+    let mut restarts = 0;
+    let mut first_back_off = None;
+    let mut last = None;
+    let deadline = tokio::time::Instant::now() + limit;
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, stream.next()).await {
+        let Some(status) = event.ok().as_ref().and_then(main_status) else {
+            continue;
+        };
+        restarts = restarts.max(status.restart_count);
+        if let Some(terminated) = status.last_state.and_then(|s| s.terminated) {
+            last = Some(terminated);
+        }
+        let Some(waiting) = status.state.and_then(|s| s.waiting) else {
+            continue;
+        };
+        let reason = waiting.reason.unwrap_or_default();
+        if reason == "CrashLoopBackOff" && first_back_off.is_none() {
+            first_back_off = waiting.message;
+        }
+        if reasons.last() != Some(&reason) {
+            reasons.push(reason);
+        }
+    }
+    (reasons, restarts, first_back_off, last)
 }

@@ -374,6 +374,7 @@ async fn bench_kubelet(args: KubeletArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(implementation, _)| kubelet::node_name(*implementation))
             .collect(),
+        ..Default::default()
     };
     let control_plane = ControlPlane::start(config)
         .await

@@ -244,3 +244,88 @@ fn failed_liveness_and_startup_probes_kill_and_restart_running_containers() {
     assert!(actions.start.is_empty());
     assert_eq!(actions.kill[0].message, "Container a failed liveness probe");
 }
+
+/// A start that failed (a command missing from the image) counts as an exit, as containerd's CRI reports
+/// it: restarted at once the first time, then backed off like any crash loop, also under OnFailure
+/// (exit code 128) and for init containers; Never leaves it failed.
+#[test]
+fn failed_starts_back_off_like_exits() {
+    use crate::kuberuntime::record::{START_ERROR_EXIT_CODE, start_failed};
+    let failed = |name: &str, attempt: i32, at_second: i64| {
+        record(
+            name,
+            attempt,
+            start_failed("exec: no such file", at(at_second)),
+        )
+    };
+    let app = spec("Always", vec![], vec![container("app", None)]);
+    let actions = compute_pod_actions(&app, &status(vec![failed("app", 0, 0)]), at(0));
+    assert_eq!(actions.start, vec!["app"]);
+    let actions = compute_pod_actions(&app, &status(vec![failed("app", 1, 0)]), at(3));
+    assert_eq!(actions.start, Vec::<String>::new());
+    assert_eq!(
+        actions.backing_off,
+        vec![("app".to_string(), Duration::from_secs(7))]
+    );
+    let actions = compute_pod_actions(&app, &status(vec![failed("app", 2, 0)]), at(10));
+    assert_eq!(
+        actions.backing_off,
+        vec![("app".to_string(), Duration::from_secs(10))]
+    );
+    let actions = compute_pod_actions(&app, &status(vec![failed("app", 2, 0)]), at(20));
+    assert_eq!(actions.start, vec!["app"]);
+
+    let on_failure = spec("OnFailure", vec![], vec![container("app", None)]);
+    let actions = compute_pod_actions(&on_failure, &status(vec![failed("app", 1, 0)]), at(1));
+    assert_eq!(actions.backing_off.len(), 1);
+    assert_ne!(START_ERROR_EXIT_CODE, 0);
+
+    let init = spec(
+        "Always",
+        vec![container("init", None)],
+        vec![container("app", None)],
+    );
+    let actions = compute_pod_actions(&init, &status(vec![failed("init", 1, 0)]), at(1));
+    assert_eq!(actions.start, Vec::<String>::new());
+    assert_eq!(actions.backing_off.len(), 1);
+
+    let never = spec("Never", vec![], vec![container("app", None)]);
+    let actions = compute_pod_actions(&never, &status(vec![failed("app", 0, 0)]), at(100));
+    assert_eq!(actions, PodActions::default());
+}
+
+/// What the runtime reads back for a container without a running task: its recorded failed start, or
+/// (created but never started, as after a kubelet crash between create and start) nothing, which starts
+/// it again at once as upstream's ShouldContainerBeRestarted does.
+#[test]
+fn a_container_without_a_task_reads_as_its_failed_start() {
+    use crate::kuberuntime::record::{
+        LABEL_START_ERROR, LABEL_START_FAILED_AT, START_ERROR_REASON, labelled_start_failure,
+    };
+    use std::collections::HashMap;
+    let labels = HashMap::from([
+        (LABEL_START_ERROR.to_string(), "exec failed".to_string()),
+        (LABEL_START_FAILED_AT.to_string(), at(5).to_string()),
+    ]);
+    let Some(RecordState::Exited {
+        exit_code,
+        reason,
+        finished_at,
+        message,
+        ..
+    }) = labelled_start_failure(&labels)
+    else {
+        panic!("a failed start reads as exited");
+    };
+    assert_eq!(
+        (exit_code, reason.as_str(), finished_at, message.as_deref()),
+        (128, START_ERROR_REASON, at(5), Some("exec failed"))
+    );
+    assert_eq!(labelled_start_failure(&HashMap::new()), None);
+    let app = spec("Always", vec![], vec![container("app", None)]);
+    let created = status(vec![record("app", 3, RecordState::Created)]);
+    assert_eq!(
+        compute_pod_actions(&app, &created, at(0)).start,
+        vec!["app"]
+    );
+}

@@ -1,13 +1,16 @@
 //! A container's environment as upstream's makeEnvironmentVariables builds it: the image's, then `envFrom`
 //! (ConfigMaps and Secrets, with prefixes), then `env` (literal values with `$(VAR)` expansion, the downward
-//! API, ConfigMap and Secret keys). Pure: the ConfigMaps and Secrets are fetched beforehand.
+//! API, ConfigMap and Secret keys), then the Services' variables the container does not set itself. Pure:
+//! the ConfigMaps, Secrets and Service variables are read beforehand.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Node, Pod, Secret};
+use component_base::informer::{SharedInformer, index};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Node, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{Api, Client};
 
+use crate::envvars::{MASTER_NAMESPACE, ServiceEnvError, service_env_map};
 use crate::runtime::ImageConfig;
 use crate::volumemanager::payload::resource_value;
 
@@ -21,6 +24,8 @@ pub struct EnvSources {
     /// The node's allocatable resources, which a `resourceFieldRef` to an unset limit reads; read only
     /// when the container has one.
     pub allocatable: BTreeMap<String, Quantity>,
+    /// The Services' variables for the pod ([`crate::envvars::service_env_map`]).
+    pub services: BTreeMap<String, String>,
 }
 
 /// Which object kind a source is, for lookups and upstream's messages.
@@ -87,6 +92,33 @@ pub async fn fetch_env_sources(
     Ok(sources)
 }
 
+/// The Services' variables for `pod` from the kubelet's Service cache (upstream's getServiceEnvVarMap):
+/// refused until the cache has been filled once, as a pod started before would miss the apiserver's
+/// `KUBERNETES_SERVICE_HOST`.
+pub fn service_env(
+    services: &SharedInformer<Service>,
+    pod: &Pod,
+) -> Result<BTreeMap<String, String>, ServiceEnvError> {
+    let enable_service_links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .ok_or(ServiceEnvError::NoServiceLinksSetting)?;
+    if !services.has_synced() {
+        return Err(ServiceEnvError::NotSynced);
+    }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let mut candidates = services.by_index(index::NAMESPACE, MASTER_NAMESPACE);
+    if namespace != MASTER_NAMESPACE {
+        candidates.extend(services.by_index(index::NAMESPACE, namespace));
+    }
+    Ok(service_env_map(
+        namespace,
+        enable_service_links,
+        candidates.iter().map(AsRef::as_ref),
+    ))
+}
+
 /// Every ConfigMap and Secret the container's environment names.
 fn referenced(container: &Container) -> Vec<(Kind, String)> {
     let mut names = Vec::new();
@@ -112,8 +144,9 @@ fn referenced(container: &Container) -> Vec<(Kind, String)> {
     names
 }
 
-/// `NAME=value` for the image's env, then `envFrom`, then `env`; later entries win when read by a process.
-/// Errors are upstream's CreateContainerConfigError messages.
+/// `NAME=value` for the image's env, then `envFrom`, then `env`, then the Service variables that neither
+/// set; later entries win when read by a process. `$(VAR)` references see the container's own variables
+/// before the Services'. Errors are upstream's CreateContainerConfigError messages.
 pub fn environment(
     pod: &Pod,
     container: &Container,
@@ -125,7 +158,9 @@ pub fn environment(
         .iter()
         .filter_map(|e| e.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(sources.services.clone())
         .collect();
+    let image_len = env.len();
     for source in container.env_from.iter().flatten() {
         let prefix = source.prefix.as_deref().unwrap_or_default();
         let (kind, name, optional) = match (&source.config_map_ref, &source.secret_ref) {
@@ -157,6 +192,17 @@ pub fn environment(
             define(&mut env, &mut defined, var.name.clone(), value);
         }
     }
+    let own: HashSet<&str> = env[image_len..]
+        .iter()
+        .filter_map(|e| e.split_once('=').map(|(name, _)| name))
+        .collect();
+    let services: Vec<String> = sources
+        .services
+        .iter()
+        .filter(|(name, _)| !own.contains(name.as_str()))
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    env.extend(services);
     Ok(env)
 }
 

@@ -34,6 +34,7 @@ fn sources() -> EnvSources {
             ("cpu".to_string(), Quantity("2".into())),
             ("memory".to_string(), Quantity("8Gi".into())),
         ]),
+        services: BTreeMap::new(),
     }
 }
 
@@ -195,4 +196,89 @@ fn resource_field_refs_read_this_or_another_container_and_the_node_for_unset_lim
     main.env = Some(vec![resource("BAD", None, "limits.gpu", None)]);
     let err = environment(&pod, &main, &ImageConfig::default(), &sources()).unwrap_err();
     assert_eq!(err, "unsupported container resource : limits.gpu");
+}
+
+fn with_services(pairs: &[(&str, &str)]) -> EnvSources {
+    EnvSources {
+        services: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..sources()
+    }
+}
+
+fn literal(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+/// Upstream's "env expansion, service env vars" and "api server = Y, kubelet = Y": `$(VAR)` reads the
+/// Services' variables, the container's own variables win over them and over the image's, and the image's
+/// lose to the Services'.
+#[test]
+fn service_variables_come_after_the_containers_own_and_expand() {
+    let sources = with_services(&[
+        ("KUBERNETES_SERVICE_HOST", "1.2.3.1"),
+        ("TEST_SERVICE_HOST", "1.2.3.3"),
+        ("TEST_SERVICE_PORT", "8083"),
+    ]);
+    let container = Container {
+        name: "c".into(),
+        env: Some(vec![
+            literal(
+                "SERVICE_VAR_TEST",
+                "$(TEST_SERVICE_HOST):$(TEST_SERVICE_PORT)",
+            ),
+            literal("TEST_SERVICE_PORT", "9999"),
+            literal("AFTER", "$(TEST_SERVICE_PORT)"),
+        ]),
+        ..Container::default()
+    };
+    let image = ImageConfig {
+        env: vec!["PATH=/bin".into(), "TEST_SERVICE_HOST=image".into()],
+        ..ImageConfig::default()
+    };
+    let env = environment(&pod(), &container, &image, &sources).unwrap();
+    assert_eq!(
+        env,
+        [
+            "PATH=/bin",
+            "TEST_SERVICE_HOST=image",
+            "SERVICE_VAR_TEST=1.2.3.3:8083",
+            "TEST_SERVICE_PORT=9999",
+            "AFTER=9999",
+            "KUBERNETES_SERVICE_HOST=1.2.3.1",
+            // Later than the image's, so the Service's value is the one the process reads.
+            "TEST_SERVICE_HOST=1.2.3.3",
+        ]
+    );
+}
+
+/// Upstream's "configmap, service env vars": envFrom also wins over a Service's variable.
+#[test]
+fn env_from_wins_over_service_variables() {
+    let sources = EnvSources {
+        config_maps: HashMap::from([(
+            "links".to_string(),
+            BTreeMap::from([("TEST_SERVICE_HOST".to_string(), "from-map".to_string())]),
+        )]),
+        ..with_services(&[("TEST_SERVICE_HOST", "1.2.3.3")])
+    };
+    let container = Container {
+        name: "c".into(),
+        env_from: Some(vec![EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: "links".into(),
+                optional: None,
+            }),
+            ..EnvFromSource::default()
+        }]),
+        ..Container::default()
+    };
+    let env = environment(&pod(), &container, &ImageConfig::default(), &sources).unwrap();
+    assert_eq!(env, ["TEST_SERVICE_HOST=from-map"]);
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use component_base::informer::SharedInformer;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 
@@ -16,8 +17,9 @@ use super::image_pull::PullBackOff;
 use super::pod_files::PodFiles;
 use super::record::{
     ContainerRecord, LABEL_ATTEMPT, LABEL_CONTAINER_NAME, LABEL_OOM_KILLED, LABEL_POD_UID,
-    LABEL_STARTED_AT, LABEL_TERMINATION_MESSAGE_FILE, LABEL_TERMINATION_MESSAGE_POLICY,
-    PodRuntimeStatus, RecordState, exit_reason,
+    LABEL_START_ERROR, LABEL_START_FAILED_AT, LABEL_STARTED_AT, LABEL_TERMINATION_MESSAGE_FILE,
+    LABEL_TERMINATION_MESSAGE_POLICY, PodRuntimeStatus, RecordState, exit_reason,
+    labelled_start_failure, start_failed,
 };
 use super::termination_message::termination_message;
 use crate::prober::PodProbeResults;
@@ -61,22 +63,28 @@ pub struct RuntimeManager {
     pub(super) started: Mutex<HashMap<String, Timestamp>>,
     /// Containers the kernel killed for memory (containerd's `/tasks/oom`), until they are removed.
     oom_killed: Mutex<HashSet<String>>,
+    /// Containers whose start failed: when, and why; until they are removed.
+    start_failures: Mutex<HashMap<String, (Timestamp, String)>>,
     /// Sandboxes made by this process.
     sandboxes: Mutex<HashMap<String, SandboxStatus>>,
     /// Image pulls that failed, backing off.
     pub(super) pull_backoff: Mutex<PullBackOff>,
     /// The pods' hosts, resolv.conf and hostname files.
     pub(super) pod_files: PodFiles,
+    /// Every Service, for the containers' Service variables.
+    pub(super) services: SharedInformer<Service>,
 }
 
 impl RuntimeManager {
-    /// A manager over `runtime` and `sandbox`, writing container logs under `pod_logs_dir`.
+    /// A manager over `runtime` and `sandbox`, writing container logs under `pod_logs_dir`; `services`
+    /// must be indexed by namespace.
     pub fn new(
         runtime: Runtime,
         sandbox: Sandbox,
         client: Client,
         pod_logs_dir: &Path,
         pod_files: PodFiles,
+        services: SharedInformer<Service>,
     ) -> Self {
         Self {
             runtime,
@@ -85,9 +93,11 @@ impl RuntimeManager {
             pod_logs_dir: pod_logs_dir.to_path_buf(),
             started: Mutex::default(),
             oom_killed: Mutex::default(),
+            start_failures: Mutex::default(),
             sandboxes: Mutex::default(),
             pull_backoff: Mutex::default(),
             pod_files,
+            services,
         }
     }
 
@@ -109,8 +119,13 @@ impl RuntimeManager {
             .list_containers_labelled(LABEL_POD_UID, uid)
             .await?
         {
+            let never_ran = || {
+                self.start_failure(&summary.id)
+                    .or_else(|| labelled_start_failure(&summary.labels))
+                    .unwrap_or(RecordState::Created)
+            };
             let state = match self.runtime.task_state(&summary.id).await? {
-                None => RecordState::Created,
+                None => never_ran(),
                 Some(task) => match (task.status, task.exit) {
                     (TaskStatus::Stopped, Some(exit)) => {
                         let code = i32::try_from(exit.code).unwrap_or(i32::MAX);
@@ -132,7 +147,7 @@ impl RuntimeManager {
                             message: self.exit_message(&summary.labels, code),
                         }
                     }
-                    (TaskStatus::Created, _) => RecordState::Created,
+                    (TaskStatus::Created, _) => never_ran(),
                     _ => RecordState::Running {
                         started_at: self
                             .started_at(&summary.id, task.pid)
@@ -200,6 +215,34 @@ impl RuntimeManager {
         }
     }
 
+    /// Container `id`'s start failed with `message`: it reads as exited with StartError from now on, also
+    /// after a restart (labels on the container remember it).
+    pub(super) async fn record_start_failure(&self, id: &str, message: &str) {
+        let at = Timestamp::now();
+        self.lock_start_failures()
+            .insert(id.to_string(), (at, message.to_string()));
+        let at = at.to_string();
+        let labels = [(LABEL_START_ERROR, message), (LABEL_START_FAILED_AT, &at)];
+        if let Err(e) = self.runtime.set_labels(id, &labels).await {
+            tracing::warn!(container = id, error = %e, "cannot record the failed start on the container");
+        }
+    }
+
+    /// The state of container `id` if its start failed since this process began.
+    fn start_failure(&self, id: &str) -> Option<RecordState> {
+        let failures = self.lock_start_failures();
+        let (at, message) = failures.get(id)?;
+        Some(start_failed(message, *at))
+    }
+
+    fn lock_start_failures(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (Timestamp, String)>> {
+        self.start_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Drops what is remembered about container `id`, which is gone.
     pub(super) fn forget_container(&self, id: &str) {
         self.started
@@ -207,6 +250,7 @@ impl RuntimeManager {
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
         self.lock_oom().remove(id);
+        self.lock_start_failures().remove(id);
     }
 
     fn was_oom_killed(&self, id: &str) -> bool {

@@ -28,10 +28,41 @@ pub const LABEL_OOM_KILLED: &str = "io.ferrokube.container.oomKilled";
 /// Label: when the container's process started (RFC 3339), for a restarted kubelet once it has exited.
 pub const LABEL_STARTED_AT: &str = "io.ferrokube.container.startedAt";
 
+/// Label: why the container's start failed (ours; containerd's CRI keeps this in its own store).
+pub const LABEL_START_ERROR: &str = "io.ferrokube.container.startError";
+
+/// Label: when the container's start failed (RFC 3339).
+pub const LABEL_START_FAILED_AT: &str = "io.ferrokube.container.startFailedAt";
+
+/// The exit code of a container whose start failed, as containerd's CRI reports it.
+pub const START_ERROR_EXIT_CODE: i32 = 128;
+
+/// The reason of a container whose start failed, as containerd's CRI reports it.
+pub const START_ERROR_REASON: &str = "StartError";
+
+/// A container whose start failed at `at` with `message`: exited, as containerd's CRI shows it, so that
+/// its restart waits out the same CrashLoopBackOff as a container that ran and exited.
+pub fn start_failed(message: &str, at: Timestamp) -> RecordState {
+    RecordState::Exited {
+        exit_code: START_ERROR_EXIT_CODE,
+        reason: START_ERROR_REASON.to_string(),
+        started_at: None,
+        finished_at: at,
+        message: Some(message.to_string()),
+    }
+}
+
+/// The state the labels of a container without a running task record: its failed start, if any.
+pub fn labelled_start_failure(labels: &HashMap<String, String>) -> Option<RecordState> {
+    let message = labels.get(LABEL_START_ERROR)?;
+    let at = labels.get(LABEL_START_FAILED_AT)?.parse().ok()?;
+    Some(start_failed(message, at))
+}
+
 /// The state of one container attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordState {
-    /// Created, never started (or its start failed).
+    /// Created, never started (a failed start reads as [`start_failed`]).
     Created,
     /// Running since `started_at`.
     Running {

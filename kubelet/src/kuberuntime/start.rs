@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::jiff::Timestamp;
 
 use super::container_spec::{SandboxNamespaces, SpecInputs, container_spec};
-use super::env::fetch_env_sources;
+use super::env::{fetch_env_sources, service_env};
 use super::lifecycle::POST_START_LIMIT;
 use super::manager::{PodEvent, RuntimeManager, SyncResult, pod_description, pod_uid};
 use super::record::{
@@ -95,11 +95,26 @@ impl RuntimeManager {
             "/kubepods/{}/pod{uid}",
             crate::status::qos::qos_class(&spec).to_lowercase()
         );
-        let env_sources = match fetch_env_sources(&self.client, pod, container).await {
+        let mut env_sources = match fetch_env_sources(&self.client, pod, container).await {
             Ok(sources) => sources,
             Err(e) => {
                 tracing::warn!(pod = %pod_description(pod), error = %e, "cannot read the environment's sources");
                 result.requeue_after = Some(Duration::from_secs(5));
+                return;
+            }
+        };
+        env_sources.services = match service_env(&self.services, pod) {
+            Ok(vars) => vars,
+            Err(e) => {
+                let failed = event(true, "Failed", String::new());
+                step_failed(
+                    result,
+                    failed,
+                    &container.name,
+                    "CreateContainerConfigError",
+                    e,
+                );
+                result.requeue_after = Some(CONFIG_ERROR_RETRY);
                 return;
             }
         };
@@ -130,7 +145,7 @@ impl RuntimeManager {
                     "CreateContainerConfigError",
                     e,
                 );
-                result.requeue_after = Some(Duration::from_secs(10));
+                result.requeue_after = Some(CONFIG_ERROR_RETRY);
                 return;
             }
         };
@@ -245,6 +260,7 @@ impl RuntimeManager {
             Err(e) => {
                 let failed = event(true, "Failed", String::new());
                 let message = format!("failed to start container \"{}\": {e}", container.name);
+                self.record_start_failure(&id, &message).await;
                 step_failed(
                     result,
                     failed,
@@ -320,6 +336,10 @@ fn step_failed(
         .waiting
         .insert(container.to_string(), (reason.to_string(), message));
 }
+
+/// How soon a container whose configuration could not be made is tried again (upstream's pod worker
+/// back-off after a failed sync).
+const CONFIG_ERROR_RETRY: Duration = Duration::from_secs(10);
 
 /// Where a container's termination message goes unless its spec says otherwise (the API's default).
 const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";

@@ -221,9 +221,22 @@ impl Runtime {
                 container_id: id.to_string(),
                 exec_id: String::new(),
             }))
-            .await
-            .map_err(|s| RuntimeError::rpc("tasks.Start", id, s))?;
-        Ok(started.into_inner().pid)
+            .await;
+        match started {
+            Ok(started) => Ok(started.into_inner().pid),
+            Err(status) => {
+                // As containerd's CRI: a task that could not start is deleted, so nothing of it lingers.
+                let deleted = tasks
+                    .delete(self.request(DeleteTaskRequest {
+                        container_id: id.to_string(),
+                    }))
+                    .await;
+                if let Err(e) = deleted {
+                    tracing::debug!(container = id, error = %e, "cannot delete the task that did not start");
+                }
+                Err(RuntimeError::rpc("tasks.Start", id, status))
+            }
+        }
     }
 
     /// After a kubelet restart: reads container `id`'s output FIFOs again, appending to `log`, and takes
@@ -422,17 +435,25 @@ impl Runtime {
     /// Sets label `key` of container `id` to `value`, its other labels kept: what the kubelet must still
     /// know about a container after a restart.
     pub async fn set_label(&self, id: &str, key: &str, value: &str) -> Result<()> {
+        self.set_labels(id, &[(key, value)]).await
+    }
+
+    /// Sets the `labels` of container `id` in one update, its other labels kept.
+    pub async fn set_labels(&self, id: &str, labels: &[(&str, &str)]) -> Result<()> {
         crate::metrics::runtime_operation("update_container");
         let container = Container {
             id: id.to_string(),
-            labels: HashMap::from([(key.to_string(), value.to_string())]),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..Container::default()
         };
         ContainersClient::new(self.channel.clone())
             .update(self.request(UpdateContainerRequest {
                 container: Some(container),
                 update_mask: Some(prost_types::FieldMask {
-                    paths: vec![format!("labels.{key}")],
+                    paths: labels.iter().map(|(k, _)| format!("labels.{k}")).collect(),
                 }),
             }))
             .await
