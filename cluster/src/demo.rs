@@ -35,7 +35,7 @@ impl Kubectl {
     pub async fn run(&self, args: &[&str]) -> Result<String, Error> {
         println!("$ kubectl {}", shell_words(args));
         let output = self.output(args).await?;
-        print!("{}", output);
+        print_output(&output);
         Ok(output)
     }
 
@@ -80,7 +80,7 @@ impl Kubectl {
                 && expect(text.trim())
             {
                 println!("$ kubectl {}", shell_words(args));
-                print!("{text}");
+                print_output(text);
                 return Ok(text.clone());
             }
             if started.elapsed() > STEP_TIMEOUT {
@@ -93,6 +93,14 @@ impl Kubectl {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+}
+
+/// Prints kubectl's output, ending the line when it does not (jsonpath output).
+fn print_output(text: &str) {
+    print!("{text}");
+    if !text.is_empty() && !text.ends_with('\n') {
+        println!();
     }
 }
 
@@ -194,7 +202,8 @@ pub async fn run(kubeconfig: &Path) -> Result<(), Error> {
         let url = format!("http://{address}/");
         let page = kubectl
             .until(
-                &["exec", "client", "--", "wget", "-qO-", "-T", "5", &url],
+                // busybox's `wget -T` crashes (Debian's 1.35); `timeout` bounds it instead.
+                &["exec", "client", "--", "timeout", "5", "wget", "-qO-", &url],
                 &format!("a page from {url}"),
                 |page| page.starts_with("web-"),
             )
@@ -290,6 +299,15 @@ async fn expect_template_image(kubectl: &Kubectl, image: &str) -> Result<(), Err
 }
 
 async fn cordon_and_replace(kubectl: &Kubectl) -> Result<(), Error> {
+    // Pods of the old ReplicaSet may still be terminating (and still Running): wait until only the
+    // current five are left, so the pod deleted below is one the ReplicaSet replaces.
+    kubectl
+        .until(
+            &["get", "pods", "-l", "app=web", "-o", "name"],
+            "only the 5 current pods",
+            |pods| pods.lines().count() == 5,
+        )
+        .await?;
     let running = kubectl
         .output(&[
             "get",

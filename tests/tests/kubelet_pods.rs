@@ -210,6 +210,11 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
         (last.exit_code, last.reason.as_deref()),
         (128, Some("StartError"))
     );
+    assert_eq!(
+        last.started_at.as_ref().map(|t| t.0),
+        Some(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        "never started, as containerd's CRI reports it"
+    );
     assert!(
         last.message
             .as_deref()

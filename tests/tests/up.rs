@@ -226,11 +226,12 @@ async fn cluster_ip_services_and_dns_reach_pods_on_both_nodes() {
             std::time::Instant::now() < deadline,
             "both pods did not answer through {url}: {answered:?}"
         );
+        // busybox's `wget -T` crashes (Debian's 1.35); `timeout` bounds it instead.
         let wget = vec![
+            "timeout".into(),
+            "5".into(),
             "wget".into(),
             "-qO-".into(),
-            "-T".into(),
-            "3".into(),
             url.clone(),
         ];
         match exec(wget).await {
@@ -529,4 +530,48 @@ fn names(pods: &[&Pod]) -> Vec<String> {
     pods.iter()
         .map(|p| p.metadata.name.clone().unwrap_or_default())
         .collect()
+}
+
+#[tokio::test]
+async fn kubectl_top_shows_every_node_through_metrics_server() {
+    let cluster = shared_up_cluster();
+    let kubeconfig = cluster.kubeconfig();
+    let top = eventually(Duration::from_secs(120), "kubectl top nodes", || async {
+        let output =
+            ferrokube_tests::kubectl::kubectl_with(&kubeconfig, &["top", "nodes", "--no-headers"])
+                .await;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.success() && text.lines().count() == 2).then_some(text)
+    })
+    .await;
+    for node in ["node-1", "node-2"] {
+        assert!(top.lines().any(|l| l.starts_with(node)), "{top}");
+    }
+}
+
+#[tokio::test]
+async fn ferrokube_logs_prints_a_components_log_and_names_the_components_it_knows() {
+    let cluster = shared_up_cluster();
+    let logs = |component: &str| {
+        Command::new(binary("ferrokube"))
+            .args(["logs", component])
+            .env("FERROKUBE_HOME", &cluster.home)
+            .output()
+            .unwrap()
+    };
+    let output = logs("kubelet-node-1");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("node-1"), "{text}");
+    let output = logs("no-such-component");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for known in [
+        "kube-apiserver",
+        "ferrokube-scheduler",
+        "kubelet-node-2",
+        "kube-proxy",
+    ] {
+        assert!(stderr.contains(known), "{known} not offered: {stderr}");
+    }
 }

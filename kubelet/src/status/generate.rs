@@ -13,7 +13,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::qos::qos_class;
 use crate::kuberuntime::actions::{is_sidecar, should_restart};
-use crate::kuberuntime::record::{ContainerRecord, PodRuntimeStatus, RecordState};
+use crate::kuberuntime::record::{
+    ContainerRecord, PodRuntimeStatus, RecordState, START_ERROR_REASON,
+};
 use crate::prober::{PodProbeResults, Previous};
 
 /// Why a container is waiting, when the kubelet knows better than "ContainerCreating" (image pulls,
@@ -291,7 +293,10 @@ fn record_state(record: &ContainerRecord) -> Option<ContainerState> {
                 exit_code: *exit_code,
                 reason: Some(reason.clone()),
                 message: message.clone(),
-                started_at: started_at.map(Time),
+                // containerd's CRI reports a container that never started as started at the Unix epoch.
+                started_at: started_at
+                    .or((reason == START_ERROR_REASON).then_some(Timestamp::UNIX_EPOCH))
+                    .map(Time),
                 finished_at: Some(Time(*finished_at)),
                 container_id: Some(format!("containerd://{}", record.id)),
                 ..ContainerStateTerminated::default()

@@ -260,3 +260,37 @@ fn host_network_pods_inherit_the_node_ips_and_keep_them() {
     let status = generate(&pod, vec![running("app", 0)], &WaitingReasons::new());
     assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.9"));
 }
+
+/// A failed start, as upstream shows it with containerd: waiting RunContainerError, the failed attempt as
+/// the last state (exit code 128, StartError, started at the Unix epoch).
+#[test]
+fn a_failed_start_waits_with_a_start_error_last_state() {
+    use crate::kuberuntime::record::start_failed;
+    let pod = pod("Always", &[], &["app"]);
+    let mut waiting = WaitingReasons::new();
+    let message = "failed to start container \"app\": exec: no such file".to_string();
+    waiting.insert("app".into(), ("RunContainerError".into(), message.clone()));
+    let status = generate(
+        &pod,
+        vec![record("app", 0, start_failed(&message, at(2)))],
+        &waiting,
+    );
+    let app = &status.container_statuses.as_ref().expect("containers")[0];
+    assert_eq!(app.restart_count, 0);
+    let state = app.state.as_ref().and_then(|s| s.waiting.as_ref());
+    assert_eq!(
+        state.and_then(|s| s.reason.as_deref()),
+        Some("RunContainerError")
+    );
+    let last = app
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.clone())
+        .expect("last state");
+    assert_eq!(
+        (last.exit_code, last.reason.as_deref(), last.message),
+        (128, Some("StartError"), Some(message))
+    );
+    assert_eq!(last.started_at, Some(Time(Timestamp::UNIX_EPOCH)));
+    assert_eq!(last.finished_at, Some(Time(at(2))));
+}
