@@ -23,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
 
 use crate::context::{ControllerContext, StartError};
+use crate::pod_util::is_pod_active;
 use crate::worker::run_workers;
 
 pub use sync::SyncError;
@@ -248,6 +249,19 @@ impl Controller {
             .filter(|rs| {
                 claim::controller_ref(rs.metadata.owner_references.as_ref())
                     .is_some_and(|o| Some(o.uid.as_str()) == d.metadata.uid.as_deref())
+            })
+            .collect()
+    }
+
+    /// The active cached pods of each ReplicaSet, by its UID: what maxSurge counts besides spec.replicas.
+    fn active_pods<'a>(&self, rss: impl IntoIterator<Item = &'a ReplicaSet>) -> plan::ActivePods {
+        rss.into_iter()
+            .map(|rs| {
+                let active = self.pods_of(rs).iter().filter(|p| is_pod_active(p)).count();
+                (
+                    util::uid(rs).to_string(),
+                    i32::try_from(active).unwrap_or(i32::MAX),
+                )
             })
             .collect()
     }

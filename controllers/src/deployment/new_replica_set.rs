@@ -9,6 +9,7 @@ use kube::api::PostParams;
 use super::Controller;
 use super::claim;
 use super::hash::{compute_hash, replica_set_name};
+use super::plan::new_rs_new_replicas;
 use super::sync::{MAX_REV_HISTORY_LENGTH_IN_CHARS, SyncError, key_of};
 use super::util::{self, *};
 
@@ -211,7 +212,8 @@ impl Controller {
             status: None,
         };
         let all: Vec<&ReplicaSet> = old_rss.iter().chain(std::iter::once(&rs)).collect();
-        let replicas = new_rs_new_replicas(d, &all, &rs)
+        let pods = self.active_pods(old_rss);
+        let replicas = new_rs_new_replicas(d, &all, &rs, &pods)
             .map_err(|e| SyncError::Invalid(key_of(d), e.to_string()))?;
         set_rs_replicas(&mut rs, replicas);
         set_new_replica_set_annotations(

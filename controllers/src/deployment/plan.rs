@@ -7,12 +7,16 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
 use super::util::{self, *};
 
 /// A ReplicaSet to resize: its name and new `spec.replicas`.
 pub type Resize = (String, i32);
+
+/// Active pods in the cache by the UID of the ReplicaSet controlling them.
+pub type ActivePods = HashMap<String, i32>;
 
 /// What `scale` (upstream `dc.scale`) does for a Deployment whose size changed or that is paused.
 #[derive(Debug, PartialEq)]
@@ -86,6 +90,7 @@ pub fn rolling_new_replica_set_size(
     d: &Deployment,
     all_rss: &[&ReplicaSet],
     new_rs: &ReplicaSet,
+    pods: &ActivePods,
 ) -> Result<Option<i32>, InvalidIntOrPercent> {
     let replicas = deployment_replicas(d);
     let current = rs_replicas(new_rs);
@@ -95,8 +100,40 @@ pub fn rolling_new_replica_set_size(
     if current > replicas {
         return Ok(Some(replicas));
     }
-    let next = new_rs_new_replicas(d, all_rss, new_rs)?;
+    let next = new_rs_new_replicas(d, all_rss, new_rs, pods)?;
     Ok((next != current).then_some(next))
+}
+
+/// Upstream's `NewRSNewReplicas`: how big the new ReplicaSet may be now. Unlike upstream, the surge
+/// counts each ReplicaSet's pods still alive where they exceed its spec.replicas ([`pods_to_count`]), so
+/// pods the new ReplicaSet creates never land before the old pods they replace are gone.
+pub fn new_rs_new_replicas(
+    d: &Deployment,
+    all_rss: &[&ReplicaSet],
+    new_rs: &ReplicaSet,
+    pods: &ActivePods,
+) -> Result<i32, InvalidIntOrPercent> {
+    let replicas = deployment_replicas(d);
+    if !is_rolling_update(d) {
+        return Ok(replicas);
+    }
+    let (surge, _) = rolling_params(d);
+    let surge = scaled_value(surge.unwrap_or(&IntOrString::Int(0)), replicas, true)?;
+    let current: i32 = all_rss.iter().map(|rs| pods_to_count(rs, pods)).sum();
+    let max_total = replicas + surge;
+    if current >= max_total {
+        return Ok(rs_replicas(new_rs));
+    }
+    let scale_up = (max_total - current).min(replicas - rs_replicas(new_rs));
+    Ok(rs_replicas(new_rs) + scale_up)
+}
+
+/// The pods a ReplicaSet counts for against maxSurge: its spec.replicas, or its active pods while it has
+/// more (a scale-down whose deletions have not all landed yet). Upstream counts spec.replicas alone, so
+/// the new ReplicaSet's creates race the old one's deletes and the total can pass replicas + maxSurge.
+pub fn pods_to_count(rs: &ReplicaSet, pods: &ActivePods) -> i32 {
+    let active = pods.get(util::uid(rs)).copied().unwrap_or(0);
+    rs_replicas(rs).max(active)
 }
 
 /// Upstream's `reconcileOldReplicaSets`: first old replicas that are not available go (oldest

@@ -178,7 +178,8 @@ fn rolling_new_replica_set_steps() {
         let d = deployment(*replicas, surge.clone(), unavailable.clone());
         let old = rs("old", 1, *old_size, *old_size, None, "old");
         let new = rs("new", 2, *new_size, 0, None, "new");
-        let got = rolling_new_replica_set_size(&d, &[&old, &new], &new).unwrap();
+        let got =
+            rolling_new_replica_set_size(&d, &[&old, &new], &new, &ActivePods::new()).unwrap();
         assert_eq!(
             got, *want,
             "replicas {replicas} surge {surge} unavailable {unavailable} old {old_size} new {new_size}"
@@ -243,7 +244,10 @@ fn rolling_scale_down_takes_the_oldest_first_and_never_breaks_availability() {
         let mut old = rs("old", 1, replicas, replicas, None, "old");
         let mut new = rs("new", 2, 0, 0, None, "new");
         for _ in 0..50 {
-            if let Some(size) = rolling_new_replica_set_size(&d, &[&old, &new], &new).unwrap() {
+            let no_pods = ActivePods::new();
+            if let Some(size) =
+                rolling_new_replica_set_size(&d, &[&old, &new], &new, &no_pods).unwrap()
+            {
                 set_rs_replicas(&mut new, size);
             } else {
                 let old_active = active([&old]);
@@ -267,6 +271,110 @@ fn rolling_scale_down_takes_the_oldest_first_and_never_breaks_availability() {
                 rs_available(&old) + rs_available(&new) >= min_avail,
                 "availability broken"
             );
+        }
+        assert_eq!(
+            (rs_replicas(&old), rs_replicas(&new)),
+            (0, replicas),
+            "rollout {surge} {unavailable} finished"
+        );
+    }
+}
+
+#[test]
+fn new_replica_set_size_respects_surge() {
+    let d = deployment(10, json!(2), json!(0));
+    let new = rs("new", 2, 0, 0, None, "new");
+    let no_pods = ActivePods::new();
+    let old = rs("old", 1, 10, 10, None, "old");
+    assert_eq!(
+        new_rs_new_replicas(&d, &[&old, &new], &new, &no_pods).unwrap(),
+        2
+    );
+    let old12 = rs("old", 1, 12, 12, None, "old");
+    assert_eq!(
+        new_rs_new_replicas(&d, &[&old12, &new], &new, &no_pods).unwrap(),
+        0,
+        "at the surge limit"
+    );
+    let few = rs("old", 1, 0, 0, None, "old");
+    assert_eq!(
+        new_rs_new_replicas(&d, &[&few, &new], &new, &no_pods).unwrap(),
+        10,
+        "never beyond replicas"
+    );
+}
+
+#[test]
+fn the_surge_counts_old_pods_still_being_deleted() {
+    // 200 replicas, maxSurge 50: the old ReplicaSet was scaled from 146 to 46 but its pods are not all
+    // deleted yet.
+    let d = deployment(200, json!("25%"), json!("25%"));
+    let old = rs("old", 1, 46, 46, None, "old");
+    let new = rs("new", 2, 104, 104, None, "new");
+    let pods = |old: i32, new: i32| -> ActivePods {
+        [("old-uid".to_string(), old), ("new-uid".to_string(), new)].into()
+    };
+    let size = |p: &ActivePods| rolling_new_replica_set_size(&d, &[&old, &new], &new, p).unwrap();
+    assert_eq!(size(&pods(146, 104)), None, "no deletion landed yet");
+    assert_eq!(
+        size(&pods(86, 104)),
+        Some(164),
+        "as far as deletions landed"
+    );
+    assert_eq!(size(&pods(46, 104)), Some(200), "all landed");
+    // Pods not created yet count as their spec.replicas.
+    assert_eq!(size(&pods(0, 0)), Some(200));
+    assert_eq!(pods_to_count(&old, &pods(146, 0)), 146);
+    assert_eq!(pods_to_count(&old, &pods(3, 0)), 46);
+}
+
+#[test]
+fn a_rollout_whose_deletes_lag_never_has_more_than_replicas_plus_surge_pods() {
+    // The ReplicaSet controller creates pods at once, but deletions land only after the Deployment
+    // controller's next step: live pods must still never pass replicas + maxSurge.
+    for (replicas, surge, unavailable) in [
+        (200, json!("25%"), json!("25%")),
+        (10, json!(2), json!(3)),
+        (5, json!(1), json!(0)),
+    ] {
+        let d = deployment(replicas, surge.clone(), unavailable.clone());
+        let max_total = replicas + max_surge(&d);
+        let mut old = rs("old", 1, replicas, replicas, None, "old");
+        let mut new = rs("new", 2, 0, 0, None, "new");
+        // Old pods alive, and the old size whose deletions are in flight.
+        let (mut old_live, mut old_pending) = (replicas, replicas);
+        for _ in 0..100 {
+            let pods: ActivePods = [
+                ("old-uid".to_string(), old_live),
+                ("new-uid".to_string(), rs_replicas(&new)),
+            ]
+            .into();
+            if let Some(size) =
+                rolling_new_replica_set_size(&d, &[&old, &new], &new, &pods).unwrap()
+            {
+                set_rs_replicas(&mut new, size);
+            } else {
+                let old_active = active([&old]);
+                for (_, size) in
+                    rolling_old_replica_sets_scale_down(&d, &[&old, &new], &old_active, &new)
+                {
+                    set_rs_replicas(&mut old, size);
+                }
+            }
+            let n = rs_replicas(&new);
+            new.status =
+                serde_json::from_value(json!({"replicas": n, "availableReplicas": n})).unwrap();
+            assert!(
+                old_live + n <= max_total,
+                "{} live pods for {replicas} + maxSurge {surge}",
+                old_live + n
+            );
+            // The previous step's deletions land now; this step's are still in flight.
+            (old_live, old_pending) = (old_pending, rs_replicas(&old));
+            old.status = serde_json::from_value(
+                json!({"replicas": old_live, "availableReplicas": old_live}),
+            )
+            .unwrap();
         }
         assert_eq!(
             (rs_replicas(&old), rs_replicas(&new)),

@@ -27,7 +27,9 @@ impl Controller {
         };
         let all: Vec<&ReplicaSet> = old_rss.iter().chain(std::iter::once(&new_rs)).collect();
         let invalid = |e: InvalidIntOrPercent| SyncError::Invalid(key_of(d), e.to_string());
-        if let Some(size) = plan::rolling_new_replica_set_size(d, &all, &new_rs).map_err(invalid)?
+        let pods = self.active_pods(all.iter().copied());
+        if let Some(size) =
+            plan::rolling_new_replica_set_size(d, &all, &new_rs, &pods).map_err(invalid)?
             && self.scale_replica_set(&new_rs, size, d, false).await?.0
         {
             return self.sync_rollout_status(&old_rss, Some(&new_rs), d).await;

@@ -192,7 +192,8 @@ pub fn resolve_fenceposts(
     Ok((surge, unavailable))
 }
 
-fn rolling_params(d: &Deployment) -> (Option<&IntOrString>, Option<&IntOrString>) {
+/// The RollingUpdate strategy's maxSurge and maxUnavailable as written.
+pub fn rolling_params(d: &Deployment) -> (Option<&IntOrString>, Option<&IntOrString>) {
     let rolling = d
         .spec
         .as_ref()
@@ -531,27 +532,6 @@ pub fn deployment_timed_out(d: &Deployment, new_status: &DeploymentStatus, now: 
         .as_ref()
         .map_or(0, |t| t.0.as_second());
     from + i64::from(deadline) < now.as_second()
-}
-
-/// Upstream's `NewRSNewReplicas`: how big the new ReplicaSet may be now.
-pub fn new_rs_new_replicas(
-    d: &Deployment,
-    all_rss: &[&ReplicaSet],
-    new_rs: &ReplicaSet,
-) -> Result<i32, InvalidIntOrPercent> {
-    let replicas = deployment_replicas(d);
-    if !is_rolling_update(d) {
-        return Ok(replicas);
-    }
-    let (surge, _) = rolling_params(d);
-    let surge = scaled_value(surge.unwrap_or(&IntOrString::Int(0)), replicas, true)?;
-    let current = replica_count(all_rss.iter().copied());
-    let max_total = replicas + surge;
-    if current >= max_total {
-        return Ok(rs_replicas(new_rs));
-    }
-    let scale_up = (max_total - current).min(replicas - rs_replicas(new_rs));
-    Ok(rs_replicas(new_rs) + scale_up)
 }
 
 /// Upstream's `GetReplicaSetProportion`: this ReplicaSet's share of a scaling of `to_add` replicas, of

@@ -305,31 +305,3 @@ fn progress_and_completion() {
         Timestamp::from_second(99999).unwrap()
     ));
 }
-
-#[test]
-fn new_replica_set_size_respects_surge() {
-    let d = deployment(10, json!(2), json!(0));
-    let new: ReplicaSet =
-        serde_json::from_value(json!({"metadata": {"name": "new"}, "spec": {"replicas": 0}}))
-            .unwrap();
-    let old: ReplicaSet =
-        serde_json::from_value(json!({"metadata": {"name": "old"}, "spec": {"replicas": 10}}))
-            .unwrap();
-    assert_eq!(new_rs_new_replicas(&d, &[&old, &new], &new).unwrap(), 2);
-    let old9: ReplicaSet =
-        serde_json::from_value(json!({"metadata": {"name": "old"}, "spec": {"replicas": 12}}))
-            .unwrap();
-    assert_eq!(
-        new_rs_new_replicas(&d, &[&old9, &new], &new).unwrap(),
-        0,
-        "at the surge limit"
-    );
-    let few: ReplicaSet =
-        serde_json::from_value(json!({"metadata": {"name": "old"}, "spec": {"replicas": 0}}))
-            .unwrap();
-    assert_eq!(
-        new_rs_new_replicas(&d, &[&few, &new], &new).unwrap(),
-        10,
-        "never beyond replicas"
-    );
-}
