@@ -129,108 +129,20 @@ fn ok(what: &str) {
 /// Runs every step against the cluster of `kubeconfig`; an error names the step that did not hold.
 pub async fn run(kubeconfig: &Path) -> Result<(), Error> {
     let kubectl = Kubectl::new(kubeconfig)?;
-    let ready_nodes = |text: &str| {
-        text.lines()
-            .filter(|l| l.split_whitespace().nth(1) == Some("Ready"))
-            .count()
-    };
     step("The nodes");
     let nodes = kubectl.run(&["get", "nodes", "-o", "wide"]).await?;
-    expect(
-        ready_nodes(&nodes) >= 2,
-        "at least two nodes are Ready",
-        &nodes,
-    )?;
+    let ready = nodes
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("Ready"))
+        .count();
+    expect(ready >= 2, "at least two nodes are Ready", &nodes)?;
 
     step("A Deployment of 3 busybox httpd replicas behind a ClusterIP Service");
-    kubectl
-        .run(&[
-            "create",
-            "deployment",
-            "web",
-            "--image",
-            FIRST_IMAGE,
-            "--replicas=3",
-            "--port=8080",
-            "--",
-            "sh",
-            "-c",
-            HTTPD,
-        ])
-        .await?;
-    kubectl
-        .run(&[
-            "expose",
-            "deployment",
-            "web",
-            "--port=80",
-            "--target-port=8080",
-        ])
-        .await?;
-    rollout_status(&kubectl).await?;
-    kubectl
-        .run(&["get", "pods", "-l", "app=web", "-o", "wide"])
-        .await?;
-
+    deploy_web(&kubectl).await?;
     step("A client pod fetches the page by cluster IP and by DNS name");
-    kubectl
-        .run(&[
-            "run",
-            "client",
-            "--image",
-            FIRST_IMAGE,
-            "--restart=Never",
-            "--command",
-            "--",
-            "sleep",
-            "3600",
-        ])
-        .await?;
-    kubectl
-        .run(&[
-            "wait",
-            "--for=condition=Ready",
-            "pod/client",
-            "--timeout=120s",
-        ])
-        .await?;
-    let cluster_ip = kubectl
-        .run(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"])
-        .await?;
-    println!();
-    for address in [cluster_ip.trim(), "web.default.svc.cluster.local"] {
-        let url = format!("http://{address}/");
-        let page = kubectl
-            .until(
-                // busybox's `wget -T` crashes (Debian's 1.35); `timeout` bounds it instead.
-                &["exec", "client", "--", "timeout", "5", "wget", "-qO-", &url],
-                &format!("a page from {url}"),
-                |page| page.starts_with("web-"),
-            )
-            .await?;
-        ok(&format!("{url} answered from pod {}", page.trim()));
-    }
-
+    fetch_through_the_service(&kubectl).await?;
     step("Scale to 5 replicas");
-    kubectl
-        .run(&["scale", "deployment", "web", "--replicas=5"])
-        .await?;
-    rollout_status(&kubectl).await?;
-    kubectl
-        .until(
-            &[
-                "get",
-                "deployment",
-                "web",
-                "-o",
-                "jsonpath={.status.readyReplicas}",
-            ],
-            "5 ready replicas",
-            |ready| ready == "5",
-        )
-        .await?;
-    ok("5 replicas ready");
-
+    scale_to_five(&kubectl).await?;
     step("Change the image: a rolling update");
     let image = format!("busybox={SECOND_IMAGE}");
     kubectl
@@ -238,7 +150,6 @@ pub async fn run(kubeconfig: &Path) -> Result<(), Error> {
         .await?;
     rollout_status(&kubectl).await?;
     expect_template_image(&kubectl, SECOND_IMAGE).await?;
-
     step("Undo the rollout");
     kubectl.run(&["rollout", "undo", "deployment/web"]).await?;
     rollout_status(&kubectl).await?;
@@ -246,33 +157,121 @@ pub async fn run(kubeconfig: &Path) -> Result<(), Error> {
     kubectl
         .run(&["rollout", "history", "deployment/web"])
         .await?;
-
     step("Cordon a node and delete a pod on it: its replacement lands elsewhere");
     cordon_and_replace(&kubectl).await?;
-
     step("Delete everything");
+    delete_everything(&kubectl).await?;
+    println!();
+    println!("Every step held.");
+    Ok(())
+}
+
+async fn deploy_web(kubectl: &Kubectl) -> Result<(), Error> {
+    let create = [
+        "create",
+        "deployment",
+        "web",
+        "--image",
+        FIRST_IMAGE,
+        "--replicas=3",
+        "--port=8080",
+        "--",
+        "sh",
+        "-c",
+        HTTPD,
+    ];
+    kubectl.run(&create).await?;
+    let expose = [
+        "expose",
+        "deployment",
+        "web",
+        "--port=80",
+        "--target-port=8080",
+    ];
+    kubectl.run(&expose).await?;
+    rollout_status(kubectl).await?;
+    kubectl
+        .run(&["get", "pods", "-l", "app=web", "-o", "wide"])
+        .await?;
+    Ok(())
+}
+
+async fn fetch_through_the_service(kubectl: &Kubectl) -> Result<(), Error> {
+    let client = [
+        "run",
+        "client",
+        "--image",
+        FIRST_IMAGE,
+        "--restart=Never",
+        "--command",
+        "--",
+        "sleep",
+        "3600",
+    ];
+    kubectl.run(&client).await?;
+    let wait = [
+        "wait",
+        "--for=condition=Ready",
+        "pod/client",
+        "--timeout=120s",
+    ];
+    kubectl.run(&wait).await?;
+    let cluster_ip = kubectl
+        .run(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"])
+        .await?;
+    println!();
+    for address in [cluster_ip.trim(), "web.default.svc.cluster.local"] {
+        let url = format!("http://{address}/");
+        // busybox's `wget -T` crashes (Debian's 1.35); `timeout` bounds it instead.
+        let wget = ["exec", "client", "--", "timeout", "5", "wget", "-qO-", &url];
+        let page = kubectl
+            .until(&wget, &format!("a page from {url}"), |page| {
+                page.starts_with("web-")
+            })
+            .await?;
+        ok(&format!("{url} answered from pod {}", page.trim()));
+    }
+    Ok(())
+}
+
+async fn scale_to_five(kubectl: &Kubectl) -> Result<(), Error> {
+    kubectl
+        .run(&["scale", "deployment", "web", "--replicas=5"])
+        .await?;
+    rollout_status(kubectl).await?;
+    let ready = [
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    ];
+    kubectl
+        .until(&ready, "5 ready replicas", |ready| ready == "5")
+        .await?;
+    ok("5 replicas ready");
+    Ok(())
+}
+
+async fn delete_everything(kubectl: &Kubectl) -> Result<(), Error> {
     kubectl.run(&["delete", "deployment", "web"]).await?;
     kubectl.run(&["delete", "service", "web"]).await?;
     kubectl
         .run(&["delete", "pod", "client", "--grace-period=1"])
         .await?;
+    let pods = ["get", "pods", "-o", "name"];
     kubectl
         .until(
-            &["get", "pods", "-o", "name"],
+            &pods,
             "no pods left in the default namespace",
             str::is_empty,
         )
         .await?;
+    let replica_sets = ["get", "replicasets", "-o", "name"];
     kubectl
-        .until(
-            &["get", "replicasets", "-o", "name"],
-            "no ReplicaSets left",
-            str::is_empty,
-        )
+        .until(&replica_sets, "no ReplicaSets left", str::is_empty)
         .await?;
     ok("all gone");
-    println!();
-    println!("Every step held.");
     Ok(())
 }
 

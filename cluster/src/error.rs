@@ -54,8 +54,6 @@ pub enum Error {
         "{name} not found at {path}: build the workspace's binaries first (`cargo build --workspace --bins`; `make up` does)"
     )]
     MissingBinary { name: String, path: PathBuf },
-    #[error("the metrics-server manifest: {0}")]
-    Manifest(String),
     #[error("the {addon} objects: {message}")]
     AddonManifest {
         addon: &'static str,

@@ -12,6 +12,7 @@ use flate2::write::GzEncoder;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::process::run_checked;
 use crate::{Error, upstream};
 
 /// The name of the busybox image; pods saying `image: busybox` resolve to it.
@@ -315,50 +316,19 @@ pub fn import_pause(socket: &Path) -> Result<(), Error> {
 /// Imports image tarball `tarball` into the containerd at `socket` (namespace k8s.io), unpacked into its
 /// default snapshotter.
 pub fn import(socket: &Path, tarball: &Path) -> Result<(), Error> {
-    let output = Command::new("ctr")
-        .arg("--address")
-        .arg(socket)
-        .args(["-n", NAMESPACE, "images", "import"])
-        .arg(tarball)
-        .output()
-        .map_err(|source| Error::Spawn {
-            name: "ctr".into(),
-            source,
-        })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(Error::io(
-            tarball,
-            std::io::Error::other(format!(
-                "ctr images import failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            )),
-        ))
-    }
+    run_checked(ctr(socket).args(["images", "import"]).arg(tarball)).map(|_| ())
 }
 
 /// Gives image `source` in the containerd at `socket` the further name `target`.
 pub fn tag(socket: &Path, source: &str, target: &str) -> Result<(), Error> {
-    let output = Command::new("ctr")
-        .arg("--address")
-        .arg(socket)
-        .args(["-n", NAMESPACE, "images", "tag", "--force", source, target])
-        .output()
-        .map_err(|source| Error::Spawn {
-            name: "ctr".into(),
-            source,
-        })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(Error::CommandFailed {
-            command: format!("ctr images tag {source} {target}"),
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
-    }
+    run_checked(ctr(socket).args(["images", "tag", "--force", source, target])).map(|_| ())
+}
+
+/// `ctr` against the containerd at `socket`, in the kubelet's namespace.
+fn ctr(socket: &Path) -> Command {
+    let mut command = Command::new("ctr");
+    command.arg("--address").arg(socket).args(["-n", NAMESPACE]);
+    command
 }
 
 /// Builds (once) and imports the busybox image into the containerd at `socket`.

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use serde_json::json;
 
+use crate::process::run_checked;
 use crate::{Error, upstream};
 
 /// The upstream binary's name (hack/upstream builds it).
@@ -90,20 +91,7 @@ pub fn cleanup_command(bin: &Path) -> Command {
 /// kube-proxy of the host has stopped, or they would put them back.
 pub fn cleanup() -> Result<(), Error> {
     let bin = upstream::binary(NAME)?;
-    let output = cleanup_command(&bin)
-        .output()
-        .map_err(|source| Error::Spawn {
-            name: NAME.into(),
-            source,
-        })?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(Error::CommandFailed {
-        command: format!("{} --cleanup", bin.display()),
-        status: output.status.to_string(),
-        stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-    })
+    run_checked(&mut cleanup_command(&bin)).map(|_| ())
 }
 
 #[cfg(test)]

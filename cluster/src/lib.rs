@@ -1,6 +1,7 @@
 //! The `ferrokube` CLI's library: local control planes (real upstream etcd and kube-apiserver) for tests and
 //! `ferrokube up`, their PKI and kubeconfigs, and the process supervision that keeps nothing running after us.
 
+pub mod addons;
 pub mod bench;
 pub mod binary_image;
 pub mod cleanup;

@@ -128,6 +128,25 @@ impl Drop for ManagedProcess {
     }
 }
 
+/// Runs `command` to completion; if it fails, the error names it with its status and standard error.
+pub fn run_checked(command: &mut Command) -> Result<std::process::Output, Error> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = command.output().map_err(|source| Error::Spawn {
+        name: program.clone(),
+        source,
+    })?;
+    if output.status.success() {
+        return Ok(output);
+    }
+    let mut words = vec![program];
+    words.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
+    Err(Error::CommandFailed {
+        command: words.join(" "),
+        status: output.status.to_string(),
+        stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+    })
+}
+
 /// The last `lines` lines of a log file, for error messages.
 pub fn tail(path: &Path, lines: usize) -> String {
     let Ok(mut file) = File::open(path) else {

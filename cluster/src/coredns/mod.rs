@@ -8,15 +8,13 @@ use std::time::{Duration, Instant};
 
 use component_base::version::COREDNS_VERSION;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::Api;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::binary_image::import_binary_image;
-use crate::{Error, upstream};
+use crate::{Error, addons, upstream};
 
 /// Where the objects live, as kubeadm has it.
 pub const NAMESPACE: &str = "kube-system";
@@ -29,7 +27,8 @@ pub const APP_LABEL: &str = "kube-dns";
 /// The image's repository; the tag is the release.
 pub const IMAGE_REPOSITORY: &str = "ferrokube.local/coredns";
 /// Server-side apply's field manager for what ferrokube deploys.
-const FIELD_MANAGER: &str = "ferrokube";
+/// The add-on's name in errors.
+const ADDON: &str = "CoreDNS";
 const MANIFEST: &str = include_str!("manifest.yaml");
 
 /// The image ferrokube builds from the upstream binary, e.g. `ferrokube.local/coredns:v1.14.2`.
@@ -106,10 +105,7 @@ pub fn objects(config: &Config) -> Result<Vec<Value>, Error> {
 }
 
 fn manifest_error(error: impl std::fmt::Display) -> Error {
-    Error::AddonManifest {
-        addon: "CoreDNS",
-        message: error.to_string(),
-    }
+    addons::manifest_error(ADDON, error)
 }
 
 /// Sets the Deployment's replicas and image (local only, so never pulled).
@@ -133,43 +129,10 @@ fn customize(deployment: Value, config: &Config) -> Result<Value, Error> {
     serde_json::to_value(&deployment).map_err(manifest_error)
 }
 
-/// The API resource of a manifest object's kind.
-fn api_resource(kind: &str) -> Result<ApiResource, Error> {
-    Ok(match kind {
-        "ConfigMap" => ApiResource::erase::<ConfigMap>(&()),
-        "ClusterRole" => ApiResource::erase::<ClusterRole>(&()),
-        "ClusterRoleBinding" => ApiResource::erase::<ClusterRoleBinding>(&()),
-        "ServiceAccount" => ApiResource::erase::<ServiceAccount>(&()),
-        "Deployment" => ApiResource::erase::<Deployment>(&()),
-        "Service" => ApiResource::erase::<Service>(&()),
-        other => return Err(manifest_error(format!("unexpected kind {other}"))),
-    })
-}
-
 /// Creates or updates CoreDNS's objects (server-side apply, so running it again converges). The image must
 /// be on the nodes ([`import_image`]); controllers schedule and start the pods.
 pub async fn deploy(client: &Client, config: &Config) -> Result<(), Error> {
-    for object in objects(config)? {
-        let object: DynamicObject = serde_json::from_value(object).map_err(manifest_error)?;
-        let kind = object.types.as_ref().map_or("", |t| t.kind.as_str());
-        let resource = api_resource(kind)?;
-        let name = object.metadata.name.clone().unwrap_or_default();
-        let api: Api<DynamicObject> = match object.metadata.namespace.as_deref() {
-            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&object),
-        )
-        .await
-        .map_err(|source| Error::Apply {
-            object: format!("{kind} {name}"),
-            source,
-        })?;
-    }
-    Ok(())
+    addons::apply(client, ADDON, objects(config)?).await
 }
 
 /// Why the Deployment is not fully available (its current spec rolled out and every replica available),

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use super::plan::{ClusterPlan, HOST_BRIDGE, LINK_PREFIX, NODE_NETWORK_PREFIX};
 use crate::Error;
+use crate::process::run_checked;
 
 /// Sysctls pods and Services need: forwarding between the pod bridges, and bridged traffic through
 /// iptables so kube-proxy's DNAT applies between pods on one node.
@@ -65,22 +66,7 @@ fn delete_link(name: &str) -> Result<(), Error> {
 }
 
 fn ip(args: &[&str]) -> Result<(), Error> {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|source| Error::Spawn {
-            name: "ip".into(),
-            source,
-        })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(Error::CommandFailed {
-            command: format!("ip {}", args.join(" ")),
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
-    }
+    run_checked(Command::new("ip").args(args)).map(|_| ())
 }
 
 #[cfg(test)]

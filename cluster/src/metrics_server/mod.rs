@@ -8,16 +8,15 @@ use std::time::{Duration, Instant};
 
 use component_base::version::METRICS_SERVER_VERSION;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{EnvVar, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use k8s_openapi::api::core::v1::EnvVar;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::Api;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::binary_image::import_binary_image;
-use crate::{Error, upstream};
+use crate::{Error, addons, upstream};
 
 /// Where the objects live, as upstream's manifest has it.
 pub const NAMESPACE: &str = "kube-system";
@@ -27,8 +26,8 @@ pub const NAME: &str = "metrics-server";
 pub const API_SERVICE: &str = "v1beta1.metrics.k8s.io";
 /// The image's repository; the tag is the release.
 pub const IMAGE_REPOSITORY: &str = "ferrokube.local/metrics-server";
-/// Server-side apply's field manager for what ferrokube deploys.
-const FIELD_MANAGER: &str = "ferrokube";
+/// The add-on's name in errors.
+const ADDON: &str = "metrics-server";
 const MANIFEST: &str = include_str!("manifest.yaml");
 
 /// The image ferrokube builds from the upstream binary, e.g. `ferrokube.local/metrics-server:v0.8.0`.
@@ -86,8 +85,7 @@ pub fn args(config: &Config) -> Vec<String> {
 pub fn objects(config: &Config) -> Result<Vec<Value>, Error> {
     let mut objects = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(MANIFEST) {
-        let mut object =
-            Value::deserialize(document).map_err(|e| Error::Manifest(e.to_string()))?;
+        let mut object = Value::deserialize(document).map_err(manifest_error)?;
         if object["kind"] == "Deployment" {
             object = customize(object, config)?;
         }
@@ -96,15 +94,18 @@ pub fn objects(config: &Config) -> Result<Vec<Value>, Error> {
     Ok(objects)
 }
 
+fn manifest_error(error: impl std::fmt::Display) -> Error {
+    addons::manifest_error(ADDON, error)
+}
+
 /// Sets the Deployment's image (local only, so never pulled), flags, port and networking.
 fn customize(deployment: Value, config: &Config) -> Result<Value, Error> {
-    let mut deployment: Deployment =
-        serde_json::from_value(deployment).map_err(|e| Error::Manifest(e.to_string()))?;
+    let mut deployment: Deployment = serde_json::from_value(deployment).map_err(manifest_error)?;
     let pod = deployment
         .spec
         .as_mut()
         .and_then(|s| s.template.spec.as_mut())
-        .ok_or_else(|| Error::Manifest("the Deployment has no pod spec".into()))?;
+        .ok_or_else(|| manifest_error("the Deployment has no pod spec"))?;
     if config.host_network {
         pod.host_network = Some(true);
         // Upstream's choice for host-network pods that still resolve cluster names.
@@ -114,7 +115,7 @@ fn customize(deployment: Value, config: &Config) -> Result<Value, Error> {
         .containers
         .iter_mut()
         .find(|c| c.name == NAME)
-        .ok_or_else(|| Error::Manifest(format!("the Deployment has no container {NAME}")))?;
+        .ok_or_else(|| manifest_error(format!("the Deployment has no container {NAME}")))?;
     container.image = Some(image());
     container.image_pull_policy = Some("Never".into());
     // Upstream's image has it as its ENTRYPOINT; the binary image only as its CMD, which args replace.
@@ -137,48 +138,13 @@ fn customize(deployment: Value, config: &Config) -> Result<Value, Error> {
             env("KUBERNETES_SERVICE_PORT", port.to_string()),
         ]);
     }
-    serde_json::to_value(&deployment).map_err(|e| Error::Manifest(e.to_string()))
-}
-
-/// The API resource of a manifest object's kind.
-fn api_resource(kind: &str) -> Result<ApiResource, Error> {
-    Ok(match kind {
-        "ServiceAccount" => ApiResource::erase::<ServiceAccount>(&()),
-        "ClusterRole" => ApiResource::erase::<ClusterRole>(&()),
-        "ClusterRoleBinding" => ApiResource::erase::<ClusterRoleBinding>(&()),
-        "RoleBinding" => ApiResource::erase::<RoleBinding>(&()),
-        "Service" => ApiResource::erase::<Service>(&()),
-        "Deployment" => ApiResource::erase::<Deployment>(&()),
-        "APIService" => ApiResource::erase::<APIService>(&()),
-        other => return Err(Error::Manifest(format!("unexpected kind {other}"))),
-    })
+    serde_json::to_value(&deployment).map_err(manifest_error)
 }
 
 /// Creates or updates metrics-server's objects (server-side apply, so running it again converges). The
 /// image must be on the nodes ([`import_image`]); controllers schedule and start the pod.
 pub async fn deploy(client: &Client, config: &Config) -> Result<(), Error> {
-    for object in objects(config)? {
-        let object: DynamicObject =
-            serde_json::from_value(object).map_err(|e| Error::Manifest(e.to_string()))?;
-        let kind = object.types.as_ref().map_or("", |t| t.kind.as_str());
-        let resource = api_resource(kind)?;
-        let name = object.metadata.name.clone().unwrap_or_default();
-        let api: Api<DynamicObject> = match object.metadata.namespace.as_deref() {
-            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&object),
-        )
-        .await
-        .map_err(|source| Error::Apply {
-            object: format!("{kind} {name}"),
-            source,
-        })?;
-    }
-    Ok(())
+    addons::apply(client, ADDON, objects(config)?).await
 }
 
 /// Why the APIService is not Available (its condition's reason and message), or `None` when it is.

@@ -1,7 +1,9 @@
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{PodSpec, Service};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use serde::de::DeserializeOwned;
 
 use super::*;
+use crate::addons::api_resource;
 
 fn config() -> Config {
     Config {
