@@ -126,6 +126,14 @@ impl UpCluster {
     }
 }
 
+impl Drop for UpCluster {
+    /// A cluster a test owns goes with it (the shared one lives in a static: its exit hook takes it down).
+    fn drop(&mut self) {
+        let _ = down(&self.home);
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
 /// Runs `ferrokube down` for `home` and returns what it printed.
 pub fn down(home: &Path) -> Output {
     Command::new(binary("ferrokube"))
