@@ -52,9 +52,9 @@ pub fn binary_layer(name: &str, binary: Vec<u8>, libraries: &[(PathBuf, Vec<u8>)
     layer
 }
 
-/// Builds an image named `image` from `binary` and its libraries and imports it into the containerd at
-/// `socket`; the image runs `/NAME` (the binary's file name).
-pub fn import_binary_image(socket: &Path, image: &str, binary: &Path) -> Result<(), Error> {
+/// An OCI image tarball named `image` holding `binary` and the libraries `ldd` lists for it; the image runs
+/// `/NAME` (the binary's file name).
+pub fn binary_image_tarball(image: &str, binary: &Path) -> Result<Vec<u8>, Error> {
     let read = |path: &Path| std::fs::read(path).map_err(|e| Error::io(path, e));
     let listed = Command::new("ldd")
         .arg(binary)
@@ -74,7 +74,13 @@ pub fn import_binary_image(socket: &Path, image: &str, binary: &Path) -> Result<
         .unwrap_or_else(|| "binary".to_string());
     let layer = binary_layer(&name, read(binary)?, &libraries);
     let command = format!("/{name}");
-    let tarball = image_tarball(image, &layer, &[&command]).map_err(|e| Error::io(binary, e))?;
+    image_tarball(image, &layer, &[&command]).map_err(|e| Error::io(binary, e))
+}
+
+/// Builds an image named `image` from `binary` and its libraries and imports it into the containerd at
+/// `socket`; the image runs `/NAME` (the binary's file name).
+pub fn import_binary_image(socket: &Path, image: &str, binary: &Path) -> Result<(), Error> {
+    let tarball = binary_image_tarball(image, binary)?;
     let dir = tempfile::tempdir().map_err(|e| Error::io(&std::env::temp_dir(), e))?;
     let path = dir.path().join("image.tar");
     std::fs::write(&path, tarball).map_err(|e| Error::io(&path, e))?;

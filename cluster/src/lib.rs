@@ -6,6 +6,7 @@ pub mod bench;
 pub mod binary_image;
 pub mod cleanup;
 pub mod cni;
+pub mod component_images;
 pub mod containerd;
 pub mod control_plane;
 pub mod coredns;

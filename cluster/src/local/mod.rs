@@ -26,8 +26,8 @@ use self::record::{ComponentRecord, RunRecord};
 use self::supervisor::{CommandFn, Supervised};
 use crate::containerd::Containerd;
 use crate::{
-    ControlPlane, ControlPlaneConfig, Error, Identity, coredns, images, kube_proxy, metrics_server,
-    upstream,
+    ControlPlane, ControlPlaneConfig, Error, Identity, component_images, coredns, images,
+    kube_proxy, metrics_server, upstream,
 };
 
 /// The upstream binaries a cluster runs (hack/upstream builds them).
@@ -214,6 +214,7 @@ impl LocalCluster {
             )?;
             coredns::import_image(containerd.socket())?;
             metrics_server::import_image(containerd.socket())?;
+            component_images::import_images(containerd.socket())?;
             crate::cni::write_bridge_conflist(&dirs.cni(), &node.bridge, &node.pod_cidr)?;
             self.record.components.push(ComponentRecord {
                 name: format!("containerd-{}", node.name),

@@ -1,8 +1,10 @@
 //! A cluster of `ferrokube up` (two nodes: ferrokube's scheduler, controller-manager and kubelets; upstream
 //! etcd, kube-apiserver and kube-proxy; CoreDNS and metrics-server as Deployments), used as a user uses one:
 //! pods run to completion, hostPorts answer on the node's address, Services and DNS work, the demo holds,
-//! a node whose kubelet stops has its pods replaced elsewhere, and restarting the scheduler and
-//! controller-manager mid-rollout loses nothing.
+//! a node whose kubelet stops has its pods replaced elsewhere, restarting the scheduler and
+//! controller-manager mid-rollout loses nothing, and ferrokube's own images run as pods (`images`).
+
+mod images;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
