@@ -1,12 +1,16 @@
 //! What the add-ons ferrokube deploys into its clusters (CoreDNS, metrics-server) share: applying their
-//! objects by server-side apply, so deploying again converges.
+//! objects by server-side apply, so deploying again converges, and waiting for them to be available.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::Error;
@@ -62,4 +66,36 @@ pub async fn apply(client: &Client, addon: &'static str, objects: Vec<Value>) ->
         })?;
     }
     Ok(())
+}
+
+/// Waits up to `limit` for object `name` of `api`, described as `what` in the error, to be available:
+/// `unavailable` says why it is not yet, or `None` once it is.
+pub async fn wait_available<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    limit: Duration,
+    unavailable: impl Fn(&K) -> Option<String>,
+) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+{
+    let started = Instant::now();
+    loop {
+        let reason = match api.get_opt(name).await? {
+            Some(object) => unavailable(&object),
+            None => Some("it does not exist".into()),
+        };
+        let Some(reason) = reason else {
+            return Ok(());
+        };
+        if started.elapsed() > limit {
+            return Err(Error::Unavailable {
+                name: what.to_string(),
+                seconds: limit.as_secs(),
+                reason,
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use component_base::version::COREDNS_VERSION;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -26,7 +26,6 @@ pub const SERVICE: &str = "kube-dns";
 pub const APP_LABEL: &str = "kube-dns";
 /// The image's repository; the tag is the release.
 pub const IMAGE_REPOSITORY: &str = "ferrokube.local/coredns";
-/// Server-side apply's field manager for what ferrokube deploys.
 /// The add-on's name in errors.
 const ADDON: &str = "CoreDNS";
 const MANIFEST: &str = include_str!("manifest.yaml");
@@ -167,24 +166,8 @@ pub fn unavailable_reason(deployment: &Deployment) -> Option<String> {
 /// its plugins, the `kubernetes` one synced with the apiserver, are ready).
 pub async fn wait_available(client: &Client, limit: Duration) -> Result<(), Error> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    let started = Instant::now();
-    loop {
-        let reason = match api.get_opt(NAME).await? {
-            Some(deployment) => unavailable_reason(&deployment),
-            None => Some("it does not exist".into()),
-        };
-        let Some(reason) = reason else {
-            return Ok(());
-        };
-        if started.elapsed() > limit {
-            return Err(Error::Unavailable {
-                name: format!("Deployment {NAMESPACE}/{NAME}"),
-                seconds: limit.as_secs(),
-                reason,
-            });
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let what = format!("Deployment {NAMESPACE}/{NAME}");
+    addons::wait_available(&api, NAME, &what, limit, unavailable_reason).await
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! cluster needs.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use component_base::version::METRICS_SERVER_VERSION;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -169,24 +169,8 @@ pub fn unavailable_reason(api_service: &APIService) -> Option<String> {
 /// apiserver, and ready (it has scraped every node twice).
 pub async fn wait_available(client: &Client, limit: Duration) -> Result<(), Error> {
     let api: Api<APIService> = Api::all(client.clone());
-    let started = Instant::now();
-    loop {
-        let reason = match api.get_opt(API_SERVICE).await? {
-            Some(api_service) => unavailable_reason(&api_service),
-            None => Some("it does not exist".into()),
-        };
-        let Some(reason) = reason else {
-            return Ok(());
-        };
-        if started.elapsed() > limit {
-            return Err(Error::Unavailable {
-                name: format!("APIService {API_SERVICE}"),
-                seconds: limit.as_secs(),
-                reason,
-            });
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let what = format!("APIService {API_SERVICE}");
+    addons::wait_available(&api, API_SERVICE, &what, limit, unavailable_reason).await
 }
 
 #[cfg(test)]
