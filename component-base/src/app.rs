@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{self, ClientError, ClientOptions};
 use crate::flags::{ClientFlags, LeaderElectionFlags, LoggingFlags, ServingFlags};
 use crate::leaderelection::{self, LeaderElectionConfig, LeaderElector};
-use crate::serving::{Readiness, Server, ServingError};
+use crate::serving::options::{AuthenticationFlags, AuthorizationFlags};
+use crate::serving::{Readiness, Server, ServingError, options, serving_certificate, tls};
 use crate::{logging, shutdown};
 
 /// Flags shared by kube-scheduler and kube-controller-manager.
@@ -21,6 +22,10 @@ pub struct ControlPlaneFlags {
     pub client: ClientFlags,
     #[command(flatten)]
     pub serving: ServingFlags,
+    #[command(flatten)]
+    pub authentication: AuthenticationFlags,
+    #[command(flatten)]
+    pub authorization: AuthorizationFlags,
     #[command(flatten)]
     pub leader_election: LeaderElectionFlags,
     #[command(flatten)]
@@ -38,6 +43,8 @@ pub struct ComponentDefaults {
     pub burst: u32,
     /// Default `--secure-port`.
     pub port: u16,
+    /// Default `--authentication-tolerate-lookup-failure` (true for the scheduler only).
+    pub tolerate_lookup_failure: bool,
 }
 
 /// Why a component could not start or had to stop.
@@ -87,11 +94,16 @@ where
         0 => None,
         port => Some(Server::bind(SocketAddr::new(flags.serving.bind_address, port)).await?),
     };
+    let secure = match server {
+        Some(server) => Some((server, secure_serving(defaults, flags).await?)),
+        None => None,
+    };
     let options = flags.client.options(defaults.qps, defaults.burst);
     let (client, config) = client::connect_with_config(&options).await?;
     let readiness = Readiness::default();
-    let serving =
-        server.map(|server| tokio::spawn(server.serve(readiness.clone(), shutdown.clone())));
+    let serving = secure.map(|(server, (tls, auth))| {
+        tokio::spawn(server.serve_https(readiness.clone(), tls, auth, shutdown.clone()))
+    });
     tracing::info!(
         component = defaults.name,
         version = crate::version::long_version(),
@@ -121,12 +133,32 @@ where
         Ok(())
     };
     shutdown.cancel();
-    if let Some(serving) = serving {
-        match serving.await {
-            Ok(Err(e)) => tracing::warn!("{e}"),
-            Err(e) => tracing::warn!("serving task failed: {e}"),
-            Ok(Ok(())) => {}
-        }
+    if let Some(serving) = serving
+        && let Err(e) = serving.await
+    {
+        tracing::warn!("serving task failed: {e}");
     }
     result
+}
+
+/// The secure port's TLS (certificate and client CA) and its delegated authentication and authorization.
+async fn secure_serving(
+    defaults: ComponentDefaults,
+    flags: &ControlPlaneFlags,
+) -> Result<
+    (
+        std::sync::Arc<rustls::ServerConfig>,
+        std::sync::Arc<crate::serving::delegating::DelegatingAuth>,
+    ),
+    ServingError,
+> {
+    let certificate = serving_certificate(&flags.serving, defaults.name)?;
+    let delegation = options::delegation(
+        &flags.authentication,
+        &flags.authorization,
+        defaults.tolerate_lookup_failure,
+    )
+    .await?;
+    let tls = tls::server_config(&certificate, &delegation.client_ca)?;
+    Ok((tls, std::sync::Arc::new(delegation.auth)))
 }

@@ -59,15 +59,28 @@ impl ClientFlags {
     }
 }
 
-/// `--bind-address` and `--secure-port`: where `/metrics` and the health endpoints are served.
+/// Upstream's SecureServingOptions: where and with which certificate `/metrics` and the health endpoints are
+/// served over HTTPS.
 #[derive(Args, Clone, Debug)]
 pub struct ServingFlags {
-    /// The IP address on which to serve /metrics, /healthz, /livez and /readyz.
+    /// The IP address on which to listen for the --secure-port port.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: IpAddr,
-    /// The port on which to serve; 0 disables serving.
+    /// The port on which to serve HTTPS with authentication and authorization; 0 disables serving.
     #[arg(long)]
     pub secure_port: Option<u16>,
+    /// The directory where the TLS certs are located. If --tls-cert-file and --tls-private-key-file are
+    /// provided, this flag will be ignored.
+    #[arg(long)]
+    pub cert_dir: Option<PathBuf>,
+    /// File containing the default x509 Certificate for HTTPS (CA cert, if any, concatenated after server
+    /// cert). Without it and --tls-private-key-file, a self-signed certificate and key are generated for
+    /// the public address and saved to the directory specified by --cert-dir (in memory without it).
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// File containing the default x509 private key matching --tls-cert-file.
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
 }
 
 /// Upstream's leader-election flags and defaults (component-base/config/v1alpha1).

@@ -44,6 +44,7 @@ pub const DEFAULTS: ComponentDefaults = ComponentDefaults {
     qps: 20.0,
     burst: 30,
     port: 10257,
+    tolerate_lookup_failure: false,
 };
 
 /// ferrokube-controller-manager's command line, upstream's flags.

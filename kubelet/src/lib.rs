@@ -254,9 +254,8 @@ fn server_auth(config: &KubeletConfiguration, client: Client, node_name: &str) -
     };
     server::Auth {
         authenticator: server::Authenticator::new(
-            client,
             authentication.anonymous.enabled.unwrap_or_default(),
-            webhook,
+            webhook.map(|ttl| (client, ttl)),
         ),
         authorizer,
     }

@@ -34,6 +34,7 @@ pub const DEFAULTS: ComponentDefaults = ComponentDefaults {
     qps: 50.0,
     burst: 100,
     port: 10259,
+    tolerate_lookup_failure: true,
 };
 
 /// Loads and checks the configuration, then runs the scheduler until SIGTERM/SIGINT.

@@ -74,6 +74,8 @@ pub fn control_plane_flags(flags: &ControlPlaneFlags, config: &Config) -> Contro
             kube_api_burst: Some(u32::try_from(connection.burst).unwrap_or(0)),
         },
         serving: flags.serving.clone(),
+        authentication: flags.authentication.clone(),
+        authorization: flags.authorization.clone(),
         leader_election: LeaderElectionFlags {
             leader_elect: election.leader_elect,
             leader_elect_lease_duration: election.lease_duration.as_std(),

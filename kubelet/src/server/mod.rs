@@ -13,28 +13,25 @@ pub mod remotecommand;
 mod run;
 pub mod spdy;
 mod stats;
-mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use component_base::informer::{ObjectKey, SharedInformer};
-use hyper_util::rt::TokioIo;
+use component_base::serving::{https, tls};
 use k8s_openapi::api::core::v1::Pod;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 use crate::runtime::Runtime;
 pub use auth::{Auth, Authenticator, Authorizer, Webhook};
-pub use tls::{ServingCertificate, TlsError};
+pub use component_base::serving::tls::{ServingCertificate, TlsError};
 
 /// What the handlers read: the node's pods as the apiserver has them, and the container runtime.
 pub struct ServerContext {
@@ -142,7 +139,11 @@ impl KubeletServer {
         certificate: &ServingCertificate,
         client_ca: Option<&std::path::Path>,
     ) -> Result<Self, ServerError> {
-        let acceptor = TlsAcceptor::from(tls::server_config(certificate, client_ca)?);
+        let client_ca = match client_ca {
+            Some(path) => tls::read_certificates(path)?,
+            None => Vec::new(),
+        };
+        let acceptor = TlsAcceptor::from(tls::server_config(certificate, &client_ca)?);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -156,54 +157,6 @@ impl KubeletServer {
 
     /// Serves `router` until `stop`; each connection's client certificate goes to the authenticator.
     pub async fn serve(self, router: Router, stop: CancellationToken) {
-        loop {
-            let (stream, peer) = tokio::select! {
-                () = stop.cancelled() => return,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "kubelet server: accept failed");
-                        continue;
-                    }
-                },
-            };
-            let acceptor = self.acceptor.clone();
-            let router = router.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let stream = match acceptor.accept(stream).await {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "kubelet server: TLS handshake failed");
-                        return;
-                    }
-                };
-                let client = auth::PeerCertificates::of(&stream);
-                let service = hyper::service::service_fn(
-                    move |mut request: hyper::Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(client.clone());
-                        router
-                            .clone()
-                            .oneshot(Request::from(request.map(axum::body::Body::new)))
-                    },
-                );
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .max_buf_size(MAX_HEADER_BYTES)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades();
-                tokio::pin!(connection);
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(%peer, error = %e, "kubelet server: connection ended");
-                        }
-                    }
-                    () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
-                }
-            });
-        }
+        https::serve(self.listener, self.acceptor, router, stop, "kubelet server").await;
     }
 }
-
-/// Upstream's MaxHeaderBytes (server.go).
-const MAX_HEADER_BYTES: usize = 1 << 20;

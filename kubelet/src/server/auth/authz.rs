@@ -1,18 +1,14 @@
-//! May the user do it: SubjectAccessReview against the apiserver with upstream's allow/deny caches, or
-//! AlwaysAllow.
+//! May the user do it: a SubjectAccessReview on `nodes/<subresource>` of this node (component-base's cached
+//! webhook), or AlwaysAllow.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
-use kube::api::PostParams;
-use kube::{Api, Client};
+use component_base::serving::authn::UserInfo;
+use component_base::serving::authz::SubjectAccessReviewer;
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReviewSpec};
+use kube::Client;
 
 use super::attributes::Attributes;
-use super::authn::UserInfo;
 
 /// How requests are authorized (`--authorization-mode`).
 pub enum Authorizer {
@@ -22,13 +18,10 @@ pub enum Authorizer {
     Webhook(Box<Webhook>),
 }
 
-/// The SubjectAccessReview authorizer and its decision cache.
+/// The SubjectAccessReview authorizer for this node's subresources.
 pub struct Webhook {
-    client: Client,
     node_name: String,
-    allowed_ttl: Duration,
-    denied_ttl: Duration,
-    decisions: Mutex<HashMap<String, (Instant, bool)>>,
+    reviewer: SubjectAccessReviewer,
 }
 
 impl Webhook {
@@ -40,50 +33,13 @@ impl Webhook {
         denied_ttl: Duration,
     ) -> Self {
         Self {
-            client,
             node_name: node_name.to_string(),
-            allowed_ttl,
-            denied_ttl,
-            decisions: Mutex::new(HashMap::new()),
+            reviewer: SubjectAccessReviewer::new(client, allowed_ttl, denied_ttl),
         }
     }
 
     async fn allowed(&self, user: &UserInfo, attributes: &Attributes) -> Result<bool, kube::Error> {
-        let spec = self.spec(user, attributes);
-        let key = serde_json::to_string(&spec).unwrap_or_default();
-        if let Some((at, allowed)) = self.lock().get(&key) {
-            let ttl = if *allowed {
-                self.allowed_ttl
-            } else {
-                self.denied_ttl
-            };
-            if at.elapsed() < ttl {
-                return Ok(*allowed);
-            }
-        }
-        let review = SubjectAccessReview {
-            spec,
-            ..Default::default()
-        };
-        let reviewed = Api::<SubjectAccessReview>::all(self.client.clone())
-            .create(&PostParams::default(), &review)
-            .await?;
-        let allowed = reviewed
-            .status
-            .is_some_and(|s| s.allowed && s.denied != Some(true));
-        let mut decisions = self.lock();
-        let longest = self.allowed_ttl.max(self.denied_ttl);
-        decisions.retain(|_, (at, _)| at.elapsed() < longest);
-        decisions.insert(key, (Instant::now(), allowed));
-        Ok(allowed)
-    }
-
-    fn spec(&self, user: &UserInfo, attributes: &Attributes) -> SubjectAccessReviewSpec {
-        SubjectAccessReviewSpec {
-            user: Some(user.name.clone()),
-            uid: (!user.uid.is_empty()).then(|| user.uid.clone()),
-            groups: Some(user.groups.clone()),
-            extra: (!user.extra.is_empty()).then(|| user.extra.clone()),
+        let spec = SubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
                 namespace: Some(String::new()),
                 verb: Some(attributes.verb.to_string()),
@@ -95,11 +51,8 @@ impl Webhook {
                 ..Default::default()
             }),
             ..Default::default()
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, bool)>> {
-        self.decisions.lock().unwrap_or_else(|e| e.into_inner())
+        };
+        Ok(self.reviewer.review(user, spec).await?.allowed)
     }
 }
 

@@ -2,7 +2,6 @@
 //! `Forbidden (user=…, verb=…, resource=nodes, subresource(s)=[…])`, 500 on an authorization error.
 
 pub mod attributes;
-mod authn;
 mod authz;
 
 use std::sync::Arc;
@@ -12,8 +11,8 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 
-pub use authn::{Authenticator, PeerCertificates, UserInfo};
 pub use authz::{Authorizer, Webhook};
+pub use component_base::serving::authn::{Authenticator, PeerCertificates, UserInfo};
 
 use super::text;
 

@@ -1,5 +1,14 @@
-//! The one HTTP server each binary runs: `/metrics` in Prometheus text format, and the health endpoints
-//! `/healthz`, `/livez` and `/readyz` with upstream's plain-text answers.
+//! The secure port each control-plane component runs: HTTPS with delegated authentication and
+//! authorization, serving `/metrics` in Prometheus text format and the health endpoints `/healthz`, `/livez`
+//! and `/readyz` with upstream's plain-text answers. The TLS, authentication and authorization parts are
+//! shared with the kubelet's server.
+
+pub mod authn;
+pub mod authz;
+pub mod delegating;
+pub mod https;
+pub mod options;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,7 +21,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{Encoder, TextEncoder};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+use delegating::DelegatingAuth;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +41,10 @@ pub enum ServingError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Delegation(#[from] options::DelegationError),
 }
 
 /// Named readiness checks; `/readyz` answers 200 only when every registered check passes.
@@ -79,24 +95,82 @@ impl Server {
         self.addr
     }
 
-    /// Serves until `shutdown` is cancelled.
+    /// Serves plain HTTP without authentication until `shutdown` is cancelled (the kubelet's
+    /// `--healthz-port`, which upstream serves so).
     pub async fn serve(
         self,
         readiness: Readiness,
         shutdown: CancellationToken,
     ) -> Result<(), ServingError> {
-        let router = Router::new()
-            .route("/metrics", get(metrics))
-            .route("/healthz", get(alive))
-            .route("/livez", get(alive))
-            .route("/readyz", get(ready))
-            .with_state(readiness);
         let addr = self.addr;
-        axum::serve(self.listener, router)
+        axum::serve(self.listener, routes(readiness))
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .map_err(|source| ServingError::Serve { addr, source })
     }
+
+    /// Serves HTTPS with `tls` until `shutdown` is cancelled, every route behind `auth` (the control-plane
+    /// components' `--secure-port`).
+    pub async fn serve_https(
+        self,
+        readiness: Readiness,
+        tls: Arc<rustls::ServerConfig>,
+        auth: Arc<DelegatingAuth>,
+        shutdown: CancellationToken,
+    ) {
+        let router = routes(readiness).layer(axum::middleware::from_fn_with_state(
+            auth,
+            delegating::filter,
+        ));
+        https::serve(
+            self.listener,
+            TlsAcceptor::from(tls),
+            router,
+            shutdown,
+            "secure serving",
+        )
+        .await;
+    }
+}
+
+fn routes(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(alive))
+        .route("/livez", get(alive))
+        .route("/readyz", get(ready))
+        .with_state(readiness)
+}
+
+/// The secure port's certificate: the given files, else upstream's MaybeDefaultWithSelfSignedCerts for
+/// "localhost" and 127.0.0.1 plus the bind address (or the name localhost when binding every address),
+/// written as `<pair_name>.crt|key` under `--cert-dir` when it is set.
+pub fn serving_certificate(
+    flags: &crate::flags::ServingFlags,
+    pair_name: &str,
+) -> Result<tls::ServingCertificate, tls::TlsError> {
+    if let (Some(cert), Some(key)) = (&flags.tls_cert_file, &flags.tls_private_key_file) {
+        return tls::ServingCertificate::load(cert, key);
+    }
+    let mut alternate_dns = Vec::new();
+    let mut alternate_ips = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+    if flags.bind_address.is_unspecified() {
+        alternate_dns.push("localhost".to_string());
+    } else {
+        alternate_ips.push(flags.bind_address);
+    }
+    let files = flags.cert_dir.as_ref().map(|dir| {
+        (
+            dir.join(format!("{pair_name}.crt")),
+            dir.join(format!("{pair_name}.key")),
+        )
+    });
+    tls::ServingCertificate::self_signed_with_ca(
+        "localhost",
+        &alternate_dns,
+        &alternate_ips,
+        files.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+    )
 }
 
 /// `/metrics`: the default registry in Prometheus text format (also the kubelet server's `/metrics`).

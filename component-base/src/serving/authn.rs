@@ -1,5 +1,6 @@
-//! Who is asking: an x509 client certificate verified against `--client-ca-file`, else a bearer token
-//! reviewed by the apiserver (TokenReview, cached), else anonymous when `--anonymous-auth` allows it.
+//! Who is asking (upstream's DelegatingAuthenticatorConfig): an x509 client certificate verified against the
+//! client CA, else a bearer token reviewed by the apiserver (TokenReview, cached), else anonymous when
+//! allowed. As upstream's union fails on error, a token the apiserver rejects is not treated as anonymous.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -41,9 +42,8 @@ impl PeerCertificates {
 
 /// Upstream's union of request authenticators, in its order.
 pub struct Authenticator {
-    client: Client,
     anonymous: bool,
-    webhook: Option<Duration>,
+    webhook: Option<(Client, Duration)>,
     tokens: Mutex<HashMap<String, (Instant, Option<UserInfo>)>>,
 }
 
@@ -51,17 +51,17 @@ pub struct Authenticator {
 const AUTHENTICATED: &str = "system:authenticated";
 
 impl Authenticator {
-    /// Certificates are checked by TLS; `webhook` is the TokenReview cache TTL, `None` without the webhook.
-    pub fn new(client: Client, anonymous: bool, webhook: Option<Duration>) -> Self {
+    /// Certificates are checked by TLS; `webhook` is the client for TokenReviews and their cache TTL,
+    /// `None` without the webhook.
+    pub fn new(anonymous: bool, webhook: Option<(Client, Duration)>) -> Self {
         Self {
-            client,
             anonymous,
             webhook,
             tokens: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The request's user, `Ok(None)` when nothing authenticates it.
+    /// The request's user, `Ok(None)` when nothing authenticates it or the apiserver rejects its token.
     pub async fn authenticate(
         &self,
         certificates: Option<&PeerCertificates>,
@@ -73,10 +73,8 @@ impl Authenticator {
         {
             return Ok(Some(user));
         }
-        if let (Some(ttl), Some(token)) = (self.webhook, bearer_token(headers))
-            && let Some(user) = self.review(token, ttl).await?
-        {
-            return Ok(Some(user));
+        if let (Some((client, ttl)), Some(token)) = (&self.webhook, bearer_token(headers)) {
+            return self.review(client, token, *ttl).await;
         }
         Ok(self.anonymous.then(|| UserInfo {
             name: "system:anonymous".to_string(),
@@ -86,7 +84,12 @@ impl Authenticator {
         }))
     }
 
-    async fn review(&self, token: &str, ttl: Duration) -> Result<Option<UserInfo>, kube::Error> {
+    async fn review(
+        &self,
+        client: &Client,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<Option<UserInfo>, kube::Error> {
         if let Some((at, user)) = self.lock().get(token)
             && at.elapsed() < ttl
         {
@@ -99,7 +102,7 @@ impl Authenticator {
             },
             ..Default::default()
         };
-        let reviewed = Api::<TokenReview>::all(self.client.clone())
+        let reviewed = Api::<TokenReview>::all(client.clone())
             .create(&PostParams::default(), &review)
             .await?;
         let user = reviewed

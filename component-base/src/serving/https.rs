@@ -1,0 +1,71 @@
+//! The HTTPS accept loop shared by the kubelet's server and the secure port: TLS handshake, the verified
+//! client certificate handed to the router as a request extension, HTTP/1.1 with upgrades.
+
+use axum::Router;
+use axum::extract::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::authn::PeerCertificates;
+
+/// Upstream's MaxHeaderBytes (1 MiB).
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// Serves `router` on `listener` until `stop`; `server` names it in logs.
+pub async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    stop: CancellationToken,
+    server: &'static str,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "{server}: accept failed");
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(stream).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "{server}: TLS handshake failed");
+                    return;
+                }
+            };
+            let client = PeerCertificates::of(&stream);
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(client.clone());
+                    router
+                        .clone()
+                        .oneshot(Request::from(request.map(axum::body::Body::new)))
+                },
+            );
+            let connection = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(MAX_HEADER_BYTES)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "{server}: connection ended");
+                    }
+                }
+                () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+}
