@@ -4,6 +4,7 @@ pub mod controllers;
 pub mod kubectl;
 pub mod kubelet;
 pub mod scheduling;
+pub mod secure_serving;
 pub mod up;
 
 use std::path::PathBuf;

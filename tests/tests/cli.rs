@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::shared_control_plane;
+use ferrokube_tests::secure_serving::{Credentials, client, get, wait_until_serving};
 use ferrokube_tests::{binary, wait_with_limit};
 
 const COMPONENTS: [&str; 3] = [
@@ -236,9 +237,10 @@ fn a_missing_upstream_binary_names_the_build_command() {
     let _ = std::fs::remove_dir_all(home);
 }
 
-#[test]
-fn a_component_with_valid_credentials_serves_health_and_metrics_until_sigterm() {
+#[tokio::test]
+async fn a_component_with_valid_credentials_serves_health_and_metrics_over_https_until_sigterm() {
     let kubeconfig = scheduler_kubeconfig_flag();
+    let delegation = kubeconfig.replace("--kubeconfig=", "");
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -249,40 +251,27 @@ fn a_component_with_valid_credentials_serves_health_and_metrics_until_sigterm() 
             &kubeconfig,
             "--bind-address=127.0.0.1",
             &format!("--secure-port={port}"),
+            &format!("--authentication-kubeconfig={delegation}"),
+            &format!("--authorization-kubeconfig={delegation}"),
             "--leader-elect=false",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let get = |path: &str| -> Option<String> {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        Some(response)
-    };
-    let mut healthz = None;
-    for _ in 0..100 {
-        healthz = get("/healthz");
-        if healthz.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let healthz = healthz.expect("the scheduler never served /healthz");
-    assert!(
-        healthz.starts_with("HTTP/1.1 200") && healthz.ends_with("ok"),
-        "{healthz}"
+    let anonymous = client(port, None, &Credentials::None).await;
+    wait_until_serving(&anonymous).await;
+    assert_eq!(
+        get(&anonymous, "/healthz").await.unwrap(),
+        (200, String::new(), "ok".to_string())
     );
-    assert!(get("/readyz").unwrap().starts_with("HTTP/1.1 200"));
-    let metrics = get("/metrics").unwrap();
-    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert_eq!(get(&anonymous, "/readyz").await.unwrap().0, 200);
+    let (code, reason, _) = get(&anonymous, "/metrics").await.unwrap();
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"));
+    let admin = client(port, None, &Credentials::Admin).await;
+    let (code, _, metrics) = get(&admin, "/metrics").await.unwrap();
+    assert_eq!(code, 200, "{metrics}");
+    assert!(metrics.contains("# TYPE "), "{metrics:.300}");
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

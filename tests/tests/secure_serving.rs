@@ -1,0 +1,265 @@
+//! The scheduler's and controller-manager's secure port, as upstream's: HTTPS with a self-signed certificate
+//! (written under --cert-dir) or the given one; health endpoints open to anonymous requests; `/metrics` only
+//! for identities the apiserver authorizes (SubjectAccessReview), `system:masters` always; client certificates
+//! checked against the client CA published in kube-system/extension-apiserver-authentication; bearer tokens
+//! by TokenReview, an invalid one 401.
+
+use std::path::Path;
+
+use ferrokube_cluster::Identity;
+use ferrokube_cluster::testing::TestNamespace;
+use ferrokube_tests::ComponentProcess;
+use ferrokube_tests::secure_serving::{
+    Credentials, client, free_port, get, service_account_token, wait_until_serving,
+};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::json;
+
+/// Starts `binary` as `identity` serving on 127.0.0.1:`port`, delegating to the apiserver with its own
+/// kubeconfig (as kubeadm configures both), with `args` added.
+fn start(
+    binary: &'static str,
+    identity: &Identity,
+    name: &str,
+    port: u16,
+    args: &[&str],
+) -> ComponentProcess {
+    let kubeconfig = ferrokube_cluster::testing::shared_control_plane()
+        .kubeconfig(identity)
+        .unwrap()
+        .display()
+        .to_string();
+    let port = format!("--secure-port={port}");
+    let authentication = format!("--authentication-kubeconfig={kubeconfig}");
+    let authorization = format!("--authorization-kubeconfig={kubeconfig}");
+    let mut all = vec![
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        port.as_str(),
+        authentication.as_str(),
+        authorization.as_str(),
+    ];
+    all.extend_from_slice(args);
+    ComponentProcess::spawn(binary, identity, name, &all)
+}
+
+/// Every answer the secure port of the component on `port` owes to each kind of client. `own` is the
+/// component's identity, `cert_file` the certificate it serves (certificate then CA).
+async fn assert_delegated_serving(port: u16, own: &Identity, cert_file: &Path, namespace: &str) {
+    let anonymous = client(port, Some(cert_file), &Credentials::None).await;
+    wait_until_serving(&anonymous).await;
+    for path in ["/healthz", "/livez"] {
+        assert_eq!(
+            get(&anonymous, path).await.unwrap(),
+            (200, String::new(), "ok".to_string()),
+            "{path}"
+        );
+    }
+    let (code, reason, message) = get(&anonymous, "/metrics").await.unwrap();
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"), "{message}");
+    assert_eq!(
+        message,
+        "forbidden: User \"system:anonymous\" cannot get path \"/metrics\""
+    );
+
+    // The component's own certificate authenticates it (client CA from the ConfigMap), but its role has
+    // no `get /metrics` (upstream's bootstrap policy).
+    let itself = client(
+        port,
+        Some(cert_file),
+        &Credentials::Certificate(own.clone()),
+    )
+    .await;
+    let (code, _, message) = get(&itself, "/metrics").await.unwrap();
+    assert_eq!(code, 403, "{message}");
+    assert_eq!(
+        message,
+        format!(
+            "forbidden: User {:?} cannot get path \"/metrics\"",
+            own.user
+        )
+    );
+
+    let admin = client(port, Some(cert_file), &Credentials::Admin).await;
+    let (code, _, body) = get(&admin, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("# TYPE rest_client_requests_total"),
+        "{body:.300}"
+    );
+
+    let invalid = client(
+        port,
+        Some(cert_file),
+        &Credentials::Token("not-a-token".into()),
+    )
+    .await;
+    let (code, reason, message) = get(&invalid, "/healthz").await.unwrap();
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (401, "Unauthorized", "Unauthorized")
+    );
+
+    // A ServiceAccount's token: forbidden until bound to system:monitoring, which grants `get /metrics`.
+    let admin_api = ferrokube_tests::scheduling::admin().await;
+    let token = service_account_token(&admin_api, namespace, "scraper").await;
+    let scraper = client(port, Some(cert_file), &Credentials::Token(token)).await;
+    let (code, _, message) = get(&scraper, "/metrics").await.unwrap();
+    assert_eq!(code, 403, "{message}");
+    assert_eq!(
+        message,
+        format!(
+            "forbidden: User \"system:serviceaccount:{namespace}:scraper\" cannot get path \"/metrics\""
+        )
+    );
+    let bindings: Api<ClusterRoleBinding> = Api::all(admin_api.clone());
+    let binding_name = format!("{namespace}-monitoring");
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": binding_name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "system:monitoring"},
+                "subjects": [{"kind": "ServiceAccount", "name": "scraper", "namespace": namespace}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    // The denial above is cached for --authorization-webhook-cache-unauthorized-ttl (1 s here).
+    let (code, _, body) = ferrokube_tests::scheduling::eventually(
+        std::time::Duration::from_secs(30),
+        "the scraper's /metrics allowed",
+        || async {
+            let answer = get(&scraper, "/metrics").await.unwrap();
+            (answer.0 == 200).then_some(answer)
+        },
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(body.contains("# TYPE "), "{body:.300}");
+    bindings
+        .delete(&binding_name, &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_scheduler_serves_https_with_delegated_authentication_and_authorization() {
+    let namespace = TestNamespace::new("secure-scheduler").await;
+    let cert_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cert_dir_flag = format!("--cert-dir={}", cert_dir.path().display());
+    let _scheduler = start(
+        "ferrokube-scheduler",
+        &Identity::scheduler(),
+        "secure-scheduler",
+        port,
+        &[
+            &cert_dir_flag,
+            "--authorization-webhook-cache-unauthorized-ttl=1s",
+        ],
+    );
+    // Without --tls-cert-file the self-signed pair is written as kube-scheduler.crt|key under --cert-dir,
+    // and what is served verifies against its CA for 127.0.0.1.
+    let cert_file = cert_dir.path().join("kube-scheduler.crt");
+    let anonymous = client(port, None, &Credentials::None).await;
+    wait_until_serving(&anonymous).await;
+    assert!(cert_dir.path().join("kube-scheduler.key").is_file());
+    assert_delegated_serving(port, &Identity::scheduler(), &cert_file, &namespace.name).await;
+    namespace.delete().await;
+}
+
+#[tokio::test]
+async fn the_controller_manager_serves_https_with_delegated_authentication_and_authorization() {
+    let namespace = TestNamespace::new("secure-kcm").await;
+    let cert_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cert_dir_flag = format!("--cert-dir={}", cert_dir.path().display());
+    let _manager = start(
+        "ferrokube-controller-manager",
+        &Identity::controller_manager(),
+        "secure-kcm",
+        port,
+        &[
+            "--controllers=serviceaccount",
+            &cert_dir_flag,
+            "--authorization-webhook-cache-unauthorized-ttl=1s",
+        ],
+    );
+    let cert_file = cert_dir.path().join("kube-controller-manager.crt");
+    let anonymous = client(port, None, &Credentials::None).await;
+    wait_until_serving(&anonymous).await;
+    assert_delegated_serving(
+        port,
+        &Identity::controller_manager(),
+        &cert_file,
+        &namespace.name,
+    )
+    .await;
+    namespace.delete().await;
+}
+
+#[tokio::test]
+async fn the_given_certificate_is_served_and_no_authorization_kubeconfig_forbids_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("given.crt"), dir.path().join("given.key"));
+    component_base::serving::tls::ServingCertificate::self_signed_with_ca(
+        "given.example",
+        &[],
+        &["127.0.0.1".parse().unwrap()],
+        Some((&cert, &key)),
+    )
+    .unwrap();
+    let port = free_port();
+    let (cert_flag, key_flag) = (
+        format!("--tls-cert-file={}", cert.display()),
+        format!("--tls-private-key-file={}", key.display()),
+    );
+    let kubeconfig = ferrokube_cluster::testing::shared_control_plane()
+        .kubeconfig(&Identity::scheduler())
+        .unwrap()
+        .display()
+        .to_string();
+    let _scheduler = ComponentProcess::spawn(
+        "ferrokube-scheduler",
+        &Identity::scheduler(),
+        "given-cert-scheduler",
+        &[
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            &format!("--secure-port={port}"),
+            &cert_flag,
+            &key_flag,
+            // Authentication only: without an authorization kubeconfig (nor in-cluster credentials) only
+            // the always-allowed paths and system:masters pass.
+            &format!("--authentication-kubeconfig={kubeconfig}"),
+        ],
+    );
+    let anonymous = client(port, Some(&cert), &Credentials::None).await;
+    wait_until_serving(&anonymous).await;
+    let (code, _, message) = get(&anonymous, "/metrics").await.unwrap();
+    assert_eq!(code, 403, "{message}");
+    let itself = client(
+        port,
+        Some(&cert),
+        &Credentials::Certificate(Identity::scheduler()),
+    )
+    .await;
+    let (code, _, message) = get(&itself, "/metrics").await.unwrap();
+    assert_eq!(code, 403, "{message}");
+    let admin = client(port, Some(&cert), &Credentials::Admin).await;
+    assert_eq!(get(&admin, "/metrics").await.unwrap().0, 200);
+
+    // A client trusting another CA (the cluster's) refuses the served certificate.
+    let ca = ferrokube_cluster::testing::shared_control_plane()
+        .pki()
+        .ca_cert
+        .clone();
+    let distrusting = client(port, Some(&ca), &Credentials::None).await;
+    let refused = get(&distrusting, "/healthz").await;
+    assert!(refused.is_err(), "{refused:?}");
+}
