@@ -27,10 +27,23 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, Error> {
     }
 }
 
-/// ferrokube-scheduler's flags: leader election on (the default), serving on the control plane's address.
+/// Delegated authentication and authorization with the component's own kubeconfig, as kubeadm configures
+/// the secure port of both components.
+fn delegation_args(kubeconfig: &Path) -> [String; 2] {
+    [
+        format!("--authentication-kubeconfig={}", kubeconfig.display()),
+        format!("--authorization-kubeconfig={}", kubeconfig.display()),
+    ]
+}
+
+/// ferrokube-scheduler's flags: leader election on (the default), serving HTTPS on the control plane's
+/// address with delegated authentication and authorization.
 pub fn scheduler_args(kubeconfig: &Path) -> Vec<String> {
+    let [authentication, authorization] = delegation_args(kubeconfig);
     vec![
         format!("--kubeconfig={}", kubeconfig.display()),
+        authentication,
+        authorization,
         format!("--bind-address={CONTROL_PLANE_IP}"),
         format!("--secure-port={SCHEDULER_PORT}"),
         "--leader-elect=true".into(),
@@ -39,10 +52,13 @@ pub fn scheduler_args(kubeconfig: &Path) -> Vec<String> {
 }
 
 /// ferrokube-controller-manager's flags, as kubeadm's: each controller with its own ServiceAccount's
-/// credentials, and the cluster CA published to every namespace.
+/// credentials, the cluster CA published to every namespace, and the secure port as the scheduler's.
 pub fn controller_manager_args(kubeconfig: &Path, ca: &Path) -> Vec<String> {
+    let [authentication, authorization] = delegation_args(kubeconfig);
     vec![
         format!("--kubeconfig={}", kubeconfig.display()),
+        authentication,
+        authorization,
         format!("--bind-address={CONTROL_PLANE_IP}"),
         format!("--secure-port={CONTROLLER_MANAGER_PORT}"),
         "--leader-elect=true".into(),
@@ -151,5 +167,21 @@ mod tests {
         assert!(args.contains(&"--root-ca-file=/p/ca.crt".to_string()));
         assert!(args.contains(&"--leader-elect=true".to_string()));
         assert!(scheduler_args(Path::new("/k")).contains(&"--leader-elect=true".to_string()));
+    }
+
+    #[test]
+    fn both_components_delegate_authentication_and_authorization_with_their_own_kubeconfig() {
+        for args in [
+            scheduler_args(Path::new("/k/scheduler.conf")),
+            controller_manager_args(Path::new("/k/controller-manager.conf"), Path::new("/ca")),
+        ] {
+            let kubeconfig = args[0].strip_prefix("--kubeconfig=").unwrap();
+            for flag in ["--authentication-kubeconfig", "--authorization-kubeconfig"] {
+                assert!(
+                    args.contains(&format!("{flag}={kubeconfig}")),
+                    "{flag} missing from {args:?}"
+                );
+            }
+        }
     }
 }

@@ -18,7 +18,9 @@ use super::{create, disruptive, namespace, wait_running};
 
 /// The objects the Helm chart needs for both components, in namespace `ns`: ServiceAccounts bound to
 /// upstream's bootstrap roles, the scheduler's configuration (one profile named `scheduler_name`, in-cluster
-/// client), a Role for the controller-manager's own lease, and the two pods, each probed on /healthz.
+/// client), a Role for the controller-manager's own lease, the reader of the client CA in
+/// kube-system/extension-apiserver-authentication (the controller-manager, unlike the scheduler, does not
+/// start without it, as upstream), and the two pods, each probed on /healthz over HTTPS as kubeadm's are.
 fn manifest(ns: &str, scheduler_name: &str) -> String {
     let scheduler_image = component_images::image("ferrokube-scheduler");
     let kcm_image = component_images::image("ferrokube-controller-manager");
@@ -61,6 +63,14 @@ metadata: {{name: leases, namespace: {ns}}}
 roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: leases}}
 subjects: [{{kind: ServiceAccount, name: controller-manager, namespace: {ns}}}]
 ---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {ns}-authentication-reader, namespace: kube-system}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}}
+subjects:
+- {{kind: ServiceAccount, name: scheduler, namespace: {ns}}}
+- {{kind: ServiceAccount, name: controller-manager, namespace: {ns}}}
+---
 apiVersion: v1
 kind: ConfigMap
 metadata: {{name: scheduler-config, namespace: {ns}}}
@@ -81,7 +91,7 @@ spec:
     image: {scheduler_image}
     command: [/ferrokube-scheduler, --config=/etc/scheduler/config.yaml, -v=2]
     readinessProbe:
-      httpGet: {{path: /healthz, port: 10259}}
+      httpGet: {{path: /healthz, port: 10259, scheme: HTTPS}}
       periodSeconds: 1
     volumeMounts: [{{name: config, mountPath: /etc/scheduler}}]
   volumes: [{{name: config, configMap: {{name: scheduler-config}}}}]
@@ -101,7 +111,7 @@ spec:
     - --leader-elect-resource-name=controller-manager
     - -v=2
     readinessProbe:
-      httpGet: {{path: /healthz, port: 10257}}
+      httpGet: {{path: /healthz, port: 10257, scheme: HTTPS}}
       periodSeconds: 1
 "#
     )
@@ -198,6 +208,17 @@ async fn the_components_images_run_as_pods_with_in_cluster_credentials() {
         )
         .await;
     }
+    kubectl_ok_with(
+        &kubeconfig,
+        &[
+            "delete",
+            "rolebinding",
+            "-n",
+            "kube-system",
+            &format!("{ns}-authentication-reader"),
+        ],
+    )
+    .await;
     pods.delete_collection(
         &DeleteParams::default().grace_period(0),
         &ListParams::default(),
