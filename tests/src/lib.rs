@@ -3,6 +3,7 @@
 pub mod controllers;
 pub mod kubectl;
 pub mod kubelet;
+pub mod runtime;
 pub mod scheduling;
 pub mod secure_serving;
 pub mod up;

@@ -3,73 +3,29 @@
 //! with its size.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use ferrokube_cluster::Containerd;
-use ferrokube_cluster::images::{self};
 use ferrokube_kubelet::runtime::spec::{self, ContainerSpec, NamespaceMode};
-use ferrokube_kubelet::runtime::{Attachment, ImageConfig, Runtime, Stdio};
+use ferrokube_kubelet::runtime::{Attachment, Stdio};
+use ferrokube_tests::runtime::{RuntimeFixture, unique};
 use tokio::sync::broadcast::error::RecvError;
 
-/// A containerd of the test's own with busybox imported; fields drop in order, the directory last.
-struct Fixture {
-    runtime: Runtime,
-    image: ImageConfig,
-    _containerd: Containerd,
-    dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::Builder::new()
-        .prefix("ferrokube-attach-")
-        .tempdir()
-        .unwrap();
-    let containerd = Containerd::start(dir.path()).unwrap();
-    images::import_busybox(containerd.socket()).unwrap();
-    let runtime = Runtime::connect(containerd.socket())
+/// Creates and starts container `id` running `args` with `stdio`.
+async fn run(f: &RuntimeFixture, id: &str, args: &[&str], stdio: Stdio) {
+    let spec = spec::build(&ContainerSpec {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        terminal: stdio.tty,
+        env: f.image.env.clone(),
+        hostname: Some(id.to_string()),
+        network: NamespaceMode::Private,
+        no_new_privileges: true,
+        ..ContainerSpec::default()
+    });
+    f.runtime
+        .create_container(id, &f.image, &spec, HashMap::new())
         .await
-        .unwrap()
-        .with_fifo_dir(&dir.path().join("fifo"));
-    let image = runtime.image("busybox").await.unwrap().unwrap();
-    Fixture {
-        runtime,
-        image,
-        _containerd: containerd,
-        dir,
-    }
-}
-
-impl Fixture {
-    fn log(&self, id: &str) -> PathBuf {
-        self.dir.path().join("logs").join(id).join("0.log")
-    }
-
-    /// Creates and starts container `id` running `args` with `stdio`.
-    async fn run(&self, id: &str, args: &[&str], stdio: Stdio) {
-        let spec = spec::build(&ContainerSpec {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            terminal: stdio.tty,
-            env: self.image.env.clone(),
-            hostname: Some(id.to_string()),
-            network: NamespaceMode::Private,
-            no_new_privileges: true,
-            ..ContainerSpec::default()
-        });
-        self.runtime
-            .create_container(id, &self.image, &spec, HashMap::new())
-            .await
-            .unwrap();
-        self.runtime.start(id, &self.log(id), stdio).await.unwrap();
-    }
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{name}-{}-{}", std::process::id(), nanos % 100_000)
+        .unwrap();
+    f.runtime.start(id, &f.log(id), stdio).await.unwrap();
 }
 
 /// Reads the attachment's stdout until it holds `wanted`, failing after 20 s.
@@ -92,9 +48,10 @@ async fn read_until(attachment: &mut Attachment, wanted: &str) -> String {
 
 #[tokio::test]
 async fn an_attacher_sees_live_output_writes_stdin_and_closing_stdin_ends_cat() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-attach-").await;
     let id = unique("cat");
-    f.run(
+    run(
+        &f,
         &id,
         &["cat"],
         Stdio {
@@ -128,9 +85,10 @@ async fn an_attacher_sees_live_output_writes_stdin_and_closing_stdin_ends_cat() 
 
 #[tokio::test]
 async fn a_container_without_stdin_offers_none_and_its_output_is_live() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-attach-").await;
     let id = unique("ticker");
-    f.run(
+    run(
+        &f,
         &id,
         &[
             "sh",
@@ -151,9 +109,10 @@ async fn a_container_without_stdin_offers_none_and_its_output_is_live() {
 
 #[tokio::test]
 async fn a_terminal_container_is_resized_and_echoes_through_its_terminal() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-attach-").await;
     let id = unique("tty");
-    f.run(
+    run(
+        &f,
         &id,
         &["sh"],
         Stdio {

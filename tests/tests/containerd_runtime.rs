@@ -7,92 +7,42 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ferrokube_cluster::Containerd;
-use ferrokube_cluster::images::{self, BUSYBOX_IMAGE};
+use ferrokube_cluster::images::BUSYBOX_IMAGE;
 use ferrokube_kubelet::runtime::spec::{self, ContainerSpec, NamespaceMode, Resources};
-use ferrokube_kubelet::runtime::{ImageConfig, Runtime, RuntimeEvent, Stdio, TaskExit, TaskStatus};
+use ferrokube_kubelet::runtime::{Runtime, RuntimeEvent, Stdio, TaskExit, TaskStatus};
+use ferrokube_tests::runtime::{RuntimeFixture, unique};
 use futures::StreamExt;
 
-/// A containerd of the test's own with busybox imported; fields drop in order, the directory last.
-struct Fixture {
-    runtime: Runtime,
-    image: ImageConfig,
-    containerd: Containerd,
-    dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::Builder::new()
-        .prefix("ferrokube-containerd-")
-        .tempdir()
+/// Creates container `id` running `args` with `network`, labelled with its test.
+async fn create(f: &RuntimeFixture, id: &str, args: &[&str], network: NamespaceMode) {
+    let spec = spec::build(&ContainerSpec {
+        args: spec::resolve_args(
+            &f.image.entrypoint,
+            &f.image.cmd,
+            &[],
+            &args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        ),
+        env: f.image.env.clone(),
+        hostname: Some(id.to_string()),
+        network,
+        cgroups_path: Some(cgroup(id)),
+        resources: Resources {
+            cpu_shares: Some(256),
+            memory_limit: Some(64 << 20),
+            ..Resources::default()
+        },
+        no_new_privileges: true,
+        ..ContainerSpec::default()
+    });
+    let labels = HashMap::from([("ferrokube.test/container".to_string(), id.to_string())]);
+    f.runtime
+        .create_container(id, &f.image, &spec, labels)
+        .await
         .unwrap();
-    let containerd = Containerd::start(dir.path()).unwrap();
-    images::import_busybox(containerd.socket()).unwrap();
-    let runtime = Runtime::connect(containerd.socket())
-        .await
-        .unwrap()
-        .with_fifo_dir(&dir.path().join("fifo"));
-    let image = runtime
-        .image("busybox")
-        .await
-        .unwrap()
-        .expect("busybox is in the store after the import");
-    Fixture {
-        runtime,
-        image,
-        containerd,
-        dir,
-    }
-}
-
-impl Fixture {
-    fn log(&self, id: &str) -> PathBuf {
-        self.dir.path().join("logs").join(id).join("0.log")
-    }
-
-    /// Creates container `id` running `args` with `network`, labelled with its test.
-    async fn create(&self, id: &str, args: &[&str], network: NamespaceMode) {
-        let spec = spec::build(&ContainerSpec {
-            args: spec::resolve_args(
-                &self.image.entrypoint,
-                &self.image.cmd,
-                &[],
-                &args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            ),
-            env: self.image.env.clone(),
-            hostname: Some(id.to_string()),
-            network,
-            cgroups_path: Some(cgroup(id)),
-            resources: Resources {
-                cpu_shares: Some(256),
-                memory_limit: Some(64 << 20),
-                ..Resources::default()
-            },
-            no_new_privileges: true,
-            ..ContainerSpec::default()
-        });
-        let labels = HashMap::from([("ferrokube.test/container".to_string(), id.to_string())]);
-        self.runtime
-            .create_container(id, &self.image, &spec, labels)
-            .await
-            .unwrap();
-    }
 }
 
 fn cgroup(id: &str) -> String {
     format!("/ferrokube-test-{id}")
-}
-
-fn unique(name: &str) -> String {
-    format!("{name}-{}-{}", std::process::id(), rand_suffix())
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        % 100_000
 }
 
 /// The next exit of `id`'s init process on `events`.
@@ -126,7 +76,7 @@ fn snapshots(socket: &Path) -> String {
 
 #[tokio::test]
 async fn version_and_images() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-containerd-").await;
     let version = f.runtime.version().await.unwrap();
     assert!(version.starts_with("1.6"), "{version}");
     assert_eq!(f.image.name, BUSYBOX_IMAGE);
@@ -151,10 +101,11 @@ async fn version_and_images() {
 
 #[tokio::test]
 async fn exit_code_arrives_as_an_event_and_output_is_logged_in_cri_format() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-containerd-").await;
     let mut events = Box::pin(f.runtime.events().await.unwrap());
     let id = unique("exit3");
-    f.create(
+    create(
+        &f,
         &id,
         &["sh", "-c", "echo out; echo err >&2; exit 3"],
         NamespaceMode::Private,
@@ -202,10 +153,11 @@ async fn exit_code_arrives_as_an_event_and_output_is_logged_in_cri_format() {
 
 #[tokio::test]
 async fn sigterm_and_sigkill_end_containers_with_signal_exit_codes() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-containerd-").await;
     // A shell that handles SIGTERM ends with 143 (128 + 15).
     let trapping = unique("trap");
-    f.create(
+    create(
+        &f,
         &trapping,
         &["sh", "-c", "trap 'exit 143' TERM; sleep 1000 & wait"],
         NamespaceMode::Private,
@@ -218,8 +170,7 @@ async fn sigterm_and_sigkill_end_containers_with_signal_exit_codes() {
     // `sleep 1000` as the container's PID 1: the kernel drops signals PID 1 has no handler for, so SIGTERM
     // leaves it running (why the kubelet follows with SIGKILL after the grace period); SIGKILL gives 137.
     let sleeper = unique("sleep");
-    f.create(&sleeper, &["sleep", "1000"], NamespaceMode::Private)
-        .await;
+    create(&f, &sleeper, &["sleep", "1000"], NamespaceMode::Private).await;
     let pid = f
         .runtime
         .start(&sleeper, &f.log(&sleeper), Stdio::default())
@@ -264,10 +215,9 @@ async fn sigterm_and_sigkill_end_containers_with_signal_exit_codes() {
 
 #[tokio::test]
 async fn delete_removes_task_container_snapshot_fifos_mounts_and_cgroup() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-containerd-").await;
     let id = unique("gone");
-    f.create(&id, &["sleep", "1000"], NamespaceMode::Private)
-        .await;
+    create(&f, &id, &["sleep", "1000"], NamespaceMode::Private).await;
     f.runtime
         .start(&id, &f.log(&id), Stdio::default())
         .await
@@ -302,9 +252,10 @@ async fn delete_removes_task_container_snapshot_fifos_mounts_and_cgroup() {
 
 #[tokio::test]
 async fn exec_runs_in_the_container_and_times_out() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-containerd-").await;
     let id = unique("exec");
-    f.create(
+    create(
+        &f,
         &id,
         &["sh", "-c", "echo inside > /tmp/mark; exec sleep 1000"],
         NamespaceMode::Private,
@@ -372,8 +323,8 @@ async fn exec_runs_in_the_container_and_times_out() {
 
 #[tokio::test]
 async fn a_container_joins_an_existing_network_namespace() {
-    let f = fixture().await;
-    let netns = format!("ferrokube-test-{}-{}", std::process::id(), rand_suffix());
+    let f = RuntimeFixture::start("ferrokube-containerd-").await;
+    let netns = unique("ferrokube-test");
     assert!(
         Command::new("ip")
             .args(["netns", "add", &netns])
@@ -382,7 +333,8 @@ async fn a_container_joins_an_existing_network_namespace() {
             .success()
     );
     let id = unique("netns");
-    f.create(
+    create(
+        &f,
         &id,
         &["cat", "/proc/net/dev"],
         NamespaceMode::Join(PathBuf::from(format!("/var/run/netns/{netns}"))),
@@ -409,10 +361,11 @@ async fn a_container_joins_an_existing_network_namespace() {
 
 #[tokio::test]
 async fn a_new_runtime_reopens_the_logs_of_a_running_container() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-containerd-").await;
     let id = unique("reopen");
     // Prints a line whenever /tmp/go appears, so the test decides when output happens.
-    f.create(
+    create(
+        &f,
         &id,
         &[
             "sh",
@@ -479,10 +432,11 @@ async fn a_new_runtime_reopens_the_logs_of_a_running_container() {
 
 #[tokio::test]
 async fn long_lines_are_logged_as_partial_lines() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-containerd-").await;
     let id = unique("long");
     // 40000 characters and no newline inside: three log lines (16384 P, 16384 P, 7232 F).
-    f.create(
+    create(
+        &f,
         &id,
         &["sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; echo"],
         NamespaceMode::Private,
@@ -510,10 +464,9 @@ async fn long_lines_are_logged_as_partial_lines() {
 
 #[tokio::test]
 async fn dropping_the_harness_containerd_leaves_no_container_or_mount_behind() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-containerd-").await;
     let id = unique("orphan");
-    f.create(&id, &["sleep", "1000"], NamespaceMode::Private)
-        .await;
+    create(&f, &id, &["sleep", "1000"], NamespaceMode::Private).await;
     let pid = f
         .runtime
         .start(&id, &f.log(&id), Stdio::default())
@@ -544,9 +497,10 @@ fn output(log: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn the_busybox_image_has_its_applets_users_and_the_pods_hostname() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-containerd-").await;
     let id = unique("applets");
-    f.create(
+    create(
+        &f,
         &id,
         &[
             "sh",
@@ -580,7 +534,7 @@ async fn the_busybox_image_has_its_applets_users_and_the_pods_hostname() {
 
 #[tokio::test]
 async fn a_non_root_container_with_a_read_only_root_and_no_capabilities() {
-    let f = fixture().await;
+    let f = RuntimeFixture::start("ferrokube-containerd-").await;
     let id = unique("locked");
     let spec = spec::build(&ContainerSpec {
         args: ["sh", "-c", "id -u; id -G; touch /x 2>/dev/null && echo writable || echo read-only; grep CapEff /proc/self/status"]
