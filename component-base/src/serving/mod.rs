@@ -237,6 +237,69 @@ mod tests {
         );
     }
 
+    fn serving_flags(bind: &str, cert_dir: Option<&std::path::Path>) -> crate::flags::ServingFlags {
+        crate::flags::ServingFlags {
+            bind_address: bind.parse().unwrap(),
+            secure_port: None,
+            cert_dir: cert_dir.map(std::path::Path::to_path_buf),
+            tls_cert_file: None,
+            tls_private_key_file: None,
+        }
+    }
+
+    fn subject_alt_names(certificate: &tls::ServingCertificate) -> Vec<String> {
+        use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+        let (_, leaf) = X509Certificate::from_der(certificate.chain()[0].as_ref()).unwrap();
+        leaf.subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|name| match name {
+                GeneralName::DNSName(dns) => dns.to_string(),
+                GeneralName::IPAddress(ip) => format!("{ip:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_self_signed_certificate_names_the_bind_address_or_localhost() {
+        let specific =
+            serving_certificate(&serving_flags("10.1.2.3", None), "kube-scheduler").unwrap();
+        assert_eq!(
+            subject_alt_names(&specific),
+            ["[127, 0, 0, 1]", "[10, 1, 2, 3]", "localhost"]
+        );
+        // certutil appends the alternate "localhost" after the host "localhost" without removing the repeat.
+        let any = serving_certificate(&serving_flags("0.0.0.0", None), "kube-scheduler").unwrap();
+        assert_eq!(
+            subject_alt_names(&any),
+            ["[127, 0, 0, 1]", "localhost", "localhost"]
+        );
+    }
+
+    #[test]
+    fn with_cert_dir_the_pair_is_named_after_the_component_and_given_files_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = serving_certificate(
+            &serving_flags("0.0.0.0", Some(dir.path())),
+            "kube-controller-manager",
+        )
+        .unwrap();
+        let (cert, key) = (
+            dir.path().join("kube-controller-manager.crt"),
+            dir.path().join("kube-controller-manager.key"),
+        );
+        assert!(cert.is_file() && key.is_file());
+        let mut flags = serving_flags("0.0.0.0", None);
+        flags.tls_cert_file = Some(cert);
+        flags.tls_private_key_file = Some(key);
+        let given = serving_certificate(&flags, "ignored").unwrap();
+        assert_eq!(given.chain(), generated.chain());
+    }
+
     #[tokio::test]
     async fn binding_a_port_in_use_names_the_address_and_the_fix() {
         let first = Server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
