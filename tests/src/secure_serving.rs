@@ -61,12 +61,24 @@ impl Credentials {
 /// A client of `https://127.0.0.1:<port>` sending `credentials`, trusting only the CA certificates of the
 /// PEM file `ca` (which must then have signed what is served), or anything without one.
 pub async fn client(port: u16, ca: Option<&Path>, credentials: &Credentials) -> Client {
-    let kubeconfig = Kubeconfig::read_from(shared_control_plane().admin_kubeconfig()).unwrap();
+    client_of(
+        &format!("https://127.0.0.1:{port}"),
+        shared_control_plane().admin_kubeconfig(),
+        ca,
+        credentials.auth_info(),
+    )
+    .await
+}
+
+/// A client of `url` with `kubeconfig`'s settings but `auth` as its user, trusting only the CA
+/// certificates of the PEM file `ca`, or anything without one.
+pub async fn client_of(url: &str, kubeconfig: &Path, ca: Option<&Path>, auth: AuthInfo) -> Client {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig).unwrap();
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .unwrap();
-    config.cluster_url = format!("https://127.0.0.1:{port}").parse().unwrap();
-    config.auth_info = credentials.auth_info();
+    config.cluster_url = url.parse().unwrap();
+    config.auth_info = auth;
     match ca {
         Some(path) => {
             let certificates = component_base::serving::tls::read_certificates(path).unwrap();

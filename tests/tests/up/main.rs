@@ -5,6 +5,7 @@
 //! controller-manager mid-rollout loses nothing, and ferrokube's own images run as pods (`images`).
 
 mod images;
+mod secure_ports;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
