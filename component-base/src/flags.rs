@@ -76,10 +76,10 @@ pub struct ServingFlags {
     /// File containing the default x509 Certificate for HTTPS (CA cert, if any, concatenated after server
     /// cert). Without it and --tls-private-key-file, a self-signed certificate and key are generated for
     /// the public address and saved to the directory specified by --cert-dir (in memory without it).
-    #[arg(long, requires = "tls_private_key_file")]
+    #[arg(long)]
     pub tls_cert_file: Option<PathBuf>,
     /// File containing the default x509 private key matching --tls-cert-file.
-    #[arg(long, requires = "tls_cert_file")]
+    #[arg(long)]
     pub tls_private_key_file: Option<PathBuf>,
 }
 

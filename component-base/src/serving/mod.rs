@@ -149,8 +149,14 @@ pub fn serving_certificate(
     flags: &crate::flags::ServingFlags,
     pair_name: &str,
 ) -> Result<tls::ServingCertificate, tls::TlsError> {
-    if let (Some(cert), Some(key)) = (&flags.tls_cert_file, &flags.tls_private_key_file) {
-        return tls::ServingCertificate::load(cert, key);
+    match (&flags.tls_cert_file, &flags.tls_private_key_file) {
+        (Some(cert), Some(key)) => return tls::ServingCertificate::load(cert, key),
+        (None, None) => {}
+        _ => {
+            return Err(tls::TlsError::Config(
+                "--tls-cert-file and --tls-private-key-file must be given together".to_string(),
+            ));
+        }
     }
     let mut alternate_dns = Vec::new();
     let mut alternate_ips = vec![std::net::IpAddr::from([127, 0, 0, 1])];
@@ -298,6 +304,12 @@ mod tests {
         flags.tls_private_key_file = Some(key);
         let given = serving_certificate(&flags, "ignored").unwrap();
         assert_eq!(given.chain(), generated.chain());
+        flags.tls_private_key_file = None;
+        let error = serving_certificate(&flags, "ignored").err().unwrap();
+        assert!(
+            error.to_string().contains("must be given together"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
