@@ -147,7 +147,7 @@ async fn secure_serving(
     flags: &ControlPlaneFlags,
 ) -> Result<
     (
-        std::sync::Arc<rustls::ServerConfig>,
+        tls::ServerTls,
         std::sync::Arc<crate::serving::delegating::DelegatingAuth>,
     ),
     ServingError,

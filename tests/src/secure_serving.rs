@@ -35,6 +35,8 @@ pub enum Credentials {
     Admin,
     /// `Authorization: Bearer <token>`.
     Token(String),
+    /// The client certificate (chain) and key of these PEM files.
+    CertificateFiles(std::path::PathBuf, std::path::PathBuf),
 }
 
 impl Credentials {
@@ -52,6 +54,11 @@ impl Credentials {
             Self::Admin => of(control_plane.admin_kubeconfig()),
             Self::Token(token) => AuthInfo {
                 token: Some(token.clone().into()),
+                ..Default::default()
+            },
+            Self::CertificateFiles(cert, key) => AuthInfo {
+                client_certificate: Some(cert.display().to_string()),
+                client_key: Some(key.display().to_string()),
                 ..Default::default()
             },
         }

@@ -254,6 +254,31 @@ async fn the_given_certificate_is_served_and_no_authorization_kubeconfig_forbids
     let admin = client(port, Some(&cert), &Credentials::Admin).await;
     assert_eq!(get(&admin, "/metrics").await.unwrap().0, 200);
 
+    // A client certificate the client CA did not sign completes the handshake and is answered 401, as
+    // upstream's x509 authenticator answers it.
+    let (stranger_cert, stranger_key) = (
+        dir.path().join("stranger.crt"),
+        dir.path().join("stranger.key"),
+    );
+    component_base::serving::tls::ServingCertificate::self_signed_with_ca(
+        "stranger",
+        &[],
+        &[],
+        Some((&stranger_cert, &stranger_key)),
+    )
+    .unwrap();
+    let stranger = client(
+        port,
+        Some(&cert),
+        &Credentials::CertificateFiles(stranger_cert, stranger_key),
+    )
+    .await;
+    let (code, reason, message) = get(&stranger, "/healthz").await.unwrap();
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (401, "Unauthorized", "Unauthorized")
+    );
+
     // A client trusting another CA (the cluster's) refuses the served certificate.
     let ca = ferrokube_cluster::testing::shared_control_plane()
         .pki()

@@ -26,18 +26,16 @@ pub struct UserInfo {
     pub extra: BTreeMap<String, Vec<String>>,
 }
 
-/// The client certificate chain of a connection, already verified by the TLS layer against the client CA.
+/// The client certificate chain of a connection, as judged against the client CA.
 #[derive(Debug, Clone, Default)]
-pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
-
-impl PeerCertificates {
-    /// The chain the client presented on `stream`, if any.
-    pub fn of<IO>(stream: &tokio_rustls::server::TlsStream<IO>) -> Self {
-        let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
-        Self(Arc::new(
-            chain.iter().map(|c| c.clone().into_owned()).collect(),
-        ))
-    }
+pub enum PeerCertificates {
+    /// None was presented (or none asked for).
+    #[default]
+    None,
+    /// The client CA signed it.
+    Verified(Arc<Vec<CertificateDer<'static>>>),
+    /// It does not verify, for this reason.
+    Rejected(Arc<str>),
 }
 
 /// Upstream's union of request authenticators, in its order.
@@ -67,14 +65,23 @@ impl Authenticator {
         certificates: Option<&PeerCertificates>,
         headers: &HeaderMap,
     ) -> Result<Option<UserInfo>, kube::Error> {
-        if let Some(user) = certificates
-            .and_then(|c| c.0.first())
-            .and_then(|leaf| user_of_certificate(leaf))
-        {
-            return Ok(Some(user));
+        let mut rejected = None;
+        match certificates {
+            Some(PeerCertificates::Verified(chain)) => {
+                if let Some(user) = chain.first().and_then(|leaf| user_of_certificate(leaf)) {
+                    return Ok(Some(user));
+                }
+            }
+            Some(PeerCertificates::Rejected(reason)) => rejected = Some(reason),
+            Some(PeerCertificates::None) | None => {}
         }
         if let (Some((client, ttl)), Some(token)) = (&self.webhook, bearer_token(headers)) {
             return self.review(client, token, *ttl).await;
+        }
+        // Upstream's union fails on the certificate's error before anonymous is tried.
+        if let Some(reason) = rejected {
+            tracing::debug!(%reason, "client certificate rejected");
+            return Ok(None);
         }
         Ok(self.anonymous.then(|| UserInfo {
             name: "system:anonymous".to_string(),

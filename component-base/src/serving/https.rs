@@ -9,7 +9,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::authn::PeerCertificates;
+use super::tls::ServerTls;
 
 /// Upstream's MaxHeaderBytes (1 MiB).
 const MAX_HEADER_BYTES: usize = 1 << 20;
@@ -17,11 +17,12 @@ const MAX_HEADER_BYTES: usize = 1 << 20;
 /// Serves `router` on `listener` until `stop`; `server` names it in logs.
 pub async fn serve(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: ServerTls,
     router: Router,
     stop: CancellationToken,
     server: &'static str,
 ) {
+    let acceptor = TlsAcceptor::from(tls.config.clone());
     loop {
         let (stream, peer) = tokio::select! {
             () = stop.cancelled() => return,
@@ -36,6 +37,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let router = router.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let stream = match acceptor.accept(stream).await {
                 Ok(stream) => stream,
@@ -44,7 +46,7 @@ pub async fn serve(
                     return;
                 }
             };
-            let client = PeerCertificates::of(&stream);
+            let client = tls.peer_certificates(stream.get_ref().1);
             let service = hyper::service::service_fn(
                 move |mut request: hyper::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(client.clone());

@@ -21,7 +21,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{Encoder, TextEncoder};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use delegating::DelegatingAuth;
@@ -114,7 +113,7 @@ impl Server {
     pub async fn serve_https(
         self,
         readiness: Readiness,
-        tls: Arc<rustls::ServerConfig>,
+        tls: tls::ServerTls,
         auth: Arc<DelegatingAuth>,
         shutdown: CancellationToken,
     ) {
@@ -122,14 +121,7 @@ impl Server {
             auth,
             delegating::filter,
         ));
-        https::serve(
-            self.listener,
-            TlsAcceptor::from(tls),
-            router,
-            shutdown,
-            "secure serving",
-        )
-        .await;
+        https::serve(self.listener, tls, router, shutdown, "secure serving").await;
     }
 }
 

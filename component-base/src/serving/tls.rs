@@ -6,10 +6,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::RootCertStore;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+
+use super::authn::PeerCertificates;
 
 /// Why a server cannot serve TLS.
 #[derive(Debug, thiserror::Error)]
@@ -212,19 +216,96 @@ pub fn parse_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, Tls
         .map_err(|e| TlsError::Config(format!("invalid client CA: {e}")))
 }
 
-/// The server's TLS: HTTP/1.1 only (streaming upgrades need it); client certificates verified against
-/// `client_ca` when it has any, and optional, since tokens and anonymous requests come without.
+/// A server's TLS configuration, and how it judges the client certificates it asks for.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The rustls configuration.
+    pub config: Arc<rustls::ServerConfig>,
+    client_ca: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+impl ServerTls {
+    /// What the client of `connection` presented, judged against the client CA. As upstream's x509
+    /// authenticator (and unlike a verifying TLS layer), a chain the CA did not sign still completes the
+    /// handshake, so that the request is answered 401 rather than the connection reset.
+    pub fn peer_certificates(&self, connection: &rustls::ServerConnection) -> PeerCertificates {
+        let (Some(verifier), Some(chain)) = (&self.client_ca, connection.peer_certificates())
+        else {
+            return PeerCertificates::None;
+        };
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return PeerCertificates::None;
+        };
+        match verifier.verify_client_cert(leaf, intermediates, UnixTime::now()) {
+            Ok(_) => PeerCertificates::Verified(Arc::new(
+                chain.iter().map(|c| c.clone().into_owned()).collect(),
+            )),
+            Err(e) => PeerCertificates::Rejected(e.to_string().into()),
+        }
+    }
+}
+
+/// Asks for a client certificate and checks the client holds its key, leaving the chain's trust to
+/// [`ServerTls::peer_certificates`].
+#[derive(Debug)]
+struct RequestClientCertificate(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for RequestClientCertificate {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0
+            .verify_tls12_signature(message, certificate, signature)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0
+            .verify_tls13_signature(message, certificate, signature)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The server's TLS: HTTP/1.1 only (streaming upgrades need it); client certificates asked for when
+/// `client_ca` has any, and optional, since tokens and anonymous requests come without.
 pub fn server_config(
     certificate: &ServingCertificate,
     client_ca: &[CertificateDer<'static>],
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<ServerTls, TlsError> {
     let config_error = |e: &dyn std::fmt::Display| TlsError::Config(e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| config_error(&e))?;
-    let builder = if client_ca.is_empty() {
-        builder.with_no_client_auth()
+    let verifier: Option<Arc<dyn ClientCertVerifier>> = if client_ca.is_empty() {
+        None
     } else {
         let mut roots = RootCertStore::empty();
         for certificate in client_ca {
@@ -232,17 +313,27 @@ pub fn server_config(
                 .add(certificate.clone())
                 .map_err(|e| config_error(&e))?;
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| config_error(&e))?;
-        builder.with_client_cert_verifier(verifier)
+        Some(
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| config_error(&e))?,
+        )
+    };
+    let builder = match &verifier {
+        Some(verifier) => {
+            builder.with_client_cert_verifier(Arc::new(RequestClientCertificate(verifier.clone())))
+        }
+        None => builder.with_no_client_auth(),
     };
     let mut config = builder
         .with_single_cert(certificate.chain.clone(), certificate.key.clone_key())
         .map_err(|e| config_error(&e))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(ServerTls {
+        config: Arc::new(config),
+        client_ca: verifier,
+    })
 }
 
 #[cfg(test)]

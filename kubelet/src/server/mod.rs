@@ -26,7 +26,6 @@ use component_base::informer::{ObjectKey, SharedInformer};
 use component_base::serving::{https, tls};
 use k8s_openapi::api::core::v1::Pod;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::Runtime;
@@ -128,7 +127,7 @@ pub enum ServerError {
 /// The kubelet's server, bound and ready to serve.
 pub struct KubeletServer {
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: tls::ServerTls,
 }
 
 impl KubeletServer {
@@ -143,11 +142,11 @@ impl KubeletServer {
             Some(path) => tls::read_certificates(path)?,
             None => Vec::new(),
         };
-        let acceptor = TlsAcceptor::from(tls::server_config(certificate, &client_ca)?);
+        let tls = tls::server_config(certificate, &client_ca)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
-        Ok(Self { listener, acceptor })
+        Ok(Self { listener, tls })
     }
 
     /// The bound address (the port when 0 was asked for).
@@ -157,6 +156,6 @@ impl KubeletServer {
 
     /// Serves `router` until `stop`; each connection's client certificate goes to the authenticator.
     pub async fn serve(self, router: Router, stop: CancellationToken) {
-        https::serve(self.listener, self.acceptor, router, stop, "kubelet server").await;
+        https::serve(self.listener, self.tls, router, stop, "kubelet server").await;
     }
 }
