@@ -121,14 +121,6 @@ pub const CONTROLLERS: &[ControllerDescriptor] = &[
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let selection = ControllerSelection::parse(&flags.controller_manager.controllers)
         .map_err(anyhow::Error::msg)?;
-    let implemented: Vec<&str> = CONTROLLERS.iter().map(|c| c.name).collect();
-    let unimplemented = selection.unimplemented(&implemented);
-    if !unimplemented.is_empty() {
-        tracing::warn!(
-            "not implemented by ferrokube, not started: {}",
-            unimplemented.join(", ")
-        );
-    }
     let controller_manager = Arc::new(flags.controller_manager);
     let mut failure = None;
     app::run(DEFAULTS, &flags.common, |context| {
@@ -149,6 +141,15 @@ async fn run_controllers(
     selection: ControllerSelection,
     failure: &mut Option<StartError>,
 ) {
+    // Logged here, not before: logging starts with the component.
+    let implemented: Vec<&str> = CONTROLLERS.iter().map(|c| c.name).collect();
+    let unimplemented = selection.unimplemented(&implemented);
+    if !unimplemented.is_empty() {
+        tracing::warn!(
+            "not implemented by ferrokube, not started: {}",
+            unimplemented.join(", ")
+        );
+    }
     let stop = component.stop.child_token();
     let clients = ClientBuilder::new(
         component.client.clone(),
@@ -187,4 +188,7 @@ async fn run_controllers(
             }
         }
     }
+    // With no controller left (or none selected that ferrokube implements) the component keeps serving
+    // health and holding its lease until it is stopped, as upstream's does.
+    stop.cancelled().await;
 }

@@ -202,3 +202,24 @@ async fn two_replicas_with_leader_election_never_duplicate_pods() {
     assert_eq!(*violations.lock().unwrap(), Vec::<String>::new());
     ns.delete().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_no_controller_it_implements_selected_it_runs_until_stopped() {
+    let mut manager = ControllerManagerProcess::start("kcm-none", "ttl", &[]);
+    eventually(
+        Duration::from_secs(30),
+        "the unimplemented warning",
+        || async {
+            let log = std::fs::read_to_string(manager.process.log()).ok()?;
+            log.contains("not implemented by ferrokube, not started: ttl")
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    manager
+        .process
+        .check_running()
+        .expect("the controller-manager keeps running with nothing to do");
+    manager.process.stop(Duration::from_secs(10));
+}
