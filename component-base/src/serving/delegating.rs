@@ -31,10 +31,11 @@ impl PathAllowList {
                 list.paths.insert(String::new());
                 continue;
             }
-            if path[..path.len() - 1].contains('*') {
+            let prefix = path.strip_suffix('*');
+            if prefix.unwrap_or(path).contains('*') {
                 return Err(format!("only trailing * allowed in {path:?}"));
             }
-            match path.strip_suffix('*') {
+            match prefix {
                 Some(prefix) => list.prefixes.push(prefix.to_string()),
                 None => {
                     list.paths.insert(path.to_string());
@@ -231,6 +232,8 @@ mod tests {
             PathAllowList::new(&["/a*/b".to_string()]).unwrap_err(),
             "only trailing * allowed in \"a*/b\""
         );
+        let unicode = paths(&["/é", "/ü*"]);
+        assert!(unicode.allows("/é") && unicode.allows("/über") && !unicode.allows("/e"));
     }
 
     #[tokio::test]
