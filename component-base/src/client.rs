@@ -4,6 +4,7 @@
 
 mod bearer;
 mod metrics;
+mod transport;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http::Request;
-use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::time::{Instant, Sleep};
@@ -23,6 +23,7 @@ use crate::ratelimit::TokenBucket;
 
 pub use bearer::{BearerToken, WithBearerToken};
 pub use metrics::{RestClientMetrics, RestClientMetricsLayer};
+pub use transport::TransportError;
 
 /// Why a client could not be made or could not reach the apiserver; each message names the fix.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +43,7 @@ pub enum ClientError {
     #[error("no kubeconfig found: {0} (pass --kubeconfig, or run inside a cluster)")]
     Infer(kube::config::InferConfigError),
     #[error("cannot build a client for {url}: {source}")]
-    Build { url: String, source: kube::Error },
+    Build { url: String, source: TransportError },
     #[error(
         "cannot reach the apiserver at {url}: {reason} (is it running, and does --kubeconfig point at it?)"
     )]
@@ -111,7 +112,7 @@ fn layered_client(
     let url = config.cluster_url.to_string();
     let metrics = RestClientMetricsLayer::new(&config.cluster_url);
     let builder =
-        ClientBuilder::try_from(config).map_err(|source| ClientError::Build { url, source })?;
+        transport::builder(&config).map_err(|source| ClientError::Build { url, source })?;
     // Each layer wraps the ones before it: the limiter goes outermost so the metrics see its wait.
     Ok(builder
         .with_layer(&tower::util::option_layer(token.cloned()))

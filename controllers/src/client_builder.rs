@@ -67,6 +67,16 @@ impl ClientBuilder {
         self.root.clone()
     }
 
+    /// Another client as the controller-manager itself, on a connection of its own: for more long-lived
+    /// watches than one HTTP/2 connection may carry (the apiserver allows 100 streams at once on each).
+    pub fn root_connection(&self) -> Result<Client, ClientBuilderError> {
+        Ok(client::client_from_config(
+            self.config.clone(),
+            self.options.qps,
+            self.options.burst,
+        )?)
+    }
+
     /// The CA bundle of the controller-manager's kubeconfig (upstream's `rest.Config.CAData`) as PEM: the
     /// kubeconfig's own bytes where it names them, else the loaded certificates re-encoded; empty when there
     /// is no certificate authority.

@@ -16,6 +16,7 @@ pub mod nodelifecycle;
 pub mod options;
 pub mod pod_control;
 pub mod pod_status;
+pub mod pod_transform;
 pub mod pod_util;
 pub mod podgc;
 pub mod replicaset;
@@ -31,6 +32,7 @@ use component_base::app::{self, ComponentContext, ComponentDefaults, ControlPlan
 use component_base::informer::SharedInformerFactory;
 use component_base::version;
 use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
 use tokio::task::JoinSet;
 
 use crate::client_builder::ClientBuilder;
@@ -158,8 +160,10 @@ async fn run_controllers(
         flags.use_service_account_credentials,
         stop.clone(),
     );
+    let informers = SharedInformerFactory::new(component.client);
+    informers.set_transform::<Pod>(pod_transform::drop_unread_fields);
     let context = ControllerContext {
-        informers: SharedInformerFactory::new(component.client),
+        informers,
         clients,
         flags,
         stop: stop.clone(),

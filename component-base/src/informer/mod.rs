@@ -28,6 +28,10 @@ impl<K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + S
 {
 }
 
+/// Trims an object before it is cached and handed to handlers (client-go's `TransformFunc`): drops what
+/// no consumer of the process's informers reads.
+pub type Transform<K> = fn(&mut K);
+
 /// One resource kind's cache and its event handlers; cheap to clone.
 pub struct SharedInformer<K> {
     store: Arc<RwLock<Store<K>>>,
@@ -35,6 +39,7 @@ pub struct SharedInformer<K> {
     synced: watch::Sender<bool>,
     api: Api<K>,
     config: watcher::Config,
+    transform: Option<Transform<K>>,
 }
 
 impl<K: Clone> Clone for SharedInformer<K> {
@@ -45,18 +50,20 @@ impl<K: Clone> Clone for SharedInformer<K> {
             synced: self.synced.clone(),
             api: self.api.clone(),
             config: self.config.clone(),
+            transform: self.transform,
         }
     }
 }
 
 impl<K: Watched> SharedInformer<K> {
-    fn new(api: Api<K>, config: watcher::Config) -> Self {
+    fn new(api: Api<K>, config: watcher::Config, transform: Option<Transform<K>>) -> Self {
         Self {
             store: Arc::default(),
             handlers: Arc::default(),
             synced: watch::Sender::new(false),
             api,
             config,
+            transform,
         }
     }
 
@@ -130,9 +137,15 @@ impl<K: Watched> SharedInformer<K> {
     pub async fn run(self, shutdown: CancellationToken) {
         // managedFields are never read by a component and are often most of an object: upstream's
         // informers trim them too (client-go `trim.TrimManagedFields`).
+        let transform = self.transform;
         let stream = watcher::watcher(self.api.clone(), self.config.clone())
             .default_backoff()
-            .modify(|object| object.meta_mut().managed_fields = None);
+            .modify(move |object| {
+                object.meta_mut().managed_fields = None;
+                if let Some(transform) = transform {
+                    transform(object);
+                }
+            });
         let mut stream = std::pin::pin!(stream);
         let mut relist: Vec<K> = Vec::new();
         loop {
@@ -176,6 +189,8 @@ impl<K: Watched> SharedInformer<K> {
 
 /// An informer of some kind, keyed by its kind and watch selectors.
 type InformerMap = HashMap<(TypeId, String), Box<dyn Any + Send + Sync>>;
+/// A kind's [`Transform`], keyed by the kind.
+type TransformMap = HashMap<TypeId, Box<dyn Any + Send + Sync>>;
 /// Starts one informer's reflector.
 type Starter = Box<dyn FnOnce(CancellationToken) + Send>;
 
@@ -184,6 +199,7 @@ type Starter = Box<dyn FnOnce(CancellationToken) + Send>;
 pub struct SharedInformerFactory {
     client: Client,
     informers: Arc<Mutex<InformerMap>>,
+    transforms: Arc<Mutex<TransformMap>>,
     starters: Arc<Mutex<Vec<Starter>>>,
     started: Arc<Mutex<Option<CancellationToken>>>,
 }
@@ -194,9 +210,28 @@ impl SharedInformerFactory {
         Self {
             client,
             informers: Arc::default(),
+            transforms: Arc::default(),
             starters: Arc::default(),
             started: Arc::default(),
         }
+    }
+
+    /// Makes every informer of `K` made from now on trim its objects with `transform`; call it before
+    /// any is made.
+    pub fn set_transform<K: Watched>(&self, transform: Transform<K>) {
+        self.transforms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(TypeId::of::<K>(), Box::new(transform));
+    }
+
+    fn transform<K: Watched>(&self) -> Option<Transform<K>> {
+        self.transforms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&TypeId::of::<K>())
+            .and_then(|any| any.downcast_ref::<Transform<K>>())
+            .copied()
     }
 
     /// The informer of all `K` in the cluster.
@@ -218,7 +253,8 @@ impl SharedInformerFactory {
         {
             return existing.clone();
         }
-        let informer = SharedInformer::new(Api::all(self.client.clone()), config);
+        let informer =
+            SharedInformer::new(Api::all(self.client.clone()), config, self.transform::<K>());
         informers.insert(id, Box::new(informer.clone()));
         drop(informers);
         let run = informer.clone();
@@ -288,6 +324,23 @@ mod tests {
             .write()
             .apply(Pod::default());
         assert_eq!(factory.informer_with::<Pod>(unassigned).list().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transform_applies_to_informers_of_its_kind_only() {
+        fn named(pod: &mut Pod) {
+            pod.metadata.name = Some("transformed".into());
+        }
+        let factory = factory();
+        factory.set_transform::<Pod>(named);
+        let mut pod = Pod::default();
+        let transform = factory
+            .informer::<Pod>()
+            .transform
+            .expect("a pod transform");
+        transform(&mut pod);
+        assert_eq!(pod.metadata.name.as_deref(), Some("transformed"));
+        assert!(factory.informer::<Node>().transform.is_none());
     }
 
     #[tokio::test]

@@ -199,31 +199,49 @@ impl Controller {
         }
     }
 
-    /// A Recreate Deployment waits for its old pods to be gone: a deleted pod may be the last one.
+    /// Pods leaving wake the Deployment their ReplicaSet belongs to when the rollout waits for them.
     async fn handle_pods(self: Arc<Self>) {
         let mut events = self.pods.subscribe();
         while let Some(event) = events.recv().await {
-            let InformerEvent::Deleted(pod) = event else {
+            let pod = match event {
+                InformerEvent::Deleted(pod) => pod,
+                // Terminating (or finished) pods stop counting at once, before they are deleted.
+                InformerEvent::Updated { old, new }
+                    if is_pod_active(&old) && !is_pod_active(&new) =>
+                {
+                    new
+                }
+                _ => continue,
+            };
+            let Some((rs, d)) = self.owners_of_pod(&pod) else {
                 continue;
             };
-            let Some(d) = self.deployment_for_pod(&pod) else {
-                continue;
-            };
-            if util::strategy_type(&d) != "Recreate" {
-                continue;
-            }
-            let remaining: usize = self
-                .owned_replica_sets(&d)
-                .iter()
-                .map(|rs| self.pods_of(rs).len())
-                .sum();
-            if remaining == 0 {
+            if self.rollout_waits_for(&d, &rs) {
                 self.enqueue(&d);
             }
         }
     }
 
-    fn deployment_for_pod(&self, pod: &Pod) -> Option<Arc<Deployment>> {
+    /// Whether the pod just gone from `rs` may be the one `d`'s rollout waits for. A Recreate Deployment
+    /// waits for every old pod to be gone. A rolling update scales the new ReplicaSet up only once an old
+    /// one's scale-down has landed (maxSurge counts active pods, [`plan::pods_to_count`]): looking again
+    /// when its active pods reach its spec.replicas, rather than at the ReplicaSet controller's next
+    /// status write, starts the next step a round trip earlier.
+    fn rollout_waits_for(&self, d: &Deployment, rs: &ReplicaSet) -> bool {
+        if util::strategy_type(d) == "Recreate" {
+            let remaining: usize = self
+                .owned_replica_sets(d)
+                .iter()
+                .map(|rs| self.pods_of(rs).len())
+                .sum();
+            return remaining == 0;
+        }
+        let active = self.pods_of(rs).iter().filter(|p| is_pod_active(p)).count();
+        usize::try_from(util::rs_replicas(rs)).is_ok_and(|replicas| active == replicas)
+    }
+
+    /// The ReplicaSet controlling `pod` and the Deployment controlling that ReplicaSet.
+    fn owners_of_pod(&self, pod: &Pod) -> Option<(Arc<ReplicaSet>, Arc<Deployment>)> {
         let owner = claim::controller_ref(pod.metadata.owner_references.as_ref())?;
         if owner.kind != "ReplicaSet" {
             return None;
@@ -237,7 +255,8 @@ impl Controller {
             .get(&key)
             .filter(|rs| rs.metadata.uid.as_deref() == Some(owner.uid.as_str()))?;
         let rs_owner = claim::controller_ref(rs.metadata.owner_references.as_ref())?;
-        self.resolve(rs.metadata.namespace.as_ref(), rs_owner)
+        let d = self.resolve(rs.metadata.namespace.as_ref(), rs_owner)?;
+        Some((rs, d))
     }
 
     /// The cached ReplicaSets the Deployment controls (no adoption: for event handlers).

@@ -108,8 +108,21 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
             recorder: ctx.recorder(client.clone(), NAME),
         });
         let stop = ctx.stop.clone();
-        let mut monitors =
-            Monitors::new(ctx.clients.root(), collector.changes.clone(), stop.clone());
+        let clients = ctx.clients.clone();
+        let more_clients: monitors::ClientFactory = Box::new(move || {
+            clients
+                .root_connection()
+                .inspect_err(|e| {
+                    tracing::warn!("garbage collector: another client for monitors: {e}")
+                })
+                .ok()
+        });
+        let mut monitors = Monitors::new(
+            ctx.clients.root(),
+            more_clients,
+            collector.changes.clone(),
+            stop.clone(),
+        );
         // The first discovery must succeed before anything can be watched.
         loop {
             if collector.resync(&client, &mut monitors).await {

@@ -77,19 +77,39 @@ struct Monitor {
     synced: watch::Receiver<bool>,
 }
 
+/// Watches one client carries. Each client has one HTTP/2 connection, on which the apiserver allows 100
+/// streams at once (its default `MaxConcurrentStreams`); a watch holds a stream for as long as it runs, so
+/// a watch past that limit would wait for a stream that never frees. client-go opens another connection
+/// when a connection is full; the monitors spread over clients instead, with room left for their lists.
+const WATCHES_PER_CLIENT: usize = 50;
+
+/// Makes another client, with a connection of its own, for more monitors.
+pub type ClientFactory = Box<dyn Fn() -> Option<Client> + Send + Sync>;
+
 /// The running monitors, by `group/version/plural`.
 pub struct Monitors {
     client: Client,
+    /// Further clients with the number of monitors started on each, the first one `client`.
+    clients: Vec<(Client, usize)>,
+    more_clients: ClientFactory,
     changes: GraphChanges,
     stop: CancellationToken,
     running: BTreeMap<String, Monitor>,
 }
 
 impl Monitors {
-    /// No monitors yet; they will watch through `client` until `stop`.
-    pub fn new(client: Client, changes: GraphChanges, stop: CancellationToken) -> Self {
+    /// No monitors yet; they will watch through `client`, and clients `more_clients` makes once it carries
+    /// [`WATCHES_PER_CLIENT`] watches, until `stop`.
+    pub fn new(
+        client: Client,
+        more_clients: ClientFactory,
+        changes: GraphChanges,
+        stop: CancellationToken,
+    ) -> Self {
         Self {
+            clients: vec![(client.clone(), 0)],
             client,
+            more_clients,
             changes,
             stop,
             running: BTreeMap::new(),
@@ -121,7 +141,7 @@ impl Monitors {
             let stop = self.stop.child_token();
             let (synced, receiver) = watch::channel(false);
             let api =
-                Api::<PartialObjectMeta<DynamicObject>>::all_with(self.client.clone(), resource);
+                Api::<PartialObjectMeta<DynamicObject>>::all_with(self.next_client(), resource);
             tokio::spawn(run(
                 api,
                 resource.clone(),
@@ -138,6 +158,26 @@ impl Monitors {
             );
         }
         changed
+    }
+
+    /// The client for one more monitor: one with room, else a new one (else, if none can be made, the
+    /// first, as before clients spoke HTTP/2).
+    fn next_client(&mut self) -> Client {
+        if let Some((client, watches)) = self
+            .clients
+            .iter_mut()
+            .find(|(_, watches)| *watches < WATCHES_PER_CLIENT)
+        {
+            *watches += 1;
+            return client.clone();
+        }
+        match (self.more_clients)() {
+            Some(client) => {
+                self.clients.push((client.clone(), 1));
+                client
+            }
+            None => self.client.clone(),
+        }
     }
 
     /// Waits until every running monitor has listed once, or `stop`.
