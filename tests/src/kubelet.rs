@@ -346,6 +346,26 @@ pub async fn event_reasons(client: &Client, namespace: &str, name: &str) -> Vec<
         .collect()
 }
 
+/// Waits up to 15 s until the events about `name` include every reason in `wanted`, and returns all their
+/// reasons: events are written asynchronously (as upstream's broadcaster does), so one may land after the
+/// state it describes is already visible.
+pub async fn wait_event_reasons(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    wanted: &[&str],
+) -> Vec<String> {
+    let what = format!("events {wanted:?} about {namespace}/{name}");
+    eventually(Duration::from_secs(15), &what, || async {
+        let reasons = event_reasons(client, namespace, name).await;
+        wanted
+            .iter()
+            .all(|w| reasons.iter().any(|r| r == w))
+            .then_some(reasons)
+    })
+    .await
+}
+
 /// The events (events.k8s.io) about object `name` in `namespace`.
 pub async fn events_about(client: &Client, namespace: &str, name: &str) -> Vec<Event> {
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);

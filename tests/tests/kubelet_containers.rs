@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
-use ferrokube_tests::kubelet::{TESTSERVER_IMAGE, TestNode, event_reasons, events_about};
+use ferrokube_tests::kubelet::{
+    TESTSERVER_IMAGE, TestNode, event_reasons, events_about, wait_event_reasons,
+};
 use ferrokube_tests::scheduling::{default_service_account, eventually};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::Api;
@@ -514,10 +516,7 @@ async fn hooks_run_around_the_container_and_grace_periods_are_kept() {
         last.is_some(),
         "the killed container is lastState: {waiting:?}"
     );
-    let seen = event_reasons(&admin, &ns, "badhook").await;
-    for reason in ["FailedPostStartHook", "Killing"] {
-        assert!(seen.iter().any(|r| r == reason), "{reason} in {seen:?}");
-    }
+    wait_event_reasons(&admin, &ns, "badhook", &["FailedPostStartHook", "Killing"]).await;
     pods.delete("badhook", &DeleteParams::default())
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::{TestNamespace, shared_control_plane};
 use ferrokube_tests::kubelet::{
-    TestNode, event_reasons, events_about, every_pod_gone, main_status,
+    TestNode, events_about, every_pod_gone, main_status, wait_event_reasons,
 };
 use ferrokube_tests::scheduling::{default_service_account, eventually};
 use k8s_openapi::api::core::v1::{ConfigMap, ContainerStateTerminated, Node, Pod};
@@ -147,13 +147,7 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
         log.contains(" stdout F limit 64\n"),
         "resourceFieldRef: {log}"
     );
-    let reasons = event_reasons(&admin, &ns, "hello").await;
-    for reason in ["Pulled", "Created", "Started"] {
-        assert!(
-            reasons.iter().any(|r| r == reason),
-            "{reason} in {reasons:?}"
-        );
-    }
+    wait_event_reasons(&admin, &ns, "hello", &["Pulled", "Created", "Started"]).await;
 
     // A pod whose container keeps failing: restarted at once, then backed off.
     pods.create(&PostParams::default(), &pod("crash", "OnFailure", "exit 3"))
@@ -222,10 +216,7 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
             .contains("/does-not-exist"),
         "{last:?}"
     );
-    let events = event_reasons(&admin, &ns, "missing").await;
-    for reason in ["Failed", "BackOff"] {
-        assert!(events.iter().any(|r| r == reason), "{reason} in {events:?}");
-    }
+    wait_event_reasons(&admin, &ns, "missing", &["Failed", "BackOff"]).await;
     pods.delete("missing", &DeleteParams::default())
         .await
         .unwrap();
@@ -310,12 +301,7 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
         message.starts_with("Pod was rejected: Node didn't have enough resource: cpu, requested: 64000, used: 0, capacity: "),
         "{message}"
     );
-    assert!(
-        event_reasons(&admin, &ns, "greedy")
-            .await
-            .iter()
-            .any(|r| r == "OutOfcpu")
-    );
+    wait_event_reasons(&admin, &ns, "greedy", &["OutOfcpu"]).await;
 
     // A running pod deleted with a grace period: stopped (busybox sleep ignores SIGTERM as PID 1, so it
     // is killed when the grace period ends) and its object removed by the kubelet.
@@ -348,8 +334,7 @@ async fn a_kubelet_runs_pods_on_containerd_restarts_them_and_stops_them() {
         || async { pods.get_opt("sleeper").await.ok()?.is_none().then_some(()) },
     )
     .await;
-    let reasons = event_reasons(&admin, &ns, "sleeper").await;
-    assert!(reasons.iter().any(|r| r == "Killing"), "{reasons:?}");
+    wait_event_reasons(&admin, &ns, "sleeper", &["Killing"]).await;
 
     // Deleting the finished pods removes their containers too.
     pods.delete("hello", &DeleteParams::default())
