@@ -59,6 +59,22 @@ impl Authenticator {
         }
     }
 
+    /// The request's user, or `None` for a 401; an error reaching the apiserver is logged and answered 401
+    /// too, as upstream's authentication filter does.
+    pub async fn authenticated_user(
+        &self,
+        certificates: Option<&PeerCertificates>,
+        headers: &HeaderMap,
+    ) -> Option<UserInfo> {
+        match self.authenticate(certificates, headers).await {
+            Ok(user) => user,
+            Err(e) => {
+                tracing::error!(error = %e, "Unable to authenticate the request due to an error");
+                None
+            }
+        }
+    }
+
     /// The request's user, `Ok(None)` when nothing authenticates it or the apiserver rejects its token.
     pub async fn authenticate(
         &self,

@@ -115,20 +115,15 @@ pub async fn filter(
     request: Request,
     next: Next,
 ) -> Response {
-    let user = match auth
+    let Some(user) = auth
         .authenticator
-        .authenticate(
+        .authenticated_user(
             request.extensions().get::<PeerCertificates>(),
             request.headers(),
         )
         .await
-    {
-        Ok(Some(user)) => user,
-        Ok(None) => return unauthorized(),
-        Err(e) => {
-            tracing::error!(error = %e, "Unable to authenticate the request due to an error");
-            return unauthorized();
-        }
+    else {
+        return unauthorized();
     };
     // Non-resource requests: the verb is the lower-cased method (RequestInfoFactory).
     let verb = request.method().as_str().to_ascii_lowercase();

@@ -246,20 +246,9 @@ mod tests {
     }
 
     fn subject_alt_names(certificate: &tls::ServingCertificate) -> Vec<String> {
-        use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+        use x509_parser::prelude::{FromDer, X509Certificate};
         let (_, leaf) = X509Certificate::from_der(certificate.chain()[0].as_ref()).unwrap();
-        leaf.subject_alternative_name()
-            .unwrap()
-            .unwrap()
-            .value
-            .general_names
-            .iter()
-            .map(|name| match name {
-                GeneralName::DNSName(dns) => dns.to_string(),
-                GeneralName::IPAddress(ip) => format!("{ip:?}"),
-                other => format!("{other:?}"),
-            })
-            .collect()
+        tls::tests::names_of(&leaf)
     }
 
     #[test]

@@ -337,9 +337,25 @@ pub fn server_config(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+    /// The subject alternative names of `leaf`, DNS names as written and IPs as octet lists.
+    pub(in crate::serving) fn names_of(leaf: &X509Certificate<'_>) -> Vec<String> {
+        leaf.subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|name| match name {
+                GeneralName::DNSName(dns) => dns.to_string(),
+                GeneralName::IPAddress(ip) => format!("{ip:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
 
     fn parsed<'a>(der: &'a CertificateDer<'_>) -> X509Certificate<'a> {
         X509Certificate::from_der(der.as_ref()).unwrap().1
@@ -372,20 +388,10 @@ mod tests {
         assert_eq!(leaf.issuer(), ca.subject());
         assert!(ca.is_ca());
         assert!(!leaf.is_ca());
-        let names: Vec<String> = leaf
-            .subject_alternative_name()
-            .unwrap()
-            .unwrap()
-            .value
-            .general_names
-            .iter()
-            .map(|name| match name {
-                GeneralName::DNSName(dns) => dns.to_string(),
-                GeneralName::IPAddress(ip) => format!("{ip:?}"),
-                other => format!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(names, ["[127, 0, 0, 1]", "[10, 0, 0, 5]", "localhost"]);
+        assert_eq!(
+            names_of(&leaf),
+            ["[127, 0, 0, 1]", "[10, 0, 0, 5]", "localhost"]
+        );
         server_config(&certificate, &[]).unwrap();
     }
 

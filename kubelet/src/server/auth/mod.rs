@@ -26,20 +26,15 @@ pub struct Auth {
 
 /// Upstream's InstallAuthFilter: the request reaches its handler only when authenticated and authorized.
 pub async fn filter(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
-    let user = match auth
+    let Some(user) = auth
         .authenticator
-        .authenticate(
+        .authenticated_user(
             request.extensions().get::<PeerCertificates>(),
             request.headers(),
         )
         .await
-    {
-        Ok(Some(user)) => user,
-        Ok(None) => return text(StatusCode::UNAUTHORIZED, "Unauthorized"),
-        Err(e) => {
-            tracing::error!(error = %e, "Unable to authenticate the request due to an error");
-            return text(StatusCode::UNAUTHORIZED, "Unauthorized");
-        }
+    else {
+        return text(StatusCode::UNAUTHORIZED, "Unauthorized");
     };
     let checks = attributes::for_request(request.method(), request.uri().path());
     for check in &checks {
