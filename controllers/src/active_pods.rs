@@ -5,7 +5,7 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::pod::Pod;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::pod_util::{is_pod_ready, pod_deletion_cost, pod_ready_time};
@@ -172,7 +172,9 @@ pub fn sort_for_deletion<P: Borrow<Pod>>(pods: &mut [(P, i64)], now: Timestamp) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{ContainerStatus, PodCondition, PodSpec, PodStatus};
+    use k8s_openapi::api::core::v1::PodCondition;
+
+    use crate::pod::{ContainerStatus, PodSpec, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn ts(secs: i64) -> Timestamp {

@@ -14,9 +14,9 @@ pub mod names;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod options;
+pub mod pod;
 pub mod pod_control;
 pub mod pod_status;
-pub mod pod_transform;
 pub mod pod_util;
 pub mod podgc;
 pub mod replicaset;
@@ -32,7 +32,6 @@ use component_base::app::{self, ComponentContext, ComponentDefaults, ControlPlan
 use component_base::informer::SharedInformerFactory;
 use component_base::version;
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::Pod;
 use tokio::task::JoinSet;
 
 use crate::client_builder::ClientBuilder;
@@ -161,7 +160,6 @@ async fn run_controllers(
         stop.clone(),
     );
     let informers = SharedInformerFactory::new(component.client);
-    informers.set_transform::<Pod>(pod_transform::drop_unread_fields);
     let context = ControllerContext {
         informers,
         clients,

@@ -3,10 +3,12 @@
 //! with `generateName: <owner>-` and a controller ownerReference; each create and delete is recorded as a
 //! SuccessfulCreate/FailedCreate/SuccessfulDelete/FailedDelete event on the owner.
 
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{self as api, ObjectReference, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+
+use crate::pod::Pod;
 
 use component_base::events::EventRecorder;
 
@@ -146,9 +148,9 @@ pub fn pod_from_template(
     template: &PodTemplateSpec,
     owner_name: &str,
     controller_ref: Option<OwnerReference>,
-) -> Pod {
+) -> api::Pod {
     let meta = template.metadata.clone().unwrap_or_default();
-    Pod {
+    api::Pod {
         metadata: ObjectMeta {
             labels: Some(meta.labels.unwrap_or_default()),
             annotations: Some(meta.annotations.unwrap_or_default()),
@@ -162,15 +164,15 @@ pub fn pod_from_template(
     }
 }
 
-/// The reference to `pod` events name as related.
-fn pod_reference(pod: &Pod) -> ObjectReference {
+/// The reference to the pod with `meta` that events name as related.
+fn pod_reference(meta: &ObjectMeta) -> ObjectReference {
     ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("Pod".into()),
-        name: pod.metadata.name.clone(),
-        namespace: pod.metadata.namespace.clone(),
-        uid: pod.metadata.uid.clone(),
-        resource_version: pod.metadata.resource_version.clone(),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
         field_path: None,
     }
 }
@@ -198,7 +200,7 @@ impl PodControl {
         owner: &ObjectReference,
         controller_ref: OwnerReference,
         generate_name: Option<String>,
-    ) -> Result<Pod, PodControlError> {
+    ) -> Result<(), PodControlError> {
         validate_controller_ref(&controller_ref)?;
         let owner_name = owner.name.as_deref().unwrap_or_default();
         let mut pod = pod_from_template(template, owner_name, Some(controller_ref));
@@ -208,19 +210,19 @@ impl PodControl {
         if pod.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
             return Err(PodControlError::NoLabels);
         }
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        match api.create(&PostParams::default(), &pod).await {
+        let pods: Api<api::Pod> = Api::namespaced(self.client.clone(), namespace);
+        match pods.create(&PostParams::default(), &pod).await {
             Ok(created) => {
                 let name = created.metadata.name.clone().unwrap_or_default();
                 tracing::debug!(controller = owner_name, pod = %name, "Controller created pod");
                 self.recorder.normal_related(
                     owner,
-                    &pod_reference(&created),
+                    &pod_reference(&created.metadata),
                     SUCCESSFUL_CREATE_POD_REASON,
                     "Create",
                     format!("Created pod: {name}"),
                 );
-                Ok(created)
+                Ok(())
             }
             Err(e) => {
                 let e = PodControlError::from(e);

@@ -2,7 +2,8 @@
 //! `apipod.UpdatePodCondition` and `utilpod.PatchPodStatus`): conditions with upstream's transition-time
 //! rules, written as a strategic merge patch whose `metadata.uid` is a precondition.
 
-use k8s_openapi::api::core::v1::{Pod, PodCondition};
+use crate::pod::Pod;
+use k8s_openapi::api::core::v1::PodCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
@@ -69,7 +70,7 @@ pub fn is_conflict(e: &kube::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::PodStatus;
+    use crate::pod::PodStatus;
 
     fn pod_with(conditions: Vec<PodCondition>) -> Pod {
         Pod {

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::pod::Pod;
 use component_base::informer::IndexFunc;
-use k8s_openapi::api::core::v1::{Pod, PodCondition};
+use k8s_openapi::api::core::v1::PodCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 
@@ -184,7 +185,7 @@ pub fn pod_deletion_cost(pod: &Pod) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::PodStatus;
+    use crate::pod::PodStatus;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn ts(secs: i64) -> Timestamp {

@@ -77,11 +77,12 @@ impl<K> Clone for InformerEvent<K> {
     }
 }
 
-/// Objects by key with named indexes.
+/// Objects by key with named indexes. The indexes share the keys of `objects`: a key is two strings, and
+/// an object is filed under several indexes.
 pub struct Store<K> {
-    objects: HashMap<ObjectKey, Arc<K>>,
+    objects: HashMap<Arc<ObjectKey>, Arc<K>>,
     indexers: HashMap<String, IndexFunc<K>>,
-    indices: HashMap<String, HashMap<String, HashSet<ObjectKey>>>,
+    indices: HashMap<String, HashMap<String, HashSet<Arc<ObjectKey>>>>,
 }
 
 impl<K> Default for Store<K> {
@@ -97,7 +98,7 @@ impl<K> Default for Store<K> {
 impl<K: Resource> Store<K> {
     /// Adds index `name`, indexing what is already cached.
     pub fn add_index(&mut self, name: &str, index: IndexFunc<K>) {
-        let mut values: HashMap<String, HashSet<ObjectKey>> = HashMap::new();
+        let mut values: HashMap<String, HashSet<Arc<ObjectKey>>> = HashMap::new();
         for (key, object) in &self.objects {
             for value in index(object) {
                 values.entry(value).or_default().insert(key.clone());
@@ -110,6 +111,10 @@ impl<K: Resource> Store<K> {
     /// Adds or replaces `object`.
     pub fn apply(&mut self, object: K) -> InformerEvent<K> {
         let key = ObjectKey::of(&object);
+        let key = match self.objects.get_key_value(&key) {
+            Some((cached, _)) => cached.clone(),
+            None => Arc::new(key),
+        };
         let new = Arc::new(object);
         let old = self.objects.insert(key.clone(), new.clone());
         if let Some(old) = &old {
@@ -124,8 +129,8 @@ impl<K: Resource> Store<K> {
 
     /// Removes the object with `key`, if cached.
     pub fn delete(&mut self, key: &ObjectKey) -> Option<InformerEvent<K>> {
-        let old = self.objects.remove(key)?;
-        self.unindex(key, &old);
+        let (key, old) = self.objects.remove_entry(key)?;
+        self.unindex(&key, &old);
         Some(InformerEvent::Deleted(old))
     }
 
@@ -133,10 +138,10 @@ impl<K: Resource> Store<K> {
     /// list are applied, cached objects missing from it are deleted.
     pub fn replace(&mut self, objects: Vec<K>) -> Vec<InformerEvent<K>> {
         let listed: HashSet<ObjectKey> = objects.iter().map(ObjectKey::of).collect();
-        let vanished: Vec<ObjectKey> = self
+        let vanished: Vec<Arc<ObjectKey>> = self
             .objects
             .keys()
-            .filter(|k| !listed.contains(*k))
+            .filter(|k| !listed.contains(k.as_ref()))
             .cloned()
             .collect();
         let mut events: Vec<InformerEvent<K>> =
@@ -168,7 +173,7 @@ impl<K: Resource> Store<K> {
             .unwrap_or_default()
     }
 
-    fn index(&mut self, key: &ObjectKey, object: &K) {
+    fn index(&mut self, key: &Arc<ObjectKey>, object: &K) {
         for (name, index) in &self.indexers {
             let values = self.indices.entry(name.clone()).or_default();
             for value in index(object) {
@@ -198,7 +203,6 @@ impl<K: Resource> Store<K> {
 pub mod index {
     use std::sync::Arc;
 
-    use k8s_openapi::api::core::v1::Pod;
     use kube::Resource;
 
     use super::IndexFunc;
@@ -207,7 +211,7 @@ pub mod index {
     pub const NAMESPACE: &str = "namespace";
     /// Index name of [`by_owner_uid`].
     pub const OWNER_UID: &str = "ownerUID";
-    /// Index name of [`pods_by_node_name`].
+    /// Index name of pods by the node they are bound to.
     pub const NODE_NAME: &str = "spec.nodeName";
 
     /// Objects by namespace.
@@ -220,14 +224,6 @@ pub mod index {
         Arc::new(|object: &K| {
             let owners = object.meta().owner_references.iter().flatten();
             owners.map(|owner| owner.uid.clone()).collect()
-        })
-    }
-
-    /// Pods by the node they are bound to; unbound pods are not indexed.
-    pub fn pods_by_node_name() -> IndexFunc<Pod> {
-        Arc::new(|pod: &Pod| {
-            let node = pod.spec.as_ref().and_then(|spec| spec.node_name.clone());
-            node.into_iter().filter(|n| !n.is_empty()).collect()
         })
     }
 }
@@ -251,6 +247,13 @@ mod tests {
         .unwrap()
     }
 
+    fn pods_by_node_name() -> IndexFunc<Pod> {
+        Arc::new(|pod: &Pod| {
+            let node = pod.spec.as_ref().and_then(|spec| spec.node_name.clone());
+            node.into_iter().filter(|n| !n.is_empty()).collect()
+        })
+    }
+
     fn names(pods: Vec<Arc<Pod>>) -> Vec<String> {
         let mut names: Vec<String> = pods
             .iter()
@@ -262,7 +265,7 @@ mod tests {
 
     fn store() -> Store<Pod> {
         let mut store = Store::default();
-        store.add_index(index::NODE_NAME, index::pods_by_node_name());
+        store.add_index(index::NODE_NAME, pods_by_node_name());
         store.add_index(index::OWNER_UID, index::by_owner_uid());
         store.add_index(index::NAMESPACE, index::by_namespace());
         store
@@ -330,7 +333,7 @@ mod tests {
     fn an_index_added_late_covers_cached_objects() {
         let mut store: Store<Pod> = Store::default();
         store.apply(pod("a", Some("n1"), None));
-        store.add_index(index::NODE_NAME, index::pods_by_node_name());
+        store.add_index(index::NODE_NAME, pods_by_node_name());
         assert_eq!(names(store.by_index(index::NODE_NAME, "n1")), ["a"]);
     }
 

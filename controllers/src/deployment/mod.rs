@@ -13,12 +13,12 @@ pub mod util;
 
 use std::sync::Arc;
 
+use crate::pod::Pod;
 use component_base::events::EventRecorder;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer, index};
 use component_base::workqueue::RateLimitingQueue;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
 

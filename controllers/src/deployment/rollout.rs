@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::pod::Pod;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::PostParams;
 
 use super::Controller;

@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 
+use crate::pod::Pod;
 use component_base::informer::{ObjectKey, index};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::Controller;

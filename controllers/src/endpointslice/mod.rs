@@ -11,13 +11,14 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::pod::Pod;
 use component_base::events::EventRecorder;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer, index};
 use component_base::workqueue::{
     BucketRateLimiter, ItemExponentialFailureRateLimiter, MaxOfRateLimiter, RateLimitingQueue,
 };
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use crate::pod::Pod;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
 
@@ -190,7 +191,7 @@ impl TriggerTimeTracker {
 /// How a pod change matters to Services (upstream's podEndpointsChanged): whether its endpoint may have
 /// changed, and whether the set of Services it matches may have.
 pub fn pod_change(old: &Pod, new: &Pod) -> (bool, bool) {
-    let spec_field = |pod: &Pod, f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<&String>| {
+    let spec_field = |pod: &Pod, f: fn(&crate::pod::PodSpec) -> Option<&String>| {
         pod.spec.as_ref().and_then(f).cloned()
     };
     let labels_changed = old.metadata.labels != new.metadata.labels

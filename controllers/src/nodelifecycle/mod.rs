@@ -15,12 +15,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::pod::Pod;
 use component_base::events::EventRecorder;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer, index};
 use component_base::workqueue::RateLimitingQueue;
 use futures::future::BoxFuture;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, NodeCondition, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, ObjectReference};
 use kube::Client;
 use tokio::time::Instant;
 
@@ -51,7 +52,7 @@ const LABEL_EXCLUDE_DISRUPTION: &str = "node.kubernetes.io/exclude-disruption";
 /// Starts the controller.
 pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError>> {
     let pods = ctx.informers.informer::<Pod>();
-    pods.add_index(index::NODE_NAME, index::pods_by_node_name());
+    pods.add_index(index::NODE_NAME, crate::pod::by_node_name());
     let nodes = ctx.informers.informer::<Node>();
     let leases = ctx.informers.informer::<Lease>();
     Box::pin(async move {

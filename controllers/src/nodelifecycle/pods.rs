@@ -1,7 +1,8 @@
 //! Pods on unhealthy nodes (upstream's `MarkPodsNotReady` and `processPod`): their Ready condition is set
 //! False, since no kubelet is left to say otherwise.
 
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodCondition};
+use crate::pod::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Client};
@@ -76,7 +77,7 @@ fn pod_reference(pod: &Pod) -> ObjectReference {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::PodStatus;
+    use crate::pod::PodStatus;
 
     fn pod(ready: Option<&str>) -> Pod {
         Pod {

@@ -10,9 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::pod::Pod;
 use component_base::informer::SharedInformer;
 use futures::future::{BoxFuture, join_all};
-use k8s_openapi::api::core::v1::{Node, Pod, PodCondition};
+use k8s_openapi::api::core::v1::{Node, PodCondition};
 use kube::api::DeleteParams;
 use kube::{Api, Client};
 use serde_json::json;

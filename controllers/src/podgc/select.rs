@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use crate::pod::Pod;
+use k8s_openapi::api::core::v1::Node;
 use tokio::time::Instant;
 
 fn phase(pod: &Pod) -> &str {
@@ -153,11 +154,11 @@ impl Quarantine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{
-        NodeCondition, NodeSpec, NodeStatus, PodSpec, PodStatus, Taint,
-    };
+    use k8s_openapi::api::core::v1::{NodeCondition, NodeSpec, NodeStatus, Taint};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
+
+    use crate::pod::{PodSpec, PodStatus};
 
     fn pod(name: &str, phase: &str, created: i64, node: &str) -> Arc<Pod> {
         let mut pod = Pod {

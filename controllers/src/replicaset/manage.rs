@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::pod::Pod;
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::active_pods::sort_for_deletion;
@@ -123,7 +123,7 @@ pub fn pods_to_delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+    use crate::pod::{PodSpec, PodStatus};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]

@@ -11,9 +11,10 @@ pub mod status;
 
 use std::sync::Arc;
 
+use crate::pod::Pod;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::api::core::v1::ReplicationController;
 
 use component_base::informer::index;
 use component_base::workqueue::RateLimitingQueue;

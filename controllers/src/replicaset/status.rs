@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::pod::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
@@ -124,7 +124,9 @@ pub fn status_changed(current: &ReplicaStatus, new: &ReplicaStatus, generation: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::api::core::v1::PodCondition;
+
+    use crate::pod::PodStatus;
 
     fn ts(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).expect("valid")

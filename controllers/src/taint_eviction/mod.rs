@@ -8,10 +8,11 @@ pub mod decision;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::pod::Pod;
 use component_base::events::EventRecorder;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer, index};
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Taint, Toleration};
 use kube::Api;
 use kube::api::DeleteParams;
 use serde_json::json;
@@ -32,7 +33,7 @@ const RETRIES: usize = 5;
 /// Starts the controller.
 pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError>> {
     let pods = ctx.informers.informer::<Pod>();
-    pods.add_index(index::NODE_NAME, index::pods_by_node_name());
+    pods.add_index(index::NODE_NAME, crate::pod::by_node_name());
     let nodes = ctx.informers.informer::<Node>();
     Box::pin(async move {
         let client = ctx.client(SERVICE_ACCOUNT).await?;
