@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
@@ -76,8 +77,8 @@ impl ObjectState {
 pub enum Change {
     /// Added or updated; `old` is the previous state the monitor had, if any.
     Upsert {
-        object: ObjectState,
-        old: Option<Box<ObjectState>>,
+        object: Arc<ObjectState>,
+        old: Option<Arc<ObjectState>>,
     },
     /// Deleted; `virtual_` when the collector found the object absent rather than a watch reporting it.
     Delete { identity: Identity, virtual_: bool },
@@ -164,19 +165,19 @@ impl Graph {
     }
 
     /// Applies a change (upstream processGraphChanges for one event).
-    pub fn process(&mut self, change: Change) -> Vec<Action> {
+    pub fn process(&mut self, change: &Change) -> Vec<Action> {
         let mut actions = Vec::new();
         match change {
-            Change::Upsert { object, old } => self.upsert(object, old, &mut actions),
-            Change::Delete { identity, virtual_ } => self.delete(identity, virtual_, &mut actions),
+            Change::Upsert { object, old } => self.upsert(object, old.as_deref(), &mut actions),
+            Change::Delete { identity, virtual_ } => self.delete(identity, *virtual_, &mut actions),
         }
         actions
     }
 
     fn upsert(
         &mut self,
-        object: ObjectState,
-        old: Option<Box<ObjectState>>,
+        object: &ObjectState,
+        old: Option<&ObjectState>,
         actions: &mut Vec<Action>,
     ) {
         let uid = object.identity.uid.clone();
@@ -245,7 +246,7 @@ impl Graph {
             self.nodes.insert(uid.clone(), node);
             self.add_dependent_to_owners(&uid, &object.owners, actions);
         }
-        self.process_transitions(old.as_deref(), &object, actions);
+        self.process_transitions(old, object, actions);
     }
 
     /// Upstream processTransitions: deletion just started with the orphan or foregroundDeletion finalizer.
@@ -375,7 +376,7 @@ impl Graph {
         (matching, nonmatching)
     }
 
-    fn delete(&mut self, deleted: Identity, virtual_: bool, actions: &mut Vec<Action>) {
+    fn delete(&mut self, deleted: &Identity, virtual_: bool, actions: &mut Vec<Action>) {
         let uid = deleted.uid.clone();
         let Some(existing) = self.nodes.get(&uid) else {
             return;
@@ -384,7 +385,7 @@ impl Graph {
         if virtual_ {
             if !existing.observed {
                 let existing_identity = existing.identity.clone();
-                let (matching, nonmatching) = self.partition_dependents(&uid, &deleted);
+                let (matching, nonmatching) = self.partition_dependents(&uid, deleted);
                 if !nonmatching.is_empty() {
                     // Some dependents name this owner by other coordinates: keep the node for them.
                     remove = false;
@@ -392,18 +393,18 @@ impl Graph {
                         actions.push(Action::Absent(deleted.clone()));
                         actions.extend(matching.into_iter().map(Action::AttemptToDelete));
                     }
-                    if existing_identity == deleted
-                        && let Some(replacement) = self.alternate_identity(&nonmatching, &deleted)
+                    if existing_identity == *deleted
+                        && let Some(replacement) = self.alternate_identity(&nonmatching, deleted)
                         && let Some(node) = self.nodes.get_mut(&uid)
                     {
                         node.identity = replacement;
                         actions.push(Action::AttemptToDeleteRateLimited(uid.clone()));
                     }
                 }
-            } else if existing.identity != deleted {
+            } else if existing.identity != *deleted {
                 // An observed object disagrees with the verified-absent coordinates: keep it.
                 remove = false;
-                let (matching, _) = self.partition_dependents(&uid, &deleted);
+                let (matching, _) = self.partition_dependents(&uid, deleted);
                 if !matching.is_empty() {
                     actions.push(Action::Absent(deleted.clone()));
                     actions.extend(matching.into_iter().map(Action::AttemptToDelete));
@@ -420,7 +421,7 @@ impl Graph {
         if !node.dependents.is_empty() {
             actions.push(Action::Absent(Identity {
                 uid: uid.clone(),
-                ..deleted
+                ..deleted.clone()
             }));
         }
         actions.extend(node.dependents.iter().cloned().map(Action::AttemptToDelete));

@@ -231,7 +231,7 @@ impl GarbageCollector {
             while let Some(item) = queue.get().await {
                 let actions = {
                     let mut graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
-                    graph.process(item.change.as_ref().clone())
+                    graph.process(&item.change)
                 };
                 self.apply(actions).await;
                 queue.forget(&item);

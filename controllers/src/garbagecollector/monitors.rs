@@ -210,22 +210,20 @@ fn state(resource: &ApiResource, object: &PartialObjectMeta<DynamicObject>) -> O
 }
 
 /// The change for `object` replacing `old` (a recreated object with the same name is a delete first).
-fn upsert(changes: &GraphChanges, object: ObjectState, old: Option<ObjectState>) {
+/// The monitor's cache and the queued change share the object's state.
+fn upsert(changes: &GraphChanges, object: Arc<ObjectState>, old: Option<Arc<ObjectState>>) {
     let old = match old {
         Some(old) if old.identity.uid != object.identity.uid => {
             changes.push(Change::Delete {
-                identity: old.identity,
+                identity: old.identity.clone(),
                 virtual_: false,
             });
             None
         }
         old => old,
     };
-    if old.as_ref() != Some(&object) {
-        changes.push(Change::Upsert {
-            object,
-            old: old.map(Box::new),
-        });
+    if old.as_deref() != Some(&*object) {
+        changes.push(Change::Upsert { object, old });
     }
 }
 
@@ -240,8 +238,8 @@ async fn run(
 ) {
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
-    let mut cache: HashMap<Key, ObjectState> = HashMap::new();
-    let mut relist: Vec<ObjectState> = Vec::new();
+    let mut cache: HashMap<Key, Arc<ObjectState>> = HashMap::new();
+    let mut relist: Vec<Arc<ObjectState>> = Vec::new();
     let key = |s: &ObjectState| (s.identity.namespace.clone(), s.identity.name.clone());
     loop {
         let event = tokio::select! {
@@ -254,7 +252,9 @@ async fn run(
                 tracing::debug!(resource = %resource.plural, "garbage collector monitor: {e}");
             }
             Some(Ok(Event::Init)) => relist.clear(),
-            Some(Ok(Event::InitApply(object))) => relist.push(state(&resource, &object)),
+            Some(Ok(Event::InitApply(object))) => {
+                relist.push(Arc::new(state(&resource, &object)));
+            }
             Some(Ok(Event::InitDone)) => {
                 let mut fresh = HashMap::new();
                 for object in std::mem::take(&mut relist) {
@@ -264,7 +264,7 @@ async fn run(
                 }
                 for (_, gone) in cache.drain() {
                     changes.push(Change::Delete {
-                        identity: gone.identity,
+                        identity: gone.identity.clone(),
                         virtual_: false,
                     });
                 }
@@ -272,7 +272,7 @@ async fn run(
                 synced.send_replace(true);
             }
             Some(Ok(Event::Apply(object))) => {
-                let object = state(&resource, &object);
+                let object = Arc::new(state(&resource, &object));
                 let old = cache.insert(key(&object), object.clone());
                 upsert(&changes, object, old);
             }
@@ -318,21 +318,22 @@ mod tests {
     #[tokio::test]
     async fn an_unchanged_object_is_no_change_and_a_recreated_one_is_a_delete_first() {
         let changes = GraphChanges::new();
-        let a = object("a", "1");
+        let a = Arc::new(object("a", "1"));
         upsert(&changes, a.clone(), Some(a.clone()));
         assert!(drain(&changes).await.is_empty(), "nothing changed");
 
-        let mut deleting = a.clone();
+        let mut deleting = (*a).clone();
         deleting.being_deleted = true;
+        let deleting = Arc::new(deleting);
         upsert(&changes, deleting.clone(), Some(a.clone()));
         let out = drain(&changes).await;
         assert!(
             matches!(&out[..], [Change::Upsert { object, old: Some(old) }]
-                if *object == deleting && **old == a)
+                if *object == deleting && *old == a)
         );
 
         // Same name, new UID: the old object is gone, the new one is new.
-        upsert(&changes, object("a", "2"), Some(a));
+        upsert(&changes, Arc::new(object("a", "2")), Some(a));
         let out = drain(&changes).await;
         assert!(matches!(&out[..], [
             Change::Delete { identity, virtual_: false },

@@ -30,7 +30,10 @@ fn object(identity: &Identity, owners: Vec<OwnerReference>) -> ObjectState {
 }
 
 fn upsert(graph: &mut Graph, object: ObjectState) -> Vec<Action> {
-    graph.process(Change::Upsert { object, old: None })
+    graph.process(&Change::Upsert {
+        object: Arc::new(object),
+        old: None,
+    })
 }
 
 #[test]
@@ -61,7 +64,7 @@ fn deleting_an_owner_enqueues_its_dependents_and_records_it_absent() {
         let child = identity("ConfigMap", "ns", uid, uid);
         assert!(upsert(&mut graph, object(&child, vec![reference(&owner, false)])).is_empty());
     }
-    let actions = graph.process(Change::Delete {
+    let actions = graph.process(&Change::Delete {
         identity: owner.clone(),
         virtual_: false,
     });
@@ -109,9 +112,9 @@ fn foreground_deletion_enqueues_dependents_and_the_owner() {
     let mut deleting = old.clone();
     deleting.being_deleted = true;
     deleting.finalizers = vec![FOREGROUND_DELETION.into()];
-    let actions = graph.process(Change::Upsert {
-        object: deleting.clone(),
-        old: Some(Box::new(old)),
+    let actions = graph.process(&Change::Upsert {
+        object: Arc::new(deleting.clone()),
+        old: Some(Arc::new(old)),
     });
     assert_eq!(
         actions,
@@ -123,13 +126,13 @@ fn foreground_deletion_enqueues_dependents_and_the_owner() {
     let node = graph.get("o").unwrap();
     assert!(node.being_deleted && node.deleting_dependents);
     // The same state again is no transition.
-    let actions = graph.process(Change::Upsert {
-        object: deleting.clone(),
-        old: Some(Box::new(deleting)),
+    let actions = graph.process(&Change::Upsert {
+        object: Arc::new(deleting.clone()),
+        old: Some(Arc::new(deleting)),
     });
     assert!(actions.is_empty());
     // The dependent going lets the owner be re-examined.
-    let actions = graph.process(Change::Delete {
+    let actions = graph.process(&Change::Delete {
         identity: pod,
         virtual_: false,
     });
@@ -153,7 +156,7 @@ fn a_virtual_delete_removes_a_virtual_owner_and_enqueues_its_dependents() {
     let ghost = identity("ConfigMap", "ns", "ghost", "g");
     let child = identity("ConfigMap", "ns", "child", "c");
     upsert(&mut graph, object(&child, vec![reference(&ghost, false)]));
-    let actions = graph.process(Change::Delete {
+    let actions = graph.process(&Change::Delete {
         identity: ghost.clone(),
         virtual_: true,
     });
@@ -175,7 +178,7 @@ fn a_virtual_delete_does_not_remove_an_observed_node_with_other_coordinates() {
     // A reference with the right UID but another kind is suspicious: verify the child.
     let actions = upsert(&mut graph, object(&child, vec![reference(&wrong, false)]));
     assert_eq!(actions, vec![Action::AttemptToDelete("c".into())]);
-    let actions = graph.process(Change::Delete {
+    let actions = graph.process(&Change::Delete {
         identity: wrong.clone(),
         virtual_: true,
     });
