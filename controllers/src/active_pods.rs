@@ -5,9 +5,9 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 
-use crate::pod::Pod;
 use k8s_openapi::jiff::Timestamp;
 
+use crate::pod::Pod;
 use crate::pod_util::{is_pod_ready, pod_deletion_cost, pod_ready_time};
 
 fn phase_ordinal(pod: &Pod) -> u8 {

@@ -11,7 +11,6 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-use crate::pod::Pod;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Patch, PatchParams};
@@ -21,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::OnceCell;
 
+use crate::pod::Pod;
 use crate::pod_control::{ControllerKind, PodControlError};
 use crate::pod_util::controller_of;
 

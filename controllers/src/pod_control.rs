@@ -8,9 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
-use crate::pod::Pod;
-
 use component_base::events::EventRecorder;
+
+use crate::pod::Pod;
 
 /// Event reason of a failed pod creation (upstream `FailedCreatePodReason`).
 pub const FAILED_CREATE_POD_REASON: &str = "FailedCreate";

@@ -2,13 +2,14 @@
 //! `apipod.UpdatePodCondition` and `utilpod.PatchPodStatus`): conditions with upstream's transition-time
 //! rules, written as a strategic merge patch whose `metadata.uid` is a precondition.
 
-use crate::pod::Pod;
 use k8s_openapi::api::core::v1::PodCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
+
+use crate::pod::Pod;
 
 /// A condition as upstream controllers set it: observedGeneration is the pod's generation
 /// (PodObservedGenerationTracking is on in 1.36), transition time now.

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pod::Pod;
 use component_base::informer::IndexFunc;
 use k8s_openapi::api::core::v1::PodCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
+
+use crate::pod::Pod;
 
 /// Name of the pod index by controller ([`pod_controller_index`], upstream `PodControllerIndex`).
 pub const POD_CONTROLLER_INDEX: &str = "podController";

@@ -13,7 +13,6 @@ pub mod util;
 
 use std::sync::Arc;
 
-use crate::pod::Pod;
 use component_base::events::EventRecorder;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer, index};
 use component_base::workqueue::RateLimitingQueue;
@@ -23,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
 
 use crate::context::{ControllerContext, StartError};
+use crate::pod::Pod;
 use crate::pod_util::is_pod_active;
 use crate::worker::run_workers;
 

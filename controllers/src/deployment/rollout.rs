@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use crate::pod::Pod;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::PostParams;
 
@@ -11,6 +10,7 @@ use super::Controller;
 use super::plan;
 use super::sync::{SyncError, api_err, key_of};
 use super::util::{self, *};
+use crate::pod::Pod;
 
 impl Controller {
     /// Upstream's `rolloutRolling`.

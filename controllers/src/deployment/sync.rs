@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use crate::pod::Pod;
 use component_base::informer::{ObjectKey, index};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -18,6 +17,7 @@ use super::util::{self, *};
 use crate::controller_ref_manager::{
     ClaimError, ControllerRefManager, label_selector_as_selector, recheck_deletion_timestamp,
 };
+use crate::pod::Pod;
 
 /// Longest revision-history annotation kept.
 pub(super) const MAX_REV_HISTORY_LENGTH_IN_CHARS: usize = 2000;

@@ -11,7 +11,6 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pod::Pod;
 use component_base::events::EventRecorder;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer, index};
 use component_base::workqueue::{
@@ -24,6 +23,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use crate::context::{ControllerContext, StartError};
+use crate::pod::Pod;
 use crate::serviceaccount::is_namespace_terminating;
 use crate::worker::run_workers;
 use endpoints::{CONTROLLER_NAME, LABEL_MANAGED_BY};

@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::pod::Pod;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
 use k8s_openapi::jiff::Timestamp;
@@ -17,6 +16,7 @@ use super::endpoints::{
     PortKey, address_types, endpoint_key, endpoint_ports, endpoints_equal_beyond_key, new_slice,
     owned_by, pod_to_endpoint, port_key, should_pod_be_in_endpoints, slice_labels,
 };
+use crate::pod::Pod;
 
 /// What the reconciler decided for one Service.
 #[derive(Debug, Default)]

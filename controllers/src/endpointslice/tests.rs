@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::pod::Pod;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::jiff::Timestamp;
@@ -12,6 +11,7 @@ use serde_json::{Value, json};
 use super::endpoints::*;
 use super::reconciler::*;
 use super::tracker::*;
+use crate::pod::Pod;
 
 const SERVICE_UID: &str = "svc-uid";
 

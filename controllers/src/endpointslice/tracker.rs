@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::pod::Pod;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
 
 use super::endpoints::{LABEL_SERVICE_NAME, is_pod_ready, pod_ready_condition};
+use crate::pod::Pod;
 
 /// A Service's namespace and name.
 pub type ServiceKey = (String, String);

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::pod::Pod;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
@@ -16,6 +15,7 @@ use kube::core::discovery::Scope;
 use kube::discovery::{ApiResource, Discovery, verbs};
 
 use super::conditions::{ConditionUpdater, ContentTotals};
+use crate::pod::Pod;
 
 /// The finalizer the namespace controller owns.
 pub const FINALIZER: &str = "kubernetes";

@@ -15,7 +15,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::pod::Pod;
 use component_base::events::EventRecorder;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer, index};
 use component_base::workqueue::RateLimitingQueue;
@@ -26,6 +25,7 @@ use kube::Client;
 use tokio::time::Instant;
 
 use crate::context::{ControllerContext, StartError};
+use crate::pod::Pod;
 use crate::worker::run_workers;
 use health::NodeHealth;
 use tainter::RateLimitedTimedQueue;

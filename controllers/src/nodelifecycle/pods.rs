@@ -1,7 +1,6 @@
 //! Pods on unhealthy nodes (upstream's `MarkPodsNotReady` and `processPod`): their Ready condition is set
 //! False, since no kubelet is left to say otherwise.
 
-use crate::pod::Pod;
 use k8s_openapi::api::core::v1::{ObjectReference, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -10,6 +9,7 @@ use serde_json::json;
 
 use component_base::events::EventRecorder;
 
+use crate::pod::Pod;
 use crate::pod_status;
 
 /// The Ready condition to write for a pod on a not-Ready node, `None` when it has none or it is False.

@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pod::Pod;
 use component_base::informer::SharedInformer;
 use futures::future::{BoxFuture, join_all};
 use k8s_openapi::api::core::v1::{Node, PodCondition};
@@ -20,6 +19,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::context::{ControllerContext, StartError};
+use crate::pod::Pod;
 use crate::pod_status;
 use metrics::Reason;
 use select::Quarantine;

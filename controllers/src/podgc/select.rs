@@ -6,9 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pod::Pod;
 use k8s_openapi::api::core::v1::Node;
 use tokio::time::Instant;
+
+use crate::pod::Pod;
 
 fn phase(pod: &Pod) -> &str {
     let status = pod.status.as_ref();

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pod::Pod;
 use futures::future::join_all;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
@@ -26,6 +25,7 @@ use crate::controller_ref_manager::{
     ClaimError, PodControllerRefManager, recheck_deletion_timestamp,
 };
 use crate::expectations::UidTrackingExpectations;
+use crate::pod::Pod;
 use crate::pod_control::{PodControl, PodControlError};
 use crate::pod_util::{
     POD_CONTROLLER_INDEX, controller_of, is_controlled_by, is_pod_active, is_pod_terminating,

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pod::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::core::SelectorExt;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -16,6 +15,7 @@ use component_base::informer::{InformerEvent, ObjectKey, index};
 
 use super::controller::ReplicaSetController;
 use super::kind::ReplicaKind;
+use crate::pod::Pod;
 use crate::pod_util::{controller_of, is_pod_ready, pod_key};
 
 /// What one informer event asks of the controller, in order.

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::pod::Pod;
 use futures::future::join_all;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::active_pods::sort_for_deletion;
+use crate::pod::Pod;
 use crate::pod_util::is_pod_active;
 
 /// Most pods created or deleted in one sync (upstream `BurstReplicas`).

@@ -11,7 +11,6 @@ pub mod status;
 
 use std::sync::Arc;
 
-use crate::pod::Pod;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::ReplicationController;
@@ -21,6 +20,7 @@ use component_base::workqueue::RateLimitingQueue;
 
 use crate::context::{ControllerContext, StartError};
 use crate::expectations::UidTrackingExpectations;
+use crate::pod::Pod;
 use crate::pod_control::PodControl;
 use crate::pod_util::{POD_CONTROLLER_INDEX, pod_controller_index};
 use crate::worker::run_workers;

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::pod::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::kind::{Condition, ReplicaStatus};
+use crate::pod::Pod;
 use crate::pod_util::{is_pod_available, is_pod_ready};
 
 /// The condition type set while pods cannot be created or deleted.

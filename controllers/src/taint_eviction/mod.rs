@@ -8,7 +8,6 @@ pub mod decision;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::pod::Pod;
 use component_base::events::EventRecorder;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer, index};
 use futures::future::BoxFuture;
@@ -20,6 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{ControllerContext, StartError};
+use crate::pod::Pod;
 use crate::pod_status;
 use decision::{Plan, no_execute_taints, plan};
 

@@ -1,13 +1,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pod::Pod;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::ReplicationController;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::json;
 
 use super::*;
+use crate::pod::Pod;
 
 /// Sets in a plain list, looked up as the controller looks them up in its cache.
 struct Sets(Vec<Arc<ReplicaSet>>);
