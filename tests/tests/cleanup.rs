@@ -3,7 +3,7 @@
 //! state directory behind. (`ferrokube up`'s clusters: tests/up_lifecycle.rs.)
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,11 +15,15 @@ struct Started {
     dir: PathBuf,
 }
 
-fn read_report(stdout: ChildStdout) -> Started {
+/// The probe's report from its `stdout`; if there is none, the failure quotes what the probe wrote to the
+/// file `stderr` (why it could not start a control plane).
+fn read_report(stdout: ChildStdout, stderr: &Path) -> Started {
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let report: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        let said = std::fs::read_to_string(stderr).unwrap_or_default();
+        panic!("no report from the probe ({e}: {line:?}); its stderr:\n{said}")
+    });
     let pids: Vec<u32> = serde_json::from_value(report["pids"].clone()).unwrap();
     let dir = PathBuf::from(report["dir"].as_str().unwrap());
     assert_eq!(pids.len(), 2);
@@ -49,13 +53,14 @@ fn assert_all_gone(started: &Started) {
 }
 
 fn probe(mode: &str) -> (Child, Started) {
+    let stderr = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(binary("control-plane-probe"))
         .arg(mode)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr.reopen().unwrap())
         .spawn()
         .unwrap();
-    let started = read_report(child.stdout.take().unwrap());
+    let started = read_report(child.stdout.take().unwrap(), stderr.path());
     (child, started)
 }
 
