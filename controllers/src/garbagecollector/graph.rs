@@ -105,9 +105,9 @@ pub enum Action {
 /// One object in the graph.
 #[derive(Clone, Debug, Default)]
 pub struct Node {
-    pub identity: Identity,
-    /// The object's ownerReferences as last observed (empty for virtual nodes).
-    pub owners: Vec<OwnerReference>,
+    /// The object as last observed, shared with the monitor that saw it so a pod's coordinates and
+    /// references are held once; a virtual node's holds only the coordinates a reference gave.
+    pub state: Arc<ObjectState>,
     /// UIDs of nodes listing this one as an owner.
     pub dependents: BTreeSet<String>,
     pub being_deleted: bool,
@@ -115,6 +115,29 @@ pub struct Node {
     pub deleting_dependents: bool,
     /// Seen by a monitor; false for a virtual node made from someone's ownerReference.
     pub observed: bool,
+}
+
+impl Node {
+    /// A node for an owner known only from a dependent's reference, to be verified.
+    fn virtual_(identity: Identity) -> Self {
+        Self {
+            state: Arc::new(ObjectState {
+                identity,
+                ..ObjectState::default()
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// The object's coordinates.
+    pub fn identity(&self) -> &Identity {
+        &self.state.identity
+    }
+
+    /// The object's ownerReferences as last observed (empty for virtual nodes).
+    pub fn owners(&self) -> &[OwnerReference] {
+        &self.state.owners
+    }
 }
 
 /// The graph: nodes by UID.
@@ -157,7 +180,7 @@ impl Graph {
         self.dependents(uid)
             .into_iter()
             .filter(|d| {
-                d.owners
+                d.owners()
                     .iter()
                     .any(|o| o.uid == uid && o.block_owner_deletion == Some(true))
             })
@@ -176,7 +199,7 @@ impl Graph {
 
     fn upsert(
         &mut self,
-        object: &ObjectState,
+        object: &Arc<ObjectState>,
         old: Option<&ObjectState>,
         actions: &mut Vec<Action>,
     ) {
@@ -186,11 +209,11 @@ impl Graph {
         {
             // First real sighting of a virtual node: dependents that named it by other coordinates may
             // hold dangling references, verify them (the bad child → good parent order).
-            if existing.identity != object.identity {
+            if *existing.identity() != object.identity {
                 let (_, nonmatching) = self.partition_dependents(&uid, &object.identity);
                 for dependent in nonmatching {
                     if !object.identity.namespace.is_empty()
-                        && self.nodes[&dependent].identity.namespace != object.identity.namespace
+                        && self.nodes[&dependent].identity().namespace != object.identity.namespace
                     {
                         actions.push(self.invalid_namespace(&dependent, &object.identity));
                     }
@@ -198,12 +221,12 @@ impl Graph {
                 }
             }
             if let Some(existing) = self.nodes.get_mut(&uid) {
-                existing.identity = object.identity.clone();
                 existing.observed = true;
             }
         }
-        if let Some(existing) = self.nodes.get(&uid) {
-            let (added, removed, changed) = references_diffs(&existing.owners, &object.owners);
+        if let Some(existing) = self.nodes.get_mut(&uid) {
+            let was = std::mem::replace(&mut existing.state, object.clone());
+            let (added, removed, changed) = references_diffs(&was.owners, &object.owners);
             if !added.is_empty() || !removed.is_empty() || !changed.is_empty() {
                 // A dependent that stops blocking may let a foreground-deleting owner finish.
                 for reference in removed
@@ -222,9 +245,6 @@ impl Graph {
                         actions.push(Action::AttemptToDelete(is.uid.clone()));
                     }
                 }
-                if let Some(existing) = self.nodes.get_mut(&uid) {
-                    existing.owners = object.owners.clone();
-                }
                 self.add_dependent_to_owners(&uid, &added, actions);
                 self.remove_dependent_from_owners(&uid, &removed);
             }
@@ -235,8 +255,7 @@ impl Graph {
             }
         } else {
             let node = Node {
-                identity: object.identity.clone(),
-                owners: object.owners.clone(),
+                state: object.clone(),
                 dependents: BTreeSet::new(),
                 being_deleted: object.being_deleted,
                 deleting_dependents: object.being_deleted
@@ -280,18 +299,19 @@ impl Graph {
         owners: &[OwnerReference],
         actions: &mut Vec<Action>,
     ) {
-        let Some(dependent_identity) = self.nodes.get(dependent).map(|n| n.identity.clone()) else {
+        let Some(dependent_namespace) = self
+            .nodes
+            .get(dependent)
+            .map(|n| n.identity().namespace.clone())
+        else {
             return;
         };
         let mut potentially_invalid = false;
         for reference in owners {
             match self.nodes.get_mut(&reference.uid) {
                 None => {
-                    let identity = Identity::of_reference(reference, &dependent_identity.namespace);
-                    let mut owner = Node {
-                        identity,
-                        ..Node::default()
-                    };
+                    let identity = Identity::of_reference(reference, &dependent_namespace);
+                    let mut owner = Node::virtual_(identity);
                     owner.dependents.insert(dependent.to_string());
                     self.nodes.insert(reference.uid.clone(), owner);
                     actions.push(Action::AttemptToDelete(reference.uid.clone()));
@@ -301,19 +321,19 @@ impl Graph {
                     if potentially_invalid {
                         continue;
                     }
-                    let owner_namespaced = !owner.identity.namespace.is_empty();
-                    if owner_namespaced && owner.identity.namespace != dependent_identity.namespace
-                    {
+                    let owner_identity = owner.identity();
+                    let owner_namespaced = !owner_identity.namespace.is_empty();
+                    if owner_namespaced && owner_identity.namespace != dependent_namespace {
                         // A namespaced owner only owns objects of its own namespace.
                         if owner.observed {
-                            let owner_identity = owner.identity.clone();
+                            let owner_identity = owner_identity.clone();
                             actions.push(self.invalid_namespace(dependent, &owner_identity));
                         }
                         potentially_invalid = true;
-                    } else if !owner.identity.matches(reference) {
+                    } else if !owner_identity.matches(reference) {
                         potentially_invalid = true;
                     } else if !owner_namespaced
-                        && owner.identity.namespace != dependent_identity.namespace
+                        && owner_identity.namespace != dependent_namespace
                         && !owner.observed
                     {
                         // Maybe a namespaced owner wrongly referenced by a cluster-scoped dependent.
@@ -339,7 +359,7 @@ impl Graph {
         let dependent = self
             .nodes
             .get(dependent)
-            .map(|n| n.identity.clone())
+            .map(|n| n.identity().clone())
             .unwrap_or_default();
         let owner = Identity {
             namespace: dependent.namespace.clone(),
@@ -354,11 +374,12 @@ impl Graph {
         let (mut matching, mut nonmatching) = (Vec::new(), Vec::new());
         for dependent in self.dependents(uid) {
             let (mut found_match, mut found_mismatch) = (false, false);
-            if !identity.namespace.is_empty() && identity.namespace != dependent.identity.namespace
+            if !identity.namespace.is_empty()
+                && identity.namespace != dependent.identity().namespace
             {
                 found_mismatch = true;
             } else {
-                for reference in dependent.owners.iter().filter(|r| r.uid == identity.uid) {
+                for reference in dependent.owners().iter().filter(|r| r.uid == identity.uid) {
                     if identity.matches(reference) {
                         found_match = true;
                     } else {
@@ -367,10 +388,10 @@ impl Graph {
                 }
             }
             if found_match {
-                matching.push(dependent.identity.uid.clone());
+                matching.push(dependent.identity().uid.clone());
             }
             if found_mismatch {
-                nonmatching.push(dependent.identity.uid.clone());
+                nonmatching.push(dependent.identity().uid.clone());
             }
         }
         (matching, nonmatching)
@@ -384,7 +405,7 @@ impl Graph {
         let mut remove = true;
         if virtual_ {
             if !existing.observed {
-                let existing_identity = existing.identity.clone();
+                let existing_identity = existing.identity().clone();
                 let (matching, nonmatching) = self.partition_dependents(&uid, deleted);
                 if !nonmatching.is_empty() {
                     // Some dependents name this owner by other coordinates: keep the node for them.
@@ -397,11 +418,11 @@ impl Graph {
                         && let Some(replacement) = self.alternate_identity(&nonmatching, deleted)
                         && let Some(node) = self.nodes.get_mut(&uid)
                     {
-                        node.identity = replacement;
+                        node.state = Node::virtual_(replacement).state;
                         actions.push(Action::AttemptToDeleteRateLimited(uid.clone()));
                     }
                 }
-            } else if existing.identity != *deleted {
+            } else if *existing.identity() != *deleted {
                 // An observed object disagrees with the verified-absent coordinates: keep it.
                 remove = false;
                 let (matching, _) = self.partition_dependents(&uid, deleted);
@@ -417,7 +438,7 @@ impl Graph {
         let Some(node) = self.nodes.remove(&uid) else {
             return;
         };
-        self.remove_dependent_from_owners(&uid, &node.owners);
+        self.remove_dependent_from_owners(&uid, node.owners());
         if !node.dependents.is_empty() {
             actions.push(Action::Absent(Identity {
                 uid: uid.clone(),
@@ -425,7 +446,7 @@ impl Graph {
             }));
         }
         actions.extend(node.dependents.iter().cloned().map(Action::AttemptToDelete));
-        for reference in &node.owners {
+        for reference in node.owners() {
             if self
                 .nodes
                 .get(&reference.uid)
@@ -443,14 +464,14 @@ impl Graph {
         let cluster_scoped = absent.namespace.is_empty();
         let mut alternates = BTreeSet::new();
         for dependent in dependents.iter().filter_map(|d| self.nodes.get(d)) {
-            for reference in dependent.owners.iter().filter(|r| r.uid == absent.uid) {
+            for reference in dependent.owners().iter().filter(|r| r.uid == absent.uid) {
                 if absent.matches(reference)
-                    && (cluster_scoped || absent.namespace == dependent.identity.namespace)
+                    && (cluster_scoped || absent.namespace == dependent.identity().namespace)
                 {
                     continue;
                 }
                 let mut candidate =
-                    Identity::of_reference(reference, &dependent.identity.namespace);
+                    Identity::of_reference(reference, &dependent.identity().namespace);
                 if cluster_scoped
                     && candidate.api_version == absent.api_version
                     && candidate.kind == absent.kind

@@ -296,7 +296,7 @@ impl GarbageCollector {
             Ok(AttemptOutcome::Done) if !node.observed => {
                 // Requeued until a monitor sees it, so a virtual node for an object created and removed
                 // while a watch was down cannot linger (upstream issue 56121).
-                Err(SyncError::NotObserved(node.identity.to_string()))
+                Err(SyncError::NotObserved(node.identity().to_string()))
             }
             Ok(AttemptOutcome::Done) => Ok(()),
             Err(e) => Err(e),
@@ -312,14 +312,16 @@ impl GarbageCollector {
             return Ok(AttemptOutcome::Done);
         }
         let ops = &self.operations;
-        let latest = match ops.get(&item.identity).await? {
-            Some(latest) if latest.metadata.uid.as_deref() == Some(item.identity.uid.as_str()) => {
+        let latest = match ops.get(item.identity()).await? {
+            Some(latest)
+                if latest.metadata.uid.as_deref() == Some(item.identity().uid.as_str()) =>
+            {
                 latest
             }
             _ => {
                 // Absent (or another object by that name): let the graph builder drop the node.
                 self.changes.push(Change::Delete {
-                    identity: item.identity.clone(),
+                    identity: item.identity().clone(),
                     virtual_: true,
                 });
                 return Ok(AttemptOutcome::VirtualDeleteQueued);
@@ -339,7 +341,7 @@ impl GarbageCollector {
                 Ok(state) => classified.push((reference.clone(), state)),
                 // A cluster-scoped object naming a namespaced owner: retrying cannot help.
                 Err(OwnerLookup::NamespacedOwnerOfClusterScoped) => {
-                    tracing::info!(item = %item.identity, owner = %reference.uid,
+                    tracing::info!(item = %item.identity(), owner = %reference.uid,
                         "cluster-scoped item refers to a namespaced owner");
                     return Ok(AttemptOutcome::Done);
                 }
@@ -348,7 +350,7 @@ impl GarbageCollector {
         }
         let (has_dependents, dependent_deleting_dependents) = {
             let graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
-            let dependents = graph.dependents(&item.identity.uid);
+            let dependents = graph.dependents(&item.identity().uid);
             (
                 !dependents.is_empty(),
                 dependents.iter().any(|d| d.deleting_dependents),
@@ -361,11 +363,11 @@ impl GarbageCollector {
             has_dependents,
             dependent_deleting_dependents,
         );
-        tracing::debug!(item = %item.identity, ?decision, "garbage collector: attemptToDelete");
+        tracing::debug!(item = %item.identity(), ?decision, "garbage collector: attemptToDelete");
         match decision {
             Decision::Keep => {}
             Decision::RemoveReferences(uids) => {
-                ops.remove_owner_references(&item.identity, &uids).await?;
+                ops.remove_owner_references(item.identity(), &uids).await?;
             }
             Decision::Delete {
                 propagation,
@@ -373,13 +375,13 @@ impl GarbageCollector {
             } => {
                 let mut resource_version = latest.metadata.resource_version.clone();
                 if unblock_first {
-                    ops.unblock_owner_references(&item.identity).await?;
+                    ops.unblock_owner_references(item.identity()).await?;
                     // The patch changed the version: delete whatever the object is now.
                     resource_version = None;
                 }
-                tracing::info!(item = %item.identity, propagation = propagation.as_str(),
+                tracing::info!(item = %item.identity(), propagation = propagation.as_str(),
                     "garbage collector: deleting object");
-                ops.delete(&item.identity, resource_version, &owners, propagation)
+                ops.delete(item.identity(), resource_version, &owners, propagation)
                     .await?;
             }
         }
@@ -397,7 +399,7 @@ impl GarbageCollector {
         if self.absent().has(&owner) {
             return Ok(OwnerState::Dangling);
         }
-        owner.namespace = item.identity.namespace.clone();
+        owner.namespace = item.identity().namespace.clone();
         if self.absent().has(&owner) {
             return Ok(OwnerState::Dangling);
         }
@@ -407,7 +409,7 @@ impl GarbageCollector {
         if !namespaced {
             owner.namespace.clear();
         }
-        if item.identity.namespace.is_empty() && namespaced {
+        if item.identity().namespace.is_empty() && namespaced {
             return Err(OwnerLookup::NamespacedOwnerOfClusterScoped);
         }
         match self.operations.get(&owner).await? {
@@ -431,15 +433,15 @@ impl GarbageCollector {
         let blocking: Vec<(String, bool)> = {
             let graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
             graph
-                .blocking_dependents(&item.identity.uid)
+                .blocking_dependents(&item.identity().uid)
                 .into_iter()
-                .map(|d| (d.identity.uid.clone(), d.deleting_dependents))
+                .map(|d| (d.identity().uid.clone(), d.deleting_dependents))
                 .collect()
         };
         if blocking.is_empty() {
-            tracing::info!(item = %item.identity, "garbage collector: removing foregroundDeletion finalizer");
+            tracing::info!(item = %item.identity(), "garbage collector: removing foregroundDeletion finalizer");
             self.operations
-                .remove_finalizer(&item.identity, FOREGROUND_DELETION)
+                .remove_finalizer(item.identity(), FOREGROUND_DELETION)
                 .await?;
             return Ok(());
         }
@@ -462,7 +464,7 @@ impl GarbageCollector {
             graph
                 .dependents(uid)
                 .into_iter()
-                .map(|d| d.identity.clone())
+                .map(|d| d.identity().clone())
                 .collect()
         };
         let owner_uid = vec![uid.to_string()];
@@ -476,7 +478,7 @@ impl GarbageCollector {
             return Err(error.into());
         }
         self.operations
-            .remove_finalizer(&owner.identity, ORPHAN)
+            .remove_finalizer(owner.identity(), ORPHAN)
             .await?;
         Ok(())
     }

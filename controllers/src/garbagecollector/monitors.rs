@@ -2,7 +2,7 @@
 //! Each keeps the last metadata it saw per object so updates carry the old state (deletion transitions)
 //! and a relist turns vanished objects into deletes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -227,7 +227,28 @@ fn upsert(changes: &GraphChanges, object: Arc<ObjectState>, old: Option<Arc<Obje
     }
 }
 
-type Key = (String, String);
+/// A cached state keyed by its own namespace and name, so the cache holds no second copy of them.
+struct ByName(Arc<ObjectState>);
+
+impl ByName {
+    fn key(&self) -> (&str, &str) {
+        (&self.0.identity.namespace, &self.0.identity.name)
+    }
+}
+
+impl PartialEq for ByName {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for ByName {}
+
+impl std::hash::Hash for ByName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
 
 async fn run(
     api: Api<PartialObjectMeta<DynamicObject>>,
@@ -238,9 +259,8 @@ async fn run(
 ) {
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
-    let mut cache: HashMap<Key, Arc<ObjectState>> = HashMap::new();
+    let mut cache: HashSet<ByName> = HashSet::new();
     let mut relist: Vec<Arc<ObjectState>> = Vec::new();
-    let key = |s: &ObjectState| (s.identity.namespace.clone(), s.identity.name.clone());
     loop {
         let event = tokio::select! {
             () = stop.cancelled() => return,
@@ -256,13 +276,13 @@ async fn run(
                 relist.push(Arc::new(state(&resource, &object)));
             }
             Some(Ok(Event::InitDone)) => {
-                let mut fresh = HashMap::new();
+                let mut fresh = HashSet::with_capacity(relist.len());
                 for object in std::mem::take(&mut relist) {
-                    let old = cache.remove(&key(&object));
-                    fresh.insert(key(&object), object.clone());
+                    let old = cache.take(&ByName(object.clone())).map(|b| b.0);
+                    fresh.insert(ByName(object.clone()));
                     upsert(&changes, object, old);
                 }
-                for (_, gone) in cache.drain() {
+                for ByName(gone) in cache.drain() {
                     changes.push(Change::Delete {
                         identity: gone.identity.clone(),
                         virtual_: false,
@@ -273,14 +293,14 @@ async fn run(
             }
             Some(Ok(Event::Apply(object))) => {
                 let object = Arc::new(state(&resource, &object));
-                let old = cache.insert(key(&object), object.clone());
+                let old = cache.replace(ByName(object.clone())).map(|b| b.0);
                 upsert(&changes, object, old);
             }
             Some(Ok(Event::Delete(object))) => {
-                let object = state(&resource, &object);
-                cache.remove(&key(&object));
+                let object = Arc::new(state(&resource, &object));
+                cache.remove(&ByName(object.clone()));
                 changes.push(Change::Delete {
-                    identity: object.identity,
+                    identity: Arc::unwrap_or_clone(object).identity,
                     virtual_: false,
                 });
             }

@@ -45,7 +45,11 @@ fn an_owner_not_yet_observed_becomes_a_virtual_node_to_verify() {
     assert_eq!(actions, vec![Action::AttemptToDelete("o".into())]);
     let virtual_owner = graph.get("o").unwrap();
     assert!(!virtual_owner.observed);
-    assert_eq!(virtual_owner.identity, owner, "identity from the reference");
+    assert_eq!(
+        *virtual_owner.identity(),
+        owner,
+        "identity from the reference"
+    );
     assert!(virtual_owner.dependents.contains("c"));
 
     // Observing it makes it real; the dependent stays linked.
@@ -215,7 +219,7 @@ fn an_owner_in_another_namespace_is_reported_and_the_dependent_verified() {
     let actions = upsert(&mut graph, object(&owner, vec![]));
     assert_eq!(actions.len(), 2, "{actions:?}");
     assert_eq!(actions[1], Action::AttemptToDelete("c".into()));
-    assert_eq!(graph.get("o").unwrap().identity, owner);
+    assert_eq!(*graph.get("o").unwrap().identity(), owner);
 }
 
 #[test]
@@ -234,4 +238,26 @@ fn display_is_upstreams() {
         id.to_string(),
         "[v1/ConfigMap, namespace: ns, name: n, uid: u]"
     );
+}
+
+#[test]
+fn a_node_holds_the_state_the_monitor_saw_not_a_copy() {
+    let mut graph = Graph::default();
+    let owner = identity("ReplicaSet", "ns", "rs", "o");
+    let pod = identity("Pod", "ns", "pod", "p");
+    let first = Arc::new(object(&pod, vec![reference(&owner, true)]));
+    graph.process(&Change::Upsert {
+        object: first.clone(),
+        old: None,
+    });
+    assert!(Arc::ptr_eq(&graph.get("p").unwrap().state, &first));
+    // An update with the same references still takes the newer state (and drops the older one).
+    let second = Arc::new(object(&pod, vec![reference(&owner, true)]));
+    graph.process(&Change::Upsert {
+        object: second.clone(),
+        old: Some(first.clone()),
+    });
+    assert!(Arc::ptr_eq(&graph.get("p").unwrap().state, &second));
+    assert_eq!(Arc::strong_count(&first), 1);
+    assert_eq!(graph.get("p").unwrap().owners(), second.owners.as_slice());
 }
