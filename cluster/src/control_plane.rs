@@ -209,7 +209,17 @@ impl ControlPlane {
 
     /// Process ids of the apiserver and etcd.
     pub fn pids(&self) -> Vec<u32> {
-        vec![self.apiserver.pid(), self.etcd.pid()]
+        vec![self.apiserver_pid(), self.etcd_pid()]
+    }
+
+    /// The apiserver's process id.
+    pub fn apiserver_pid(&self) -> u32 {
+        self.apiserver.pid()
+    }
+
+    /// etcd's process id.
+    pub fn etcd_pid(&self) -> u32 {
+        self.etcd.pid()
     }
 
     /// The apiserver's log file.

@@ -51,8 +51,68 @@ pub struct Outcome {
     pub rollout: Option<Duration>,
     pub delete: Option<Duration>,
     pub usage: ProcessUsage,
+    /// What serving the phases cost the control plane.
+    pub control_plane: ControlPlaneWork,
     /// Why the run ended early, for the report.
     pub note: Option<String>,
+}
+
+/// The control plane's work, as running totals or as the difference of two: with the apiserver the
+/// bottleneck, this is where a controller-manager's requests cost time.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ControlPlaneWork {
+    /// kube-apiserver's CPU time (user + system), seconds.
+    pub apiserver_cpu_seconds: Option<f64>,
+    /// etcd's CPU time, seconds.
+    pub etcd_cpu_seconds: Option<f64>,
+    /// Requests that changed state, from every client: the controller-manager's and the readiness helper's.
+    pub apiserver_writes: Option<u64>,
+    /// Watches the apiserver closed because their client fell behind, every client's.
+    pub terminated_watches: Option<u64>,
+}
+
+impl ControlPlaneWork {
+    /// The work done since the totals `earlier`.
+    fn since(self, earlier: Self) -> Self {
+        Self {
+            apiserver_cpu_seconds: self
+                .apiserver_cpu_seconds
+                .zip(earlier.apiserver_cpu_seconds)
+                .map(|(now, then)| now - then),
+            etcd_cpu_seconds: self
+                .etcd_cpu_seconds
+                .zip(earlier.etcd_cpu_seconds)
+                .map(|(now, then)| now - then),
+            apiserver_writes: difference(self.apiserver_writes, earlier.apiserver_writes),
+            terminated_watches: difference(self.terminated_watches, earlier.terminated_watches),
+        }
+    }
+}
+
+fn difference(now: Option<u64>, then: Option<u64>) -> Option<u64> {
+    now.zip(then).map(|(now, then)| now.saturating_sub(then))
+}
+
+/// Reads the control plane's running totals: its processes' CPU time and what its apiserver counted.
+struct ControlPlaneMeter {
+    admin: kube::Client,
+    apiserver_pid: u32,
+    etcd_pid: u32,
+}
+
+impl ControlPlaneMeter {
+    async fn totals(&self) -> ControlPlaneWork {
+        let metrics = match http::Request::get("/metrics").body(Vec::new()) {
+            Ok(request) => self.admin.request_text(request).await.ok(),
+            Err(_) => None,
+        };
+        ControlPlaneWork {
+            apiserver_cpu_seconds: measure::process_usage(self.apiserver_pid).cpu_seconds,
+            etcd_cpu_seconds: measure::process_usage(self.etcd_pid).cpu_seconds,
+            apiserver_writes: metrics.as_deref().and_then(measure::parse_apiserver_writes),
+            terminated_watches: metrics.as_deref().map(measure::parse_terminated_watches),
+        }
+    }
 }
 
 /// The controller-manager's command line: the same flags for every implementation.
@@ -139,7 +199,12 @@ pub async fn run(name: &str, binary: &Path, settings: &Settings) -> anyhow::Resu
     let pods = Api::<Pod>::namespaced(admin.clone(), NAMESPACE);
     tokio::spawn(mark_pods_ready(pods.clone(), stop_ready.clone()));
     let deployments = Api::<Deployment>::namespaced(admin.clone(), NAMESPACE);
-    let outcome = phases(name, &deployments, &pods, &manager, settings).await;
+    let meter = ControlPlaneMeter {
+        admin: admin.clone(),
+        apiserver_pid: control_plane.apiserver_pid(),
+        etcd_pid: control_plane.etcd_pid(),
+    };
+    let outcome = phases(name, &deployments, &pods, &manager, &meter, settings).await;
     stop_ready.cancel();
     let outcome = outcome?;
     progress(
@@ -147,7 +212,7 @@ pub async fn run(name: &str, binary: &Path, settings: &Settings) -> anyhow::Resu
         "stopping the controller-manager and the control plane",
     );
     manager.stop(Duration::from_secs(5));
-    drop((pods, deployments, admin));
+    drop((pods, deployments, meter, admin));
     drop(control_plane);
     Ok(outcome)
 }
@@ -158,6 +223,7 @@ async fn phases(
     deployments: &Api<Deployment>,
     pods: &Api<Pod>,
     manager: &ManagedProcess,
+    meter: &ControlPlaneMeter,
     settings: &Settings,
 ) -> anyhow::Result<Outcome> {
     let mut outcome = Outcome::default();
@@ -204,6 +270,7 @@ async fn phases(
     }
 
     let replicas = settings.replicas;
+    let before = meter.totals().await;
     deployments
         .create(
             &PostParams::default(),
@@ -242,6 +309,7 @@ async fn phases(
         .await?;
     }
     outcome.usage = measure::process_usage(pid);
+    outcome.control_plane = meter.totals().await.since(before);
     if outcome.delete.is_none() {
         outcome.note = Some(match is_alive(pid) {
             true => format!("a phase did not finish within {} s", limit.as_secs()),
@@ -386,6 +454,27 @@ mod tests {
         let deleting =
             json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"}});
         assert!(!needs_ready(&pod(deleting)));
+    }
+
+    #[test]
+    fn control_plane_work_is_the_difference_of_totals() {
+        let before = ControlPlaneWork {
+            apiserver_cpu_seconds: Some(10.0),
+            etcd_cpu_seconds: Some(2.0),
+            apiserver_writes: Some(100),
+            terminated_watches: Some(3),
+        };
+        let after = ControlPlaneWork {
+            apiserver_cpu_seconds: Some(25.5),
+            etcd_cpu_seconds: None,
+            apiserver_writes: Some(3300),
+            terminated_watches: None,
+        };
+        let work = after.since(before);
+        assert_eq!(work.apiserver_cpu_seconds, Some(15.5));
+        assert_eq!(work.etcd_cpu_seconds, None, "unreadable at the end");
+        assert_eq!(work.apiserver_writes, Some(3200));
+        assert_eq!(work.terminated_watches, None);
     }
 
     #[test]

@@ -32,6 +32,14 @@ pub struct ControllersResult {
     pub delete_s: Option<f64>,
     pub peak_rss_mib: Option<f64>,
     pub cpu_seconds: Option<f64>,
+    /// kube-apiserver's CPU time during the three phases.
+    pub apiserver_cpu_seconds: Option<f64>,
+    /// etcd's CPU time during the three phases.
+    pub etcd_cpu_seconds: Option<f64>,
+    /// Requests that changed state the apiserver served during the three phases, from every client.
+    pub apiserver_writes: Option<u64>,
+    /// Watches the apiserver closed during the three phases because their client fell behind.
+    pub terminated_watches: Option<u64>,
 }
 
 type Metric = fn(&ControllersResult) -> Option<f64>;
@@ -74,12 +82,22 @@ impl ControllersReport {
             rule.push_str("---:|");
         }
         let _ = writeln!(md, "{header} Better |\n{rule}---|");
-        let metrics: [(&str, Metric); 5] = [
+        let metrics: [(&str, Metric); 9] = [
             ("Scale up 0 → all available (s)", |r| r.scale_up_s),
             ("Rolling update (s)", |r| r.rollout_s),
             ("Foreground delete (s)", |r| r.delete_s),
             ("Peak RSS (MiB)", |r| r.peak_rss_mib),
             ("CPU time (s)", |r| r.cpu_seconds),
+            ("kube-apiserver CPU time in the phases (s)", |r| {
+                r.apiserver_cpu_seconds
+            }),
+            ("etcd CPU time in the phases (s)", |r| r.etcd_cpu_seconds),
+            ("Writes served by the apiserver in the phases", |r| {
+                r.apiserver_writes.map(|w| w as f64)
+            }),
+            ("Watches closed for falling behind in the phases", |r| {
+                r.terminated_watches.map(|w| w as f64)
+            }),
         ];
         for (name, value) in metrics {
             let mut row = format!("| {name} |");
@@ -98,7 +116,11 @@ impl ControllersReport {
             "Each phase is timed from the request that starts it (Deployment created, template changed, \
              Deployment deleted with propagationPolicy=Foreground) until the Deployment's status shows every \
              replica updated and available, or until no pod and no Deployment is left. Peak RSS is the \
-             controller-manager's VmHWM and CPU time its utime + stime, read after the last phase.\n"
+             controller-manager's VmHWM and CPU time its utime + stime, read after the last phase. The control \
+             plane's rows cover the three phases: kube-apiserver's and etcd's CPU time, and the requests that \
+             changed state (POST, PUT, PATCH, DELETE) and the watches the apiserver closed because their client \
+             fell behind (`apiserver_terminated_watchers_total`), from every client, the readiness helper's \
+             included.\n"
         );
         append_footer(&mut md, notes, machine, command_line);
         md
@@ -125,6 +147,10 @@ mod tests {
                     delete_s: None,
                     peak_rss_mib: Some(25.0),
                     cpu_seconds: Some(3.0),
+                    apiserver_cpu_seconds: Some(9.0),
+                    etcd_cpu_seconds: Some(1.5),
+                    apiserver_writes: Some(3200),
+                    terminated_watches: Some(40),
                 },
                 ControllersResult {
                     implementation: "upstream".into(),
@@ -133,6 +159,10 @@ mod tests {
                     delete_s: Some(5.0),
                     peak_rss_mib: Some(100.0),
                     cpu_seconds: Some(6.0),
+                    apiserver_cpu_seconds: Some(12.0),
+                    etcd_cpu_seconds: None,
+                    apiserver_writes: Some(3300),
+                    terminated_watches: Some(20),
                 },
             ],
         };
@@ -157,6 +187,27 @@ mod tests {
         );
         assert!(
             md.contains("| Peak RSS (MiB) | 25 | 100 | 0.25 | lower |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| kube-apiserver CPU time in the phases (s) | 9 | 12 | 0.75 | lower |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| etcd CPU time in the phases (s) | 1.5 | — | — | lower |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| Writes served by the apiserver in the phases | 3200 | 3300 | 0.97 | lower |"
+            ),
+            "{md}"
+        );
+        assert_eq!(json["results"][1]["apiserver_writes"], 3300);
+        assert!(
+            md.contains(
+                "| Watches closed for falling behind in the phases | 40 | 20 | 2.00 | lower |"
+            ),
             "{md}"
         );
     }

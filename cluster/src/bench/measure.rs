@@ -99,6 +99,56 @@ pub fn process_usage(pid: u32) -> ProcessUsage {
     }
 }
 
+/// Requests that change state (`apiserver_request_total` with verb POST, PUT, PATCH, DELETE, DELETECOLLECTION
+/// or APPLY) in an apiserver's /metrics text; `None` if the text has no `apiserver_request_total`.
+pub fn parse_apiserver_writes(metrics: &str) -> Option<u64> {
+    const WRITES: [&str; 6] = [
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "DELETECOLLECTION",
+        "APPLY",
+    ];
+    counter_sum(metrics, "apiserver_request_total", |labels| {
+        labels
+            .split(',')
+            .filter_map(|label| label.strip_prefix("verb=\""))
+            .any(|verb| WRITES.iter().any(|w| verb.strip_suffix('"') == Some(w)))
+    })
+}
+
+/// Watches the apiserver closed because their client did not keep up (`apiserver_terminated_watchers_total`),
+/// in an apiserver's /metrics text. The counter has no samples until the first such close, so none is 0.
+pub fn parse_terminated_watches(metrics: &str) -> u64 {
+    counter_sum(metrics, "apiserver_terminated_watchers_total", |_| true).unwrap_or(0)
+}
+
+/// The sum of the samples of counter `name` whose labels `keep` accepts; `None` if `name` has no sample.
+fn counter_sum(metrics: &str, name: &str, keep: impl Fn(&str) -> bool) -> Option<u64> {
+    let mut seen = false;
+    let mut sum = 0.0;
+    for line in metrics.lines() {
+        let Some(rest) = line
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('{'))
+        else {
+            continue;
+        };
+        seen = true;
+        let Some((labels, value)) = rest.rsplit_once('}') else {
+            continue;
+        };
+        if keep(labels)
+            && let Ok(count) = value.trim().parse::<f64>()
+        {
+            sum += count;
+        }
+    }
+    // Counters are whole numbers written as floats.
+    seen.then_some(sum as u64)
+}
+
 /// The `VmHWM:` line of /proc/PID/status, in KiB (the kernel writes "kB", meaning KiB).
 pub fn parse_vm_hwm_kib(status: &str) -> Option<u64> {
     kib_field(status, "VmHWM:")
@@ -174,6 +224,39 @@ mod tests {
 
     fn at(base: Instant, ms: u64) -> Instant {
         base + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn apiserver_writes_count_only_mutating_verbs() {
+        let metrics = r#"# HELP apiserver_request_total [STABLE] Counter of apiserver requests
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 1000
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="status",verb="PATCH",version="v1"} 990
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="apps",resource="replicasets",scope="resource",subresource="status",verb="PUT",version="v1"} 7
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="DELETE",version="v1"} 3
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="LIST",version="v1"} 50
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="WATCH",version="v1"} 4
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="GET",version="v1"} 12
+apiserver_request_duration_seconds_count{verb="POST"} 1000
+"#;
+        assert_eq!(parse_apiserver_writes(metrics), Some(2000));
+        assert_eq!(
+            parse_apiserver_writes("process_cpu_seconds_total 3\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn terminated_watches_are_summed_over_resources_and_none_is_zero() {
+        let metrics = r#"apiserver_terminated_watchers_total{group="",resource="pods"} 53
+apiserver_terminated_watchers_total{group="apps",resource="replicasets"} 2
+apiserver_request_total{code="200",verb="WATCH"} 9
+"#;
+        assert_eq!(parse_terminated_watches(metrics), 55);
+        assert_eq!(
+            parse_terminated_watches("apiserver_request_total{verb=\"GET\"} 1\n"),
+            0
+        );
     }
 
     #[test]

@@ -340,6 +340,13 @@ async fn bench_controllers(args: ControllersArgs) -> anyhow::Result<()> {
             delete_s: seconds(outcome.delete),
             peak_rss_mib: peak_rss_mib.map(|v| round(v, 1)),
             cpu_seconds: cpu_seconds.map(|v| round(v, 2)),
+            apiserver_cpu_seconds: outcome
+                .control_plane
+                .apiserver_cpu_seconds
+                .map(|v| round(v, 2)),
+            etcd_cpu_seconds: outcome.control_plane.etcd_cpu_seconds.map(|v| round(v, 2)),
+            apiserver_writes: outcome.control_plane.apiserver_writes,
+            terminated_watches: outcome.control_plane.terminated_watches,
         });
     }
     let report = ControllersReport {
