@@ -62,12 +62,12 @@ fn iptables_rules() -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// The names of the KUBE-* chains in the host's iptables (every table; IPv4 and IPv6).
 /// The chains kube-proxy makes as duplicates of the kubelet's and by design leaves behind on `--cleanup`
 /// (upstream pkg/proxy/iptables `iptablesKubeletJumpChains`: "we create these on startup but do not delete
 /// them in CleanupLeftovers"). A host that never ran either has none before the test and keeps them after.
 const KUBELET_CHAINS: [&str; 1] = ["KUBE-FIREWALL"];
 
+/// The names of the KUBE-* chains in the host's iptables (every table; IPv4 and IPv6).
 fn kube_chains() -> BTreeSet<String> {
     let mut chains = BTreeSet::new();
     for save in ["iptables-save", "ip6tables-save"] {
