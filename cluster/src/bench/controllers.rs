@@ -75,21 +75,22 @@ impl ControlPlaneWork {
     /// The work done since the totals `earlier`.
     fn since(self, earlier: Self) -> Self {
         Self {
-            apiserver_cpu_seconds: self
-                .apiserver_cpu_seconds
-                .zip(earlier.apiserver_cpu_seconds)
-                .map(|(now, then)| now - then),
-            etcd_cpu_seconds: self
-                .etcd_cpu_seconds
-                .zip(earlier.etcd_cpu_seconds)
-                .map(|(now, then)| now - then),
-            apiserver_writes: difference(self.apiserver_writes, earlier.apiserver_writes),
-            terminated_watches: difference(self.terminated_watches, earlier.terminated_watches),
+            apiserver_cpu_seconds: seconds_since(
+                self.apiserver_cpu_seconds,
+                earlier.apiserver_cpu_seconds,
+            ),
+            etcd_cpu_seconds: seconds_since(self.etcd_cpu_seconds, earlier.etcd_cpu_seconds),
+            apiserver_writes: count_since(self.apiserver_writes, earlier.apiserver_writes),
+            terminated_watches: count_since(self.terminated_watches, earlier.terminated_watches),
         }
     }
 }
 
-fn difference(now: Option<u64>, then: Option<u64>) -> Option<u64> {
+fn seconds_since(now: Option<f64>, then: Option<f64>) -> Option<f64> {
+    now.zip(then).map(|(now, then)| now - then)
+}
+
+fn count_since(now: Option<u64>, then: Option<u64>) -> Option<u64> {
     now.zip(then).map(|(now, then)| now.saturating_sub(then))
 }
 
