@@ -7,6 +7,7 @@ pub mod decision;
 pub mod graph;
 mod monitors;
 mod operations;
+mod typed;
 
 pub use operations::discover;
 
@@ -118,6 +119,7 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
                 .ok()
         });
         let mut monitors = Monitors::new(
+            &ctx.informers,
             ctx.clients.root(),
             more_clients,
             collector.changes.clone(),

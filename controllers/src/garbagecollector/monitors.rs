@@ -1,14 +1,17 @@
-//! One metadata-only watch per deletable resource (upstream's monitors), feeding the graph changes queue.
-//! Each keeps the last metadata it saw per object so updates carry the old state (deletion transitions)
-//! and a relist turns vanished objects into deletes.
+//! One monitor per deletable resource (upstream's monitors), feeding the graph changes queue: the typed
+//! informer the controllers share where there is one ([`super::typed`]), else a metadata-only watch of its
+//! own. A metadata watch keeps the last metadata it saw per object so updates carry the old state
+//! (deletion transitions) and a relist turns vanished objects into deletes.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use component_base::informer::SharedInformerFactory;
 use component_base::workqueue::RateLimitingQueue;
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::discovery::ApiResource;
@@ -18,6 +21,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::graph::{Change, Identity, ObjectState};
+use super::typed::{TypedMonitor, typed_monitors};
 
 /// A queued graph change; queued changes are all distinct (each has its own sequence number).
 #[derive(Clone, Debug)]
@@ -92,15 +96,18 @@ pub struct Monitors {
     /// Further clients with the number of monitors started on each, the first one `client`.
     clients: Vec<(Client, usize)>,
     more_clients: ClientFactory,
+    typed: BTreeMap<String, TypedMonitor>,
     changes: GraphChanges,
     stop: CancellationToken,
     running: BTreeMap<String, Monitor>,
 }
 
 impl Monitors {
-    /// No monitors yet; they will watch through `client`, and clients `more_clients` makes once it carries
-    /// [`WATCHES_PER_CLIENT`] watches, until `stop`.
+    /// No monitors yet; they will share the typed informers of `informers`, else watch metadata through
+    /// `client`, and clients `more_clients` makes once it carries [`WATCHES_PER_CLIENT`] watches, until
+    /// `stop`.
     pub fn new(
+        informers: &SharedInformerFactory,
         client: Client,
         more_clients: ClientFactory,
         changes: GraphChanges,
@@ -110,6 +117,7 @@ impl Monitors {
             clients: vec![(client.clone(), 0)],
             client,
             more_clients,
+            typed: typed_monitors(informers),
             changes,
             stop,
             running: BTreeMap::new(),
@@ -140,15 +148,22 @@ impl Monitors {
             }
             let stop = self.stop.child_token();
             let (synced, receiver) = watch::channel(false);
-            let api =
-                Api::<PartialObjectMeta<DynamicObject>>::all_with(self.next_client(), resource);
-            tokio::spawn(run(
-                api,
-                resource.clone(),
-                self.changes.clone(),
-                synced,
-                stop.clone(),
-            ));
+            match self.typed.get(key) {
+                Some(typed) => typed(resource.clone(), self.changes.clone(), synced, stop.clone()),
+                None => {
+                    let api = Api::<PartialObjectMeta<DynamicObject>>::all_with(
+                        self.next_client(),
+                        resource,
+                    );
+                    tokio::spawn(run(
+                        api,
+                        resource.clone(),
+                        self.changes.clone(),
+                        synced,
+                        stop.clone(),
+                    ));
+                }
+            }
             self.running.insert(
                 key.clone(),
                 Monitor {
@@ -192,9 +207,8 @@ impl Monitors {
     }
 }
 
-/// What the graph keeps of `object` of `resource`.
-fn state(resource: &ApiResource, object: &PartialObjectMeta<DynamicObject>) -> ObjectState {
-    let meta = &object.metadata;
+/// What the graph keeps of an object of `resource` with metadata `meta`.
+pub(super) fn state(resource: &ApiResource, meta: &ObjectMeta) -> ObjectState {
     ObjectState {
         identity: Identity {
             api_version: resource.api_version.clone(),
@@ -211,7 +225,11 @@ fn state(resource: &ApiResource, object: &PartialObjectMeta<DynamicObject>) -> O
 
 /// The change for `object` replacing `old` (a recreated object with the same name is a delete first).
 /// The monitor's cache and the queued change share the object's state.
-fn upsert(changes: &GraphChanges, object: Arc<ObjectState>, old: Option<Arc<ObjectState>>) {
+pub(super) fn upsert(
+    changes: &GraphChanges,
+    object: Arc<ObjectState>,
+    old: Option<Arc<ObjectState>>,
+) {
     let old = match old {
         Some(old) if old.identity.uid != object.identity.uid => {
             changes.push(Change::Delete {
@@ -273,7 +291,7 @@ async fn run(
             }
             Some(Ok(Event::Init)) => relist.clear(),
             Some(Ok(Event::InitApply(object))) => {
-                relist.push(Arc::new(state(&resource, &object)));
+                relist.push(Arc::new(state(&resource, &object.metadata)));
             }
             Some(Ok(Event::InitDone)) => {
                 let mut fresh = HashSet::with_capacity(relist.len());
@@ -292,12 +310,12 @@ async fn run(
                 synced.send_replace(true);
             }
             Some(Ok(Event::Apply(object))) => {
-                let object = Arc::new(state(&resource, &object));
+                let object = Arc::new(state(&resource, &object.metadata));
                 let old = cache.replace(ByName(object.clone())).map(|b| b.0);
                 upsert(&changes, object, old);
             }
             Some(Ok(Event::Delete(object))) => {
-                let object = Arc::new(state(&resource, &object));
+                let object = Arc::new(state(&resource, &object.metadata));
                 cache.remove(&ByName(object.clone()));
                 changes.push(Change::Delete {
                     identity: Arc::unwrap_or_clone(object).identity,

@@ -100,12 +100,16 @@ pub fn deletable_resources(discovery: &Discovery) -> BTreeMap<String, ApiResourc
                 .iter()
                 .all(|verb| capabilities.supports_operation(verb));
             if usable && !ignored(&resource) {
-                let key = format!("{}/{}", resource.api_version, resource.plural);
-                resources.insert(key, resource);
+                resources.insert(resource_key(&resource), resource);
             }
         }
     }
     resources
+}
+
+/// How resources are keyed: `group/version/plural`.
+pub fn resource_key(resource: &ApiResource) -> String {
+    format!("{}/{}", resource.api_version, resource.plural)
 }
 
 /// Whether `error` is the apiserver's 404.
