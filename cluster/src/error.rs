@@ -65,9 +65,9 @@ pub enum Error {
         status: String,
         stderr: String,
     },
-    #[error("applying {object}: {source}")]
+    #[error("applying {object}: {}", component_base::client::error_message(.source))]
     Apply { object: String, source: kube::Error },
-    #[error("talking to the apiserver: {0}")]
+    #[error("talking to the apiserver: {}", component_base::client::error_message(.0))]
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Client(#[from] component_base::client::ClientError),

@@ -25,6 +25,26 @@ pub use bearer::{BearerToken, WithBearerToken};
 pub use metrics::{RestClientMetrics, RestClientMetricsLayer};
 pub use transport::TransportError;
 
+/// `error` as one line: an apiserver refusal as its message and reason, where kube's own message appends
+/// the whole `Status` in debug form.
+pub fn error_message(error: &kube::Error) -> impl std::fmt::Display + '_ {
+    ErrorMessage(error)
+}
+
+struct ErrorMessage<'a>(&'a kube::Error);
+
+impl std::fmt::Display for ErrorMessage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            kube::Error::Api(status) if status.message.is_empty() => {
+                write!(f, "{} {}", status.code, status.reason)
+            }
+            kube::Error::Api(status) => write!(f, "{}: {}", status.message, status.reason),
+            other => other.fmt(f),
+        }
+    }
+}
+
 /// Why a client could not be made or could not reach the apiserver; each message names the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -229,5 +249,37 @@ where
             .extensions_mut()
             .insert(metrics::Throttled(self.waited));
         self.inner.call(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+
+    use super::*;
+
+    #[test]
+    fn an_apiserver_refusal_is_its_message_and_reason_on_one_line() {
+        let conflict = kube::Error::Api(Box::new(Status {
+            message: "Operation cannot be fulfilled on deployments.apps \"web\"".into(),
+            reason: "Conflict".into(),
+            code: 409,
+            ..Status::default()
+        }));
+        assert_eq!(
+            error_message(&conflict).to_string(),
+            "Operation cannot be fulfilled on deployments.apps \"web\": Conflict"
+        );
+        assert!(
+            conflict.to_string().contains("Status {"),
+            "kube's own message"
+        );
+
+        let bare = kube::Error::Api(Box::new(Status {
+            reason: "NotFound".into(),
+            code: 404,
+            ..Status::default()
+        }));
+        assert_eq!(error_message(&bare).to_string(), "404 NotFound");
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use component_base::client::error_message;
 use component_base::client::{self, BearerToken, ClientError, ClientOptions};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -24,7 +25,7 @@ const RETRY: Duration = Duration::from_secs(10);
 pub enum ClientBuilderError {
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error("ServiceAccount {NAMESPACE}/{account}: {source}")]
+    #[error("ServiceAccount {NAMESPACE}/{account}: {}", error_message(.source))]
     ServiceAccount {
         account: String,
         source: kube::Error,

@@ -3,6 +3,7 @@
 //! with `generateName: <owner>-` and a controller ownerReference; each create and delete is recorded as a
 //! SuccessfulCreate/FailedCreate/SuccessfulDelete/FailedDelete event on the owner.
 
+use component_base::client::error_message;
 use k8s_openapi::api::core::v1::{self as api, ObjectReference, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -31,7 +32,7 @@ pub enum PodControlError {
     #[error("{}", .0.message)]
     Api(Box<kube::core::Status>),
     /// The request did not get an answer.
-    #[error("{0}")]
+    #[error("{}", error_message(.0))]
     Request(kube::Error),
     /// The template has no labels, so the pods could never be selected.
     #[error("unable to create pods, no labels")]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use component_base::client::error_message;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer};
 use component_base::workqueue::RateLimitingQueue;
 use futures::future::BoxFuture;
@@ -32,12 +33,12 @@ pub const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify t
 /// Why a namespace could not be synced.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("creating ConfigMap {namespace}/{CONFIG_MAP_NAME}: {source}")]
+    #[error("creating ConfigMap {namespace}/{CONFIG_MAP_NAME}: {}", error_message(.source))]
     Create {
         namespace: String,
         source: kube::Error,
     },
-    #[error("updating ConfigMap {namespace}/{CONFIG_MAP_NAME}: {source}")]
+    #[error("updating ConfigMap {namespace}/{CONFIG_MAP_NAME}: {}", error_message(.source))]
     Update {
         namespace: String,
         source: kube::Error,

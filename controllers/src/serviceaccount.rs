@@ -1,6 +1,7 @@
 //! The ServiceAccount controller (upstream pkg/controller/serviceaccount, ServiceAccountsController):
 //! every active namespace gets a `default` ServiceAccount, created again when it is deleted.
 
+use component_base::client::error_message;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer};
 use component_base::workqueue::RateLimitingQueue;
 use futures::future::BoxFuture;
@@ -24,7 +25,7 @@ const NAMESPACE_TERMINATING_CAUSE: &str = "NamespaceTerminating";
 /// Why a namespace could not be synced.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("creating ServiceAccount {namespace}/{name}: {source}")]
+    #[error("creating ServiceAccount {namespace}/{name}: {}", error_message(.source))]
     Create {
         namespace: String,
         name: String,

@@ -43,7 +43,7 @@ pub enum Error {
         lease: String,
         since: std::time::Duration,
     },
-    #[error("failed to {action} lease {lease}: {source}")]
+    #[error("failed to {action} lease {lease}: {}", crate::client::error_message(.source))]
     Api {
         action: &'static str,
         lease: String,

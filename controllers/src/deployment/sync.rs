@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use component_base::client::error_message;
 use component_base::informer::{ObjectKey, index};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -25,7 +26,7 @@ pub(super) const MAX_REV_HISTORY_LENGTH_IN_CHARS: usize = 2000;
 /// Why a sync failed; the key is retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("{action} {object}: {source}")]
+    #[error("{action} {object}: {}", error_message(.source))]
     Api {
         action: &'static str,
         object: String,

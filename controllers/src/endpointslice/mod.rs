@@ -11,6 +11,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
+use component_base::client::error_message;
 use component_base::events::EventRecorder;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer, index};
 use component_base::workqueue::{
@@ -49,18 +50,18 @@ const MAX_RETRIES: u32 = 15;
 pub enum SyncError {
     #[error("EndpointSlice informer cache is out of date")]
     StaleCache,
-    #[error("failed to create EndpointSlice for Service {service}: {source}")]
+    #[error("failed to create EndpointSlice for Service {service}: {}", error_message(.source))]
     Create {
         service: String,
         source: kube::Error,
     },
-    #[error("failed to update {slice} EndpointSlice for Service {service}: {source}")]
+    #[error("failed to update {slice} EndpointSlice for Service {service}: {}", error_message(.source))]
     Update {
         slice: String,
         service: String,
         source: kube::Error,
     },
-    #[error("failed to delete {slice} EndpointSlice for Service {service}: {source}")]
+    #[error("failed to delete {slice} EndpointSlice for Service {service}: {}", error_message(.source))]
     Delete {
         slice: String,
         service: String,

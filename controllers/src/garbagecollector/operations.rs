@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+use component_base::client::error_message;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
 use kube::api::{
@@ -23,7 +24,7 @@ pub enum OperationError {
     /// The kind is not (yet) known to discovery: retried, a CRD may just have been created.
     #[error("unable to map {api_version} {kind} to a resource")]
     RestMapping { api_version: String, kind: String },
-    #[error("{action} {identity}: {source}")]
+    #[error("{action} {identity}: {}", error_message(.source))]
     Api {
         action: &'static str,
         identity: String,

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use component_base::client::error_message;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
@@ -30,7 +31,7 @@ pub enum DeleteError {
     ResourcesRemaining(i64),
     #[error("{0}")]
     Content(String),
-    #[error("{action} namespace {name}: {source}")]
+    #[error("{action} namespace {name}: {}", error_message(.source))]
     Api {
         action: &'static str,
         name: String,

@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use component_base::client::error_message;
 use component_base::events::EventRecorder;
 use component_base::informer::{InformerEvent, ObjectKey, SharedInformer, index};
 use component_base::workqueue::RateLimitingQueue;
@@ -212,7 +213,7 @@ async fn enqueue_pods(
 enum PodError {
     #[error("node {0} is not in the cache yet")]
     NodeNotCached(String),
-    #[error("marking the pod not ready: {0}")]
+    #[error("marking the pod not ready: {}", error_message(.0))]
     Api(#[from] kube::Error),
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use component_base::client::error_message;
 use futures::future::join_all;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
@@ -70,7 +71,7 @@ pub enum SyncError {
     #[error(transparent)]
     Manage(#[from] ManageError),
     /// The status could not be written.
-    #[error("updating status: {0}")]
+    #[error("updating status: {}", error_message(.0))]
     Status(#[source] kube::Error),
 }
 

@@ -18,7 +18,7 @@ pub enum VolumeError {
         name: String,
     },
     /// The apiserver refused or failed a read or a TokenRequest.
-    #[error("{what} in namespace {namespace:?}: {source}")]
+    #[error("{what} in namespace {namespace:?}: {}", component_base::client::error_message(.source))]
     Api {
         /// What was asked (`get configmap "x"`, `request a token for serviceaccount "default"`).
         what: String,
