@@ -152,6 +152,10 @@ async fn secure_serving(
     ),
     ServingError,
 > {
+    let policy = crate::serving::tls_policy::TlsPolicy::new(
+        &flags.serving.tls_min_version,
+        &flags.serving.tls_cipher_suites,
+    )?;
     let certificate = serving_certificate(&flags.serving, defaults.name)?;
     let delegation = options::delegation(
         &flags.authentication,
@@ -159,6 +163,6 @@ async fn secure_serving(
         defaults.tolerate_lookup_failure,
     )
     .await?;
-    let tls = tls::server_config(&certificate, &delegation.client_ca)?;
+    let tls = tls::server_config(&certificate, &delegation.client_ca, &policy)?;
     Ok((tls, std::sync::Arc::new(delegation.auth)))
 }

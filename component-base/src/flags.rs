@@ -81,6 +81,14 @@ pub struct ServingFlags {
     /// File containing the default x509 private key matching --tls-cert-file.
     #[arg(long)]
     pub tls_private_key_file: Option<PathBuf>,
+    /// Comma-separated list of cipher suites for the server, by Go's names; omitted, every suite. TLS 1.3
+    /// suites are not configurable, and suites rustls does not implement are never offered.
+    #[arg(long, value_delimiter = ',')]
+    pub tls_cipher_suites: Vec<String>,
+    /// Minimum TLS version supported. Possible values: VersionTLS10, VersionTLS11, VersionTLS12,
+    /// VersionTLS13 (below 1.2 is not implemented: TLS 1.2 is the floor).
+    #[arg(long, default_value = "")]
+    pub tls_min_version: String,
 }
 
 /// Upstream's leader-election flags and defaults (component-base/config/v1alpha1).

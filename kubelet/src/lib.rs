@@ -212,6 +212,11 @@ async fn bind_kubelet_server(
     flags: &Flags,
     identity: &NodeIdentity,
 ) -> anyhow::Result<server::KubeletServer> {
+    let policy = component_base::serving::tls_policy::TlsPolicy::new(
+        &config.tls_min_version,
+        &config.tls_cipher_suites,
+    )
+    .context("failed to construct kubelet dependencies")?;
     let certificate = if config.tls_cert_file.is_empty() {
         server::ServingCertificate::self_signed(&flags.cert_dir, &identity.hostname, &identity.ips)?
     } else {
@@ -227,10 +232,13 @@ async fn bind_kubelet_server(
     let port = u16::try_from(config.port).context("port out of range")?;
     let client_ca = &config.authentication.x509.client_ca_file;
     let client_ca = (!client_ca.is_empty()).then(|| Path::new(client_ca));
-    Ok(
-        server::KubeletServer::bind(SocketAddr::new(address, port), &certificate, client_ca)
-            .await?,
+    Ok(server::KubeletServer::bind(
+        SocketAddr::new(address, port),
+        &certificate,
+        client_ca,
+        &policy,
     )
+    .await?)
 }
 
 /// The server's authenticator and authorizer from `authentication` and `authorization`.

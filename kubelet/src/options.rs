@@ -105,6 +105,12 @@ pub struct Flags {
     /// The serving certificate's key (PEM).
     #[arg(long)]
     pub tls_private_key_file: Option<String>,
+    /// The server's cipher suites, by Go's names (config `tlsCipherSuites`).
+    #[arg(long, value_delimiter = ',')]
+    pub tls_cipher_suites: Option<Vec<String>>,
+    /// The minimum TLS version: VersionTLS10..VersionTLS13 (config `tlsMinVersion`).
+    #[arg(long)]
+    pub tls_min_version: Option<String>,
     /// Client certificates signed by this CA bundle are authenticated (user = CN, groups = O).
     #[arg(long)]
     pub client_ca_file: Option<String>,

@@ -153,3 +153,42 @@ pub async fn service_account_token(client: &Client, namespace: &str, account: &s
         .token
         .unwrap()
 }
+
+/// What a TLS handshake with 127.0.0.1:`port` negotiates, the client trusting the CA certificates of
+/// the PEM file `ca` and offering only `versions` and, if given, the one cipher suite `suite`; or why it
+/// failed.
+pub async fn negotiate(
+    port: u16,
+    ca: &Path,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    suite: Option<&str>,
+) -> Result<(rustls::ProtocolVersion, rustls::CipherSuite), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in component_base::serving::tls::read_certificates(ca).unwrap() {
+        roots.add(certificate).unwrap();
+    }
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(name) = suite {
+        provider
+            .cipher_suites
+            .retain(|s| s.suite().as_str() == Some(name));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, connection) = stream.get_ref();
+    Ok((
+        connection.protocol_version().unwrap(),
+        connection.negotiated_cipher_suite().unwrap().suite(),
+    ))
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::shared_control_plane;
-use ferrokube_tests::secure_serving::{Credentials, client, get, wait_until_serving};
+use ferrokube_tests::secure_serving::{Credentials, client, free_port, get, wait_until_serving};
 use ferrokube_tests::{binary, wait_with_limit};
 
 const COMPONENTS: [&str; 3] = [
@@ -209,6 +209,56 @@ fn a_port_in_use_is_named_with_the_fix() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(home);
+}
+
+#[test]
+fn an_unknown_tls_version_or_cipher_suite_is_refused_with_upstreams_message() {
+    let secure_port = format!("--secure-port={}", free_port());
+    let output = run(
+        "ferrokube-scheduler",
+        &[
+            &scheduler_kubeconfig_flag(),
+            "--bind-address=127.0.0.1",
+            &secure_port,
+            "--tls-min-version=TLS1.3",
+        ],
+        &[],
+    );
+    assert_one_line_error(&output, &["unknown tls version \"TLS1.3\""]);
+
+    let kubeconfig = shared_control_plane()
+        .kubeconfig(&Identity::controller_manager())
+        .unwrap();
+    let output = run(
+        "ferrokube-controller-manager",
+        &[
+            &format!("--kubeconfig={}", kubeconfig.display()),
+            "--bind-address=127.0.0.1",
+            &secure_port,
+            "--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_MADE_UP",
+        ],
+        &[],
+    );
+    assert_one_line_error(
+        &output,
+        &["Cipher suite TLS_MADE_UP not supported or doesn't exist"],
+    );
+
+    let cert_dir = tempfile::tempdir().unwrap();
+    let output = run(
+        "ferrokube-kubelet",
+        &[
+            "--healthz-port=0",
+            &format!("--port={}", free_port()),
+            &format!("--cert-dir={}", cert_dir.path().display()),
+            "--tls-min-version=bogus",
+        ],
+        &[],
+    );
+    assert_one_line_error(
+        &output,
+        &["failed to construct kubelet dependencies: unknown tls version \"bogus\""],
+    );
 }
 
 #[test]

@@ -10,11 +10,13 @@ use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::TestNamespace;
 use ferrokube_tests::ComponentProcess;
 use ferrokube_tests::secure_serving::{
-    Credentials, client, free_port, get, service_account_token, wait_until_serving,
+    Credentials, client, free_port, get, negotiate, service_account_token, wait_until_serving,
 };
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
+use rustls::version::{TLS12, TLS13};
+use rustls::{CipherSuite, ProtocolVersion};
 use serde_json::json;
 
 /// Starts `binary` as `identity` serving on 127.0.0.1:`port`, delegating to the apiserver with its own
@@ -206,14 +208,7 @@ async fn the_controller_manager_serves_https_with_delegated_authentication_and_a
 #[tokio::test]
 async fn the_given_certificate_is_served_and_no_authorization_kubeconfig_forbids_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("given.crt"), dir.path().join("given.key"));
-    component_base::serving::tls::ServingCertificate::self_signed_with_ca(
-        "given.example",
-        &[],
-        &["127.0.0.1".parse().unwrap()],
-        Some((&cert, &key)),
-    )
-    .unwrap();
+    let (cert, key) = given_certificate(dir.path());
     let port = free_port();
     let (cert_flag, key_flag) = (
         format!("--tls-cert-file={}", cert.display()),
@@ -287,4 +282,80 @@ async fn the_given_certificate_is_served_and_no_authorization_kubeconfig_forbids
     let distrusting = client(port, Some(&ca), &Credentials::None).await;
     let refused = get(&distrusting, "/healthz").await;
     assert!(refused.is_err(), "{refused:?}");
+}
+
+/// A certificate for 127.0.0.1 and its CA, written under `dir`: the certificate file (then the CA) and
+/// the key file.
+fn given_certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("given.crt"), dir.join("given.key"));
+    component_base::serving::tls::ServingCertificate::self_signed_with_ca(
+        "given.example",
+        &[],
+        &["127.0.0.1".parse().unwrap()],
+        Some((&cert, &key)),
+    )
+    .unwrap();
+    (cert, key)
+}
+
+#[tokio::test]
+async fn tls_min_version_and_cipher_suites_bound_what_the_secure_port_negotiates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = given_certificate(dir.path());
+    let files = [
+        format!("--tls-cert-file={}", cert.display()),
+        format!("--tls-private-key-file={}", key.display()),
+    ];
+
+    // TLS 1.3 only: a TLS 1.2 client is refused, a TLS 1.3 one served.
+    let port = free_port();
+    let _controller_manager = start(
+        "ferrokube-controller-manager",
+        &Identity::controller_manager(),
+        "tls13-controller-manager",
+        port,
+        &[
+            &files[0],
+            &files[1],
+            "--tls-min-version=VersionTLS13",
+            "--controllers=serviceaccount",
+        ],
+    );
+    wait_until_serving(&client(port, Some(&cert), &Credentials::None).await).await;
+    let refused = negotiate(port, &cert, &[&TLS12], None).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let (version, _) = negotiate(port, &cert, &[&TLS12, &TLS13], None)
+        .await
+        .unwrap();
+    assert_eq!(version, ProtocolVersion::TLSv1_3);
+
+    // One TLS 1.2 suite (the certificate's key is ECDSA): a TLS 1.2 client gets it or nothing.
+    let port = free_port();
+    let _scheduler = start(
+        "ferrokube-scheduler",
+        &Identity::scheduler(),
+        "cipher-scheduler",
+        port,
+        &[
+            &files[0],
+            &files[1],
+            "--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_RSA_WITH_AES_128_GCM_SHA256",
+        ],
+    );
+    wait_until_serving(&client(port, Some(&cert), &Credentials::None).await).await;
+    let refused = negotiate(
+        port,
+        &cert,
+        &[&TLS12],
+        Some("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+    )
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(
+        negotiate(port, &cert, &[&TLS12], None).await.unwrap(),
+        (
+            ProtocolVersion::TLSv1_2,
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+        )
+    );
 }

@@ -9,6 +9,7 @@ pub mod delegating;
 pub mod https;
 pub mod options;
 pub mod tls;
+pub mod tls_policy;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -242,6 +243,8 @@ mod tests {
             cert_dir: cert_dir.map(std::path::Path::to_path_buf),
             tls_cert_file: None,
             tls_private_key_file: None,
+            tls_cipher_suites: Vec::new(),
+            tls_min_version: String::new(),
         }
     }
 

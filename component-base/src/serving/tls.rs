@@ -2,6 +2,7 @@
 //! components' secure port: a given pair (`--tls-cert-file`), or a self-signed one as upstream makes, and
 //! client certificates asked for but not required.
 
+use super::tls_policy::TlsPolicy;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
     #[error("invalid TLS configuration: {0}")]
     Config(String),
+    #[error("{0}")]
+    InvalidFlag(String),
 }
 
 /// A serving certificate chain and its key.
@@ -298,11 +301,12 @@ impl ClientCertVerifier for RequestClientCertificate {
 pub fn server_config(
     certificate: &ServingCertificate,
     client_ca: &[CertificateDer<'static>],
+    policy: &TlsPolicy,
 ) -> Result<ServerTls, TlsError> {
     let config_error = |e: &dyn std::fmt::Display| TlsError::Config(e.to_string());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = policy.provider();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(policy.versions())
         .map_err(|e| config_error(&e))?;
     let verifier: Option<Arc<dyn ClientCertVerifier>> = if client_ca.is_empty() {
         None
@@ -392,7 +396,7 @@ pub(super) mod tests {
             names_of(&leaf),
             ["[127, 0, 0, 1]", "[10, 0, 0, 5]", "localhost"]
         );
-        server_config(&certificate, &[]).unwrap();
+        server_config(&certificate, &[], &TlsPolicy::default()).unwrap();
     }
 
     #[test]

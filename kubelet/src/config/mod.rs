@@ -170,6 +170,8 @@ fn apply_flags(config: &mut KubeletConfiguration, flags: &Flags) {
         &mut config.tls_private_key_file,
         &flags.tls_private_key_file,
     );
+    set(&mut config.tls_cipher_suites, &flags.tls_cipher_suites);
+    set(&mut config.tls_min_version, &flags.tls_min_version);
     if let Some(address) = flags.healthz_bind_address {
         config.healthz_bind_address = address.to_string();
     }

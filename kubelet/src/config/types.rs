@@ -85,6 +85,10 @@ pub struct KubeletConfiguration {
     pub tls_cert_file: String,
     /// The serving certificate's key (PEM).
     pub tls_private_key_file: String,
+    /// The server's cipher suites, by Go's names; empty for all.
+    pub tls_cipher_suites: Vec<String>,
+    /// The server's minimum TLS version (`VersionTLS12`, ...); empty for the default.
+    pub tls_min_version: String,
 }
 
 impl KubeletConfiguration {

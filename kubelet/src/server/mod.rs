@@ -23,6 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use component_base::informer::{ObjectKey, SharedInformer};
+use component_base::serving::tls_policy::TlsPolicy;
 use component_base::serving::{https, tls};
 use k8s_openapi::api::core::v1::Pod;
 use tokio::net::TcpListener;
@@ -132,17 +133,19 @@ pub struct KubeletServer {
 
 impl KubeletServer {
     /// Binds `addr` with the serving certificate, so a port in use is a start-up error.
-    /// Client certificates are verified against `client_ca` when given.
+    /// Client certificates are verified against `client_ca` when given; `policy` is the protocol
+    /// versions and cipher suites offered.
     pub async fn bind(
         addr: SocketAddr,
         certificate: &ServingCertificate,
         client_ca: Option<&std::path::Path>,
+        policy: &TlsPolicy,
     ) -> Result<Self, ServerError> {
         let client_ca = match client_ca {
             Some(path) => tls::read_certificates(path)?,
             None => Vec::new(),
         };
-        let tls = tls::server_config(certificate, &client_ca)?;
+        let tls = tls::server_config(certificate, &client_ca, policy)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
