@@ -327,7 +327,7 @@ async fn run(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn object(name: &str, uid: &str) -> ObjectState {
@@ -343,7 +343,8 @@ mod tests {
         }
     }
 
-    async fn drain(changes: &GraphChanges) -> Vec<Change> {
+    /// Every change queued so far, in order.
+    pub(in crate::garbagecollector) async fn drain(changes: &GraphChanges) -> Vec<Change> {
         let mut out = Vec::new();
         while !changes.queue.is_empty() {
             let item = changes.queue.get().await.unwrap();

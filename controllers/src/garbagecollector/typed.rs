@@ -107,6 +107,7 @@ fn observe<K: Watched>(resource: &ApiResource, changes: &GraphChanges, event: In
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 
+    use super::super::monitors::tests::drain;
     use super::*;
 
     fn pod(uid: &str) -> Arc<Pod> {
@@ -130,13 +131,7 @@ mod tests {
         for event in events {
             observe(&resource, &changes, event);
         }
-        let mut out = Vec::new();
-        while !changes.queue.is_empty() {
-            let item = changes.queue.get().await.unwrap();
-            changes.queue.done(&item);
-            out.push(item.change.as_ref().clone());
-        }
-        out
+        drain(&changes).await
     }
 
     #[tokio::test]
