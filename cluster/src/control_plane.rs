@@ -17,6 +17,9 @@ use crate::{Error, kubeconfig, upstream};
 pub const SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/12";
 const FIRST_SERVICE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 1));
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Starts tried in all: a port seen free can be taken (by another process's outgoing connection, say)
+/// before etcd or the apiserver binds it.
+const PORT_RACE_ATTEMPTS: usize = 3;
 
 /// How to start a control plane.
 #[derive(Clone, Debug, Default)]
@@ -55,6 +58,22 @@ impl Drop for ControlPlane {
 impl ControlPlane {
     /// Starts etcd and kube-apiserver and waits until the apiserver's `/readyz` says ok.
     pub async fn start(config: ControlPlaneConfig) -> Result<Self, Error> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&config).await {
+                Err(e) if attempt < PORT_RACE_ATTEMPTS && lost_a_port_race(&e) => {
+                    attempt += 1;
+                    tracing::warn!(
+                        "a port chosen for the control plane was taken before it was bound; starting again on \
+                         other ports (attempt {attempt} of {PORT_RACE_ATTEMPTS})"
+                    );
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(config: &ControlPlaneConfig) -> Result<Self, Error> {
         let etcd_bin = upstream::binary("etcd")?;
         let apiserver_bin = upstream::binary("kube-apiserver")?;
         let apiserver_port = match config.apiserver_port {
@@ -350,8 +369,39 @@ pub fn free_port() -> Result<u16, Error> {
         .map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))
 }
 
+/// Whether a start failed only because a port chosen as free was taken before the process bound it.
+fn lost_a_port_race(error: &Error) -> bool {
+    matches!(error, Error::Exited { tail, .. } if tail.contains("address already in use"))
+}
+
 fn ensure_free(port: u16) -> Result<u16, Error> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port))
         .map(|_| port)
         .map_err(|_| Error::PortInUse { port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(tail: &str) -> Error {
+        Error::Exited {
+            name: "etcd".into(),
+            status: "exit status: 1".into(),
+            log: PathBuf::from("etcd.log"),
+            tail: tail.into(),
+        }
+    }
+
+    #[test]
+    fn only_a_bind_conflict_while_starting_is_retried() {
+        let etcd = r#"{"level":"fatal","msg":"discovery failed","error":"listen tcp 127.0.0.1:33313: bind: address already in use"}"#;
+        assert!(lost_a_port_race(&exited(etcd)));
+        let apiserver = "E1201 failed to listen on 127.0.0.1:6443: listen tcp 127.0.0.1:6443: bind: address already in use";
+        assert!(lost_a_port_race(&exited(apiserver)));
+        assert!(!lost_a_port_race(&exited(
+            "open /etc/kubernetes/pki/ca.crt: no such file or directory"
+        )));
+        assert!(!lost_a_port_race(&Error::PortInUse { port: 6443 }));
+    }
 }
