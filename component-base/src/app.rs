@@ -58,6 +58,8 @@ pub enum AppError {
     LeaderElection(#[from] leaderelection::Error),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("{0}")]
+    InvalidFlags(String),
 }
 
 /// What the component's work gets: a client, its readiness checks, and a token cancelled when it must stop
@@ -87,6 +89,11 @@ where
     Fut: Future<Output = ()>,
 {
     logging::init(flags.logging.verbosity);
+    flags
+        .authentication
+        .request_header
+        .validate()
+        .map_err(AppError::InvalidFlags)?;
     let shutdown = shutdown::on_signal().map_err(AppError::Signals)?;
     let port = flags.serving.secure_port.unwrap_or(defaults.port);
     // Bind before connecting so a port in use is reported at once, not after the apiserver answers.
@@ -163,6 +170,6 @@ async fn secure_serving(
         defaults.tolerate_lookup_failure,
     )
     .await?;
-    let tls = tls::server_config(&certificate, &delegation.client_ca, &policy)?;
+    let tls = tls::server_config(&certificate, &delegation.client_cas, &policy)?;
     Ok((tls, std::sync::Arc::new(delegation.auth)))
 }

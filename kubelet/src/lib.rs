@@ -153,7 +153,12 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             pod_logs_dir: PathBuf::from(&config.pod_logs_dir),
             stats,
         });
-        let auth = Arc::new(server_auth(&config, client, &node_name));
+        let auth = Arc::new(server_auth(
+            &config,
+            client,
+            &node_name,
+            kubelet_server.client_ca(),
+        ));
         tokio::spawn(kubelet_server.serve(server::router(context, auth), shutdown.clone()));
         run_pods(factory, pods, workers, shutdown.clone()).await;
     }
@@ -241,8 +246,14 @@ async fn bind_kubelet_server(
     .await?)
 }
 
-/// The server's authenticator and authorizer from `authentication` and `authorization`.
-fn server_auth(config: &KubeletConfiguration, client: Client, node_name: &str) -> server::Auth {
+/// The server's authenticator and authorizer from `authentication` (and its x509 `client_ca`) and
+/// `authorization`.
+fn server_auth(
+    config: &KubeletConfiguration,
+    client: Client,
+    node_name: &str,
+    client_ca: Option<component_base::serving::tls::ClientCa>,
+) -> server::Auth {
     let authentication = &config.authentication;
     let webhook = authentication
         .webhook
@@ -263,6 +274,7 @@ fn server_auth(config: &KubeletConfiguration, client: Client, node_name: &str) -
     server::Auth {
         authenticator: server::Authenticator::new(
             authentication.anonymous.enabled.unwrap_or_default(),
+            client_ca,
             webhook.map(|ttl| (client, ttl)),
         ),
         authorizer,

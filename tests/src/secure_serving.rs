@@ -102,7 +102,20 @@ pub async fn client_of(url: &str, kubeconfig: &Path, ca: Option<&Path>, auth: Au
 
 /// A GET's status code, reason and body (the Status message for an error).
 pub async fn get(client: &Client, path: &str) -> Result<(u16, String, String), kube::Error> {
-    let request = http::Request::get(path).body(Vec::new()).unwrap();
+    get_with_headers(client, path, &[]).await
+}
+
+/// A GET with `headers` added, answered as [`get`].
+pub async fn get_with_headers(
+    client: &Client,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String, String), kube::Error> {
+    let mut request = http::Request::get(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Vec::new()).unwrap();
     match client.request_text(request).await {
         Ok(body) => Ok((200, String::new(), body)),
         Err(kube::Error::Api(status)) => Ok((status.code, status.reason, status.message)),

@@ -262,6 +262,26 @@ fn an_unknown_tls_version_or_cipher_suite_is_refused_with_upstreams_message() {
 }
 
 #[test]
+fn an_invalid_request_header_flag_is_refused_with_upstreams_message() {
+    let output = run(
+        "ferrokube-scheduler",
+        &[
+            &scheduler_kubeconfig_flag(),
+            "--bind-address=127.0.0.1",
+            &format!("--secure-port={}", free_port()),
+            "--requestheader-uid-headers=X-Uid",
+        ],
+        &[],
+    );
+    assert_one_line_error(
+        &output,
+        &[
+            "--requestheader-uid-headers is set without specifying the standard X-Remote-Uid header - API aggregation will not work",
+        ],
+    );
+}
+
+#[test]
 fn a_missing_upstream_binary_names_the_build_command() {
     let home = std::env::temp_dir().join(format!("ferrokube-home-missing-{}", std::process::id()));
     let output = run(

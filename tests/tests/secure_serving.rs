@@ -2,7 +2,7 @@
 //! (written under --cert-dir) or the given one; health endpoints open to anonymous requests; `/metrics` only
 //! for identities the apiserver authorizes (SubjectAccessReview), `system:masters` always; client certificates
 //! checked against the client CA published in kube-system/extension-apiserver-authentication; bearer tokens
-//! by TokenReview, an invalid one 401.
+//! by TokenReview, an invalid one 401; a front proxy's headers trusted only from its CA's allowed names.
 
 use std::path::Path;
 
@@ -10,7 +10,8 @@ use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::TestNamespace;
 use ferrokube_tests::ComponentProcess;
 use ferrokube_tests::secure_serving::{
-    Credentials, client, free_port, get, negotiate, service_account_token, wait_until_serving,
+    Credentials, client, free_port, get, get_with_headers, negotiate, service_account_token,
+    wait_until_serving,
 };
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::Api;
@@ -358,4 +359,96 @@ async fn tls_min_version_and_cipher_suites_bound_what_the_secure_port_negotiates
             CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
         )
     );
+}
+
+#[tokio::test]
+async fn the_front_proxy_vouches_for_the_user_its_headers_name() {
+    let pki = ferrokube_cluster::testing::shared_control_plane().pki();
+    let proxy = Credentials::CertificateFiles(
+        pki.front_proxy_client_cert.clone(),
+        pki.front_proxy_client_key.clone(),
+    );
+    let jane = [("X-Remote-User", "jane"), ("X-Remote-Extra-Scopes", "view")];
+    let jane_master = [
+        ("X-Remote-User", "jane"),
+        ("X-Remote-Group", "system:masters"),
+    ];
+
+    // The request-header CA and headers come from the apiserver's extension-apiserver-authentication.
+    let port = free_port();
+    let _scheduler = start(
+        "ferrokube-scheduler",
+        &Identity::scheduler(),
+        "front-proxy-scheduler",
+        port,
+        &[],
+    );
+    let anonymous = client(port, None, &Credentials::None).await;
+    wait_until_serving(&anonymous).await;
+    let front_proxy = client(port, None, &proxy).await;
+    // The name comes from the header and the SubjectAccessReview is about it.
+    assert_eq!(
+        get_with_headers(&front_proxy, "/metrics", &jane)
+            .await
+            .unwrap(),
+        (
+            403,
+            "Forbidden".to_string(),
+            "forbidden: User \"jane\" cannot get path \"/metrics\"".to_string()
+        )
+    );
+    let (code, _, body) = get_with_headers(&front_proxy, "/metrics", &jane_master)
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body:.300}");
+    // Without a name the proxy's certificate is no client certificate of the cluster CA: 401, as upstream.
+    let (code, _, message) = get(&front_proxy, "/healthz").await.unwrap();
+    assert_eq!((code, message.as_str()), (401, "Unauthorized"));
+    // Headers vouched for by no one are ignored: the component's own certificate, and no certificate.
+    let itself = client(port, None, &Credentials::Certificate(Identity::scheduler())).await;
+    let (code, _, message) = get_with_headers(&itself, "/metrics", &jane_master)
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            403,
+            "forbidden: User \"system:kube-scheduler\" cannot get path \"/metrics\""
+        )
+    );
+    let (code, _, message) = get_with_headers(&anonymous, "/metrics", &jane_master)
+        .await
+        .unwrap();
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            403,
+            "forbidden: User \"system:anonymous\" cannot get path \"/metrics\""
+        )
+    );
+
+    // From the flags: only the allowed common names may vouch.
+    let port = free_port();
+    let ca_flag = format!(
+        "--requestheader-client-ca-file={}",
+        pki.front_proxy_ca_cert.display()
+    );
+    let _controller_manager = start(
+        "ferrokube-controller-manager",
+        &Identity::controller_manager(),
+        "front-proxy-controller-manager",
+        port,
+        &[
+            "--controllers=serviceaccount",
+            &ca_flag,
+            "--requestheader-allowed-names=aggregator",
+            "--requestheader-username-headers=X-Remote-User",
+        ],
+    );
+    wait_until_serving(&client(port, None, &Credentials::None).await).await;
+    let front_proxy = client(port, None, &proxy).await;
+    let (code, _, message) = get_with_headers(&front_proxy, "/metrics", &jane_master)
+        .await
+        .unwrap();
+    assert_eq!((code, message.as_str()), (401, "Unauthorized"));
 }

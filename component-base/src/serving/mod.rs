@@ -8,6 +8,7 @@ pub mod authz;
 pub mod delegating;
 pub mod https;
 pub mod options;
+pub mod requestheader;
 pub mod tls;
 pub mod tls_policy;
 

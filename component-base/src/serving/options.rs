@@ -1,5 +1,6 @@
 //! Upstream's DelegatingAuthenticationOptions and DelegatingAuthorizationOptions: the flags, and what they
-//! build — the client CA, the TokenReview authenticator and the delegating authorizer of the secure port.
+//! build — the front-proxy and client-certificate authenticators with their CAs, the TokenReview
+//! authenticator and the delegating authorizer of the secure port.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,10 +14,12 @@ use rustls::pki_types::CertificateDer;
 use super::authn::Authenticator;
 use super::authz::SubjectAccessReviewer;
 use super::delegating::{DelegatingAuth, DelegatingAuthorizer, PathAllowList};
-use super::tls::{self, TlsError};
+use super::requestheader::{RequestHeaderAuthenticator, RequestHeaderConfig, RequestHeaderFlags};
+use super::tls::{self, ClientCa, TlsError};
 use crate::flags::parse_duration;
 
-/// Where upstream publishes the client CA for delegated authentication.
+/// Where the apiserver publishes the client CA and the front proxy's configuration for delegated
+/// authentication.
 const AUTHENTICATION_CONFIGMAP: (&str, &str) =
     ("kube-system", "extension-apiserver-authentication");
 
@@ -32,9 +35,9 @@ pub enum DelegationError {
         reason: String,
     },
     #[error(
-        "unable to load configmap based client CA file: {0} (or set --authentication-tolerate-lookup-failure, or --client-ca-file)"
+        "unable to load configmap based request-header-client-ca-file: {0} (or set --authentication-tolerate-lookup-failure, or --requestheader-client-ca-file)"
     )]
-    Lookup(kube::Error),
+    Lookup(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("invalid --authorization-always-allow-paths: {0}")]
@@ -68,6 +71,9 @@ pub struct AuthenticationFlags {
     #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", require_equals = true)]
     pub authentication_tolerate_lookup_failure: Option<bool>,
+    /// The front proxy's flags.
+    #[command(flatten)]
+    pub request_header: RequestHeaderFlags,
 }
 
 /// Upstream's delegated authorization flags.
@@ -90,10 +96,10 @@ pub struct AuthorizationFlags {
     pub authorization_webhook_cache_unauthorized_ttl: Duration,
 }
 
-/// What the secure port's TLS and filter need: the client CA for the handshake, and the filter.
+/// What the secure port's TLS and filter need: the CAs to name in the handshake, and the filter.
 pub struct Delegation {
-    /// Client certificates are verified against these (empty: none asked for).
-    pub client_ca: Vec<CertificateDer<'static>>,
+    /// Every CA an authenticator trusts (empty: no client certificate asked for).
+    pub client_cas: Vec<CertificateDer<'static>>,
     /// Authentication and authorization of each request.
     pub auth: DelegatingAuth,
 }
@@ -110,30 +116,23 @@ pub async fn delegation(
         "authentication",
     )
     .await?;
-    let client_ca = match &authentication.client_ca_file {
-        Some(path) => tls::read_certificates(path)?,
-        None if authentication.authentication_skip_lookup => Vec::new(),
-        None => match &authn_client {
-            None => {
-                tracing::warn!(
-                    "No authentication-kubeconfig provided in order to lookup client-ca-file in configmap/{} in {}, so client certificate authentication won't work.",
-                    AUTHENTICATION_CONFIGMAP.1,
-                    AUTHENTICATION_CONFIGMAP.0
-                );
-                Vec::new()
-            }
-            Some(client) => {
-                let tolerate = authentication
-                    .authentication_tolerate_lookup_failure
-                    .unwrap_or(tolerate_default);
-                lookup_client_ca(client, tolerate).await?
-            }
-        },
-    };
-    let authenticator = Authenticator::new(
+    let tolerate = authentication
+        .authentication_tolerate_lookup_failure
+        .unwrap_or(tolerate_default);
+    let (client_ca, request_header) =
+        certificate_authorities(authentication, authn_client.as_ref(), tolerate).await?;
+    let mut client_cas = client_ca.clone();
+    let mut authenticator = Authenticator::new(
         true,
+        (!client_ca.is_empty())
+            .then(|| ClientCa::new(&client_ca))
+            .transpose()?,
         authn_client.map(|c| (c, authentication.authentication_token_webhook_cache_ttl)),
     );
+    if let Some(config) = request_header {
+        client_cas.extend(config.client_ca.iter().cloned());
+        authenticator = authenticator.with_request_header(RequestHeaderAuthenticator::new(config)?);
+    }
 
     let authz_client = remote_client(
         authorization.authorization_kubeconfig.as_deref(),
@@ -161,7 +160,7 @@ pub async fn delegation(
         }),
     };
     Ok(Delegation {
-        client_ca,
+        client_cas,
         auth: DelegatingAuth {
             authenticator,
             authorizer,
@@ -199,37 +198,94 @@ async fn remote_client(
         .map_err(|e| error(e.to_string()))
 }
 
-/// The `client-ca-file` of configmap kube-system/extension-apiserver-authentication, read once at start.
-async fn lookup_client_ca(
-    client: &Client,
+/// The client CA and the front proxy's configuration: from the flags, else (unless
+/// `--authentication-skip-lookup`) from the apiserver's ConfigMap, read once at start. As upstream's, only a
+/// failure to read the front proxy's part is fatal, and only without `tolerate`.
+async fn certificate_authorities(
+    flags: &AuthenticationFlags,
+    client: Option<&Client>,
     tolerate: bool,
-) -> Result<Vec<CertificateDer<'static>>, DelegationError> {
+) -> Result<(Vec<CertificateDer<'static>>, Option<RequestHeaderConfig>), DelegationError> {
+    let client_ca = flags
+        .client_ca_file
+        .as_deref()
+        .map(tls::read_certificates)
+        .transpose()?;
+    let request_header = RequestHeaderConfig::from_flags(&flags.request_header)?;
+    if flags.authentication_skip_lookup || (client_ca.is_some() && request_header.is_some()) {
+        return Ok((client_ca.unwrap_or_default(), request_header));
+    }
     let (namespace, name) = AUTHENTICATION_CONFIGMAP;
-    let configmap = match Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .get(name)
-        .await
-    {
-        Ok(configmap) => configmap,
-        Err(e) if tolerate => {
-            tracing::warn!(error = %e, "Error looking up in-cluster authentication configuration");
+    let Some(client) = client else {
+        for (missing, key, kind) in [
+            (client_ca.is_none(), "client-ca-file", "client certificate"),
+            (
+                request_header.is_none(),
+                "requestheader-client-ca-file",
+                "request-header client certificate",
+            ),
+        ] {
+            if missing {
+                tracing::warn!(
+                    "No authentication-kubeconfig provided in order to lookup {key} in configmap/{name} in {namespace}, so {kind} authentication won't work."
+                );
+            }
+        }
+        return Ok((client_ca.unwrap_or_default(), request_header));
+    };
+    let only_client_ca = request_header.is_some();
+    let lookup_failed = |reason: String| -> Result<(), DelegationError> {
+        if only_client_ca {
+            // Only the client CA was looked up, which upstream's ConfigMapCAController never fails on.
+            tracing::warn!(%reason, "Unable to load the client CA of configmap/{name} in {namespace}");
+            Ok(())
+        } else if tolerate {
+            tracing::warn!("Error looking up in-cluster authentication configuration: {reason}");
             tracing::warn!(
                 "Continuing without authentication configuration. This may treat all requests as anonymous."
             );
             tracing::warn!(
                 "To require authentication configuration lookup to succeed, set --authentication-tolerate-lookup-failure=false"
             );
-            return Ok(Vec::new());
+            Ok(())
+        } else {
+            Err(DelegationError::Lookup(reason))
         }
-        Err(e) => return Err(DelegationError::Lookup(e)),
     };
-    match configmap
-        .data
-        .as_ref()
-        .and_then(|d| d.get("client-ca-file"))
+    let data = match Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
     {
-        Some(pem) => Ok(tls::parse_certificates(pem)?),
-        None => Ok(Vec::new()),
-    }
+        Ok(configmap) => configmap.and_then(|c| c.data),
+        Err(e) => {
+            if matches!(&e, kube::Error::Api(status) if status.code == 403) {
+                tracing::warn!(
+                    "Unable to get configmap/{name} in {namespace}.  Usually fixed by 'kubectl create rolebinding -n {namespace} ROLEBINDING_NAME --role=extension-apiserver-authentication-reader --serviceaccount=YOUR_NS:YOUR_SA'"
+                );
+            }
+            lookup_failed(crate::client::error_message(&e).to_string())?;
+            None
+        }
+    };
+    let data = data.unwrap_or_default();
+    let client_ca = client_ca.unwrap_or_else(|| match data.get("client-ca-file") {
+        Some(pem) => tls::parse_certificates(pem).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "ignoring the client CA of configmap/{name} in {namespace}");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    });
+    let request_header = match request_header {
+        Some(config) => Some(config),
+        None => match RequestHeaderConfig::from_configmap(&data) {
+            Ok(config) => Some(config),
+            Err(reason) => {
+                lookup_failed(reason)?;
+                None
+            }
+        },
+    };
+    Ok((client_ca, request_header))
 }
 
 #[cfg(test)]

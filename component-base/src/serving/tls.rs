@@ -219,37 +219,72 @@ pub fn parse_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, Tls
         .map_err(|e| TlsError::Config(format!("invalid client CA: {e}")))
 }
 
-/// A server's TLS configuration, and how it judges the client certificates it asks for.
+/// A server's TLS configuration.
 #[derive(Clone)]
 pub struct ServerTls {
     /// The rustls configuration.
     pub config: Arc<rustls::ServerConfig>,
-    client_ca: Option<Arc<dyn ClientCertVerifier>>,
 }
 
 impl ServerTls {
-    /// What the client of `connection` presented, judged against the client CA. As upstream's x509
-    /// authenticator (and unlike a verifying TLS layer), a chain the CA did not sign still completes the
-    /// handshake, so that the request is answered 401 rather than the connection reset.
+    /// The certificate chain the client of `connection` presented, not yet judged: as upstream's, each
+    /// authenticator verifies it against its own CA, so that a chain none trusts still completes the
+    /// handshake and the request is answered 401 rather than the connection reset.
     pub fn peer_certificates(&self, connection: &rustls::ServerConnection) -> PeerCertificates {
-        let (Some(verifier), Some(chain)) = (&self.client_ca, connection.peer_certificates())
-        else {
-            return PeerCertificates::None;
-        };
-        let Some((leaf, intermediates)) = chain.split_first() else {
-            return PeerCertificates::None;
-        };
-        match verifier.verify_client_cert(leaf, intermediates, UnixTime::now()) {
-            Ok(_) => PeerCertificates::Verified(Arc::new(
-                chain.iter().map(|c| c.clone().into_owned()).collect(),
-            )),
-            Err(e) => PeerCertificates::Rejected(e.to_string().into()),
-        }
+        PeerCertificates::new(
+            connection
+                .peer_certificates()
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.clone().into_owned())
+                .collect(),
+        )
     }
 }
 
-/// Asks for a client certificate and checks the client holds its key, leaving the chain's trust to
-/// [`ServerTls::peer_certificates`].
+/// Client certificates this CA bundle signed for client authentication (upstream's VerifyOptions of a CA
+/// content provider).
+#[derive(Clone)]
+pub struct ClientCa(Arc<dyn ClientCertVerifier>);
+
+impl ClientCa {
+    /// Trusts the certificates of `roots`.
+    pub fn new(roots: &[CertificateDer<'static>]) -> Result<Self, TlsError> {
+        let verifier = client_verifier(roots, rustls::crypto::ring::default_provider().into())?;
+        Ok(Self(verifier))
+    }
+
+    /// Whether `chain` (leaf first, then intermediates) leads to one of the roots, now.
+    pub fn verify(&self, chain: &[CertificateDer<'static>]) -> Result<(), String> {
+        let (leaf, intermediates) = chain
+            .split_first()
+            .ok_or_else(|| "no client certificate".to_string())?;
+        self.0
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn client_verifier(
+    roots: &[CertificateDer<'static>],
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let config_error = |e: &dyn std::fmt::Display| TlsError::Config(e.to_string());
+    let mut store = RootCertStore::empty();
+    for certificate in roots {
+        store
+            .add(certificate.clone())
+            .map_err(|e| config_error(&e))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider)
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| config_error(&e))
+}
+
+/// Asks for a client certificate and checks the client holds its key, leaving the chain's trust to the
+/// authenticators (see [`ServerTls::peer_certificates`]).
 #[derive(Debug)]
 struct RequestClientCertificate(Arc<dyn ClientCertVerifier>);
 
@@ -297,10 +332,11 @@ impl ClientCertVerifier for RequestClientCertificate {
 }
 
 /// The server's TLS: HTTP/1.1 only (streaming upgrades need it); client certificates asked for when
-/// `client_ca` has any, and optional, since tokens and anonymous requests come without.
+/// `client_cas` (every CA an authenticator trusts, named to the client as acceptable issuers) has any, and
+/// optional, since tokens and anonymous requests come without.
 pub fn server_config(
     certificate: &ServingCertificate,
-    client_ca: &[CertificateDer<'static>],
+    client_cas: &[CertificateDer<'static>],
     policy: &TlsPolicy,
 ) -> Result<ServerTls, TlsError> {
     let config_error = |e: &dyn std::fmt::Display| TlsError::Config(e.to_string());
@@ -308,27 +344,11 @@ pub fn server_config(
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(policy.versions())
         .map_err(|e| config_error(&e))?;
-    let verifier: Option<Arc<dyn ClientCertVerifier>> = if client_ca.is_empty() {
-        None
+    let builder = if client_cas.is_empty() {
+        builder.with_no_client_auth()
     } else {
-        let mut roots = RootCertStore::empty();
-        for certificate in client_ca {
-            roots
-                .add(certificate.clone())
-                .map_err(|e| config_error(&e))?;
-        }
-        Some(
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| config_error(&e))?,
-        )
-    };
-    let builder = match &verifier {
-        Some(verifier) => {
-            builder.with_client_cert_verifier(Arc::new(RequestClientCertificate(verifier.clone())))
-        }
-        None => builder.with_no_client_auth(),
+        let hints = client_verifier(client_cas, provider)?;
+        builder.with_client_cert_verifier(Arc::new(RequestClientCertificate(hints)))
     };
     let mut config = builder
         .with_single_cert(certificate.chain.clone(), certificate.key.clone_key())
@@ -336,7 +356,6 @@ pub fn server_config(
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(ServerTls {
         config: Arc::new(config),
-        client_ca: verifier,
     })
 }
 

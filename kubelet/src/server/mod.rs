@@ -129,6 +129,7 @@ pub enum ServerError {
 pub struct KubeletServer {
     listener: TcpListener,
     tls: tls::ServerTls,
+    client_ca: Option<tls::ClientCa>,
 }
 
 impl KubeletServer {
@@ -146,10 +147,22 @@ impl KubeletServer {
             None => Vec::new(),
         };
         let tls = tls::server_config(certificate, &client_ca, policy)?;
+        let client_ca = (!client_ca.is_empty())
+            .then(|| tls::ClientCa::new(&client_ca))
+            .transpose()?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
-        Ok(Self { listener, tls })
+        Ok(Self {
+            listener,
+            tls,
+            client_ca,
+        })
+    }
+
+    /// The client CA client certificates are authenticated against, when one was given.
+    pub fn client_ca(&self) -> Option<tls::ClientCa> {
+        self.client_ca.clone()
     }
 
     /// The bound address (the port when 0 was asked for).
