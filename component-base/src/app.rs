@@ -11,8 +11,11 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{self, ClientError, ClientOptions};
 use crate::flags::{ClientFlags, LeaderElectionFlags, LoggingFlags, ServingFlags};
 use crate::leaderelection::{self, LeaderElectionConfig, LeaderElector};
+use crate::serving::authorities::{AuthoritySources, Follower};
 use crate::serving::options::{AuthenticationFlags, AuthorizationFlags};
-use crate::serving::{Readiness, Server, ServingError, options, serving_certificate, tls};
+use crate::serving::{
+    Readiness, Server, ServingError, options, serving_certificate, serving_files, tls,
+};
 use crate::{logging, shutdown};
 
 /// Flags shared by kube-scheduler and kube-controller-manager.
@@ -108,7 +111,8 @@ where
     let options = flags.client.options(defaults.qps, defaults.burst);
     let (client, config) = client::connect_with_config(&options).await?;
     let readiness = Readiness::default();
-    let serving = secure.map(|(server, (tls, auth))| {
+    let serving = secure.map(|(server, (tls, auth, follower))| {
+        tokio::spawn(follower.run(auth.authenticator.clone(), shutdown.clone()));
         tokio::spawn(server.serve_https(readiness.clone(), tls, auth, shutdown.clone()))
     });
     tracing::info!(
@@ -148,14 +152,16 @@ where
     result
 }
 
-/// The secure port's TLS (certificate and client CA) and its delegated authentication and authorization.
+/// The secure port's TLS (certificate and client CAs), its delegated authentication and authorization, and
+/// what keeps the certificate and CAs current.
 async fn secure_serving(
     defaults: ComponentDefaults,
     flags: &ControlPlaneFlags,
 ) -> Result<
     (
-        tls::ServerTls,
+        tokio::sync::watch::Receiver<tls::ServerTls>,
         std::sync::Arc<crate::serving::delegating::DelegatingAuth>,
+        Follower,
     ),
     ServingError,
 > {
@@ -170,6 +176,17 @@ async fn secure_serving(
         defaults.tolerate_lookup_failure,
     )
     .await?;
-    let tls = tls::server_config(&certificate, &delegation.client_cas, &policy)?;
-    Ok((tls, std::sync::Arc::new(delegation.auth)))
+    let tls = tls::server_config(&certificate, &delegation.authorities.all_cas(), &policy)?;
+    let (tls_sender, tls) = tokio::sync::watch::channel(tls);
+    let auth = std::sync::Arc::new(delegation.auth);
+    let follower = Follower {
+        serving_files: serving_files(&flags.serving, defaults.name),
+        serving: certificate,
+        policy,
+        sources: AuthoritySources::delegated(&flags.authentication),
+        client: delegation.authentication_client,
+        configmap: delegation.configmap,
+        tls: tls_sender,
+    };
+    Ok((tls, auth, follower))
 }

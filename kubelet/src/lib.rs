@@ -153,13 +153,12 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             pod_logs_dir: PathBuf::from(&config.pod_logs_dir),
             stats,
         });
-        let auth = Arc::new(server_auth(
-            &config,
-            client,
-            &node_name,
-            kubelet_server.client_ca(),
+        let auth = Arc::new(server_auth(&config, client, &node_name));
+        tokio::spawn(kubelet_server.serve(
+            server::router(context, auth.clone()),
+            auth.authenticator.clone(),
+            shutdown.clone(),
         ));
-        tokio::spawn(kubelet_server.serve(server::router(context, auth), shutdown.clone()));
         run_pods(factory, pods, workers, shutdown.clone()).await;
     }
     shutdown.cancelled().await;
@@ -230,30 +229,38 @@ async fn bind_kubelet_server(
             Path::new(&config.tls_private_key_file),
         )?
     };
+    // Upstream points its options at the self-signed pair it writes, so that pair is followed too.
+    let serving_files = if config.tls_cert_file.is_empty() {
+        (
+            flags.cert_dir.join("kubelet.crt"),
+            flags.cert_dir.join("kubelet.key"),
+        )
+    } else {
+        (
+            PathBuf::from(&config.tls_cert_file),
+            PathBuf::from(&config.tls_private_key_file),
+        )
+    };
     let address: IpAddr = config
         .address
         .parse()
         .with_context(|| format!("invalid address {:?}", config.address))?;
     let port = u16::try_from(config.port).context("port out of range")?;
     let client_ca = &config.authentication.x509.client_ca_file;
-    let client_ca = (!client_ca.is_empty()).then(|| Path::new(client_ca));
+    let client_ca = (!client_ca.is_empty()).then(|| PathBuf::from(client_ca));
     Ok(server::KubeletServer::bind(
         SocketAddr::new(address, port),
-        &certificate,
+        certificate,
+        Some(serving_files),
         client_ca,
-        &policy,
+        policy,
     )
     .await?)
 }
 
-/// The server's authenticator and authorizer from `authentication` (and its x509 `client_ca`) and
-/// `authorization`.
-fn server_auth(
-    config: &KubeletConfiguration,
-    client: Client,
-    node_name: &str,
-    client_ca: Option<component_base::serving::tls::ClientCa>,
-) -> server::Auth {
+/// The server's authenticator and authorizer from `authentication` and `authorization`; the server gives
+/// the authenticator its client CA.
+fn server_auth(config: &KubeletConfiguration, client: Client, node_name: &str) -> server::Auth {
     let authentication = &config.authentication;
     let webhook = authentication
         .webhook
@@ -272,11 +279,10 @@ fn server_auth(
         server::Authorizer::AlwaysAllow
     };
     server::Auth {
-        authenticator: server::Authenticator::new(
+        authenticator: Arc::new(server::Authenticator::new(
             authentication.anonymous.enabled.unwrap_or_default(),
-            client_ca,
             webhook.map(|ttl| (client, ttl)),
-        ),
+        )),
         authorizer,
     }
 }

@@ -452,3 +452,66 @@ async fn the_front_proxy_vouches_for_the_user_its_headers_name() {
         .unwrap();
     assert_eq!((code, message.as_str()), (401, "Unauthorized"));
 }
+
+/// Replaces `path` with `content` at once, as tools that rotate certificates do.
+fn replace_file(path: &Path, content: &[u8]) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, content).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+#[tokio::test]
+async fn a_rotated_serving_certificate_and_client_ca_are_used_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = given_certificate(dir.path());
+    let pki = ferrokube_cluster::testing::shared_control_plane().pki();
+    // At first the client CA is one that did not sign the admin's certificate.
+    let client_ca = dir.path().join("client-ca.crt");
+    std::fs::copy(&pki.front_proxy_ca_cert, &client_ca).unwrap();
+    let port = free_port();
+    let _scheduler = start(
+        "ferrokube-scheduler",
+        &Identity::scheduler(),
+        "rotating-scheduler",
+        port,
+        &[
+            &format!("--tls-cert-file={}", cert.display()),
+            &format!("--tls-private-key-file={}", key.display()),
+            &format!("--client-ca-file={}", client_ca.display()),
+            "--authentication-skip-lookup",
+        ],
+    );
+    wait_until_serving(&client(port, Some(&cert), &Credentials::None).await).await;
+    let admin = client(port, Some(&cert), &Credentials::Admin).await;
+    let (code, _, message) = get(&admin, "/metrics").await.unwrap();
+    assert_eq!((code, message.as_str()), (401, "Unauthorized"));
+
+    replace_file(&client_ca, &std::fs::read(&pki.ca_cert).unwrap());
+    ferrokube_tests::scheduling::eventually(
+        std::time::Duration::from_secs(30),
+        "the admin's certificate authenticated by the new client CA",
+        || async { (get(&admin, "/metrics").await.unwrap().0 == 200).then_some(()) },
+    )
+    .await;
+
+    // A new serving pair from another CA: a client trusting only that CA is served.
+    let next = dir.path().join("next");
+    std::fs::create_dir(&next).unwrap();
+    let (next_cert, next_key) = given_certificate(&next);
+    let first_cert = dir.path().join("first.crt");
+    std::fs::copy(&cert, &first_cert).unwrap();
+    replace_file(&key, &std::fs::read(&next_key).unwrap());
+    replace_file(&cert, &std::fs::read(&next_cert).unwrap());
+    ferrokube_tests::scheduling::eventually(
+        std::time::Duration::from_secs(30),
+        "the new serving certificate served",
+        || async {
+            let trusting_next = client(port, Some(&next_cert), &Credentials::None).await;
+            matches!(get(&trusting_next, "/healthz").await, Ok((200, _, _))).then_some(())
+        },
+    )
+    .await;
+    let trusting_first = client(port, Some(&first_cert), &Credentials::None).await;
+    let refused = get(&trusting_first, "/healthz").await;
+    assert!(refused.is_err(), "{refused:?}");
+}

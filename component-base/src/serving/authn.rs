@@ -5,7 +5,7 @@
 //! is not treated as anonymous.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use http::HeaderMap;
@@ -53,10 +53,16 @@ impl PeerCertificates {
 /// Upstream's union of request authenticators, in its order.
 pub struct Authenticator {
     anonymous: bool,
-    request_header: Option<RequestHeaderAuthenticator>,
-    client_ca: Option<ClientCa>,
+    certificates: RwLock<CertificateAuthenticators>,
     webhook: Option<(Client, Duration)>,
     tokens: Mutex<HashMap<String, (Instant, Option<UserInfo>)>>,
+}
+
+/// The authenticators that judge client certificates, replaced whole when their CAs change.
+#[derive(Clone, Default)]
+struct CertificateAuthenticators {
+    request_header: Option<Arc<RequestHeaderAuthenticator>>,
+    client_ca: Option<ClientCa>,
 }
 
 /// The group every authenticated user is in.
@@ -68,26 +74,28 @@ const UNAUTHENTICATED: &str = "system:unauthenticated";
 const CREDENTIAL_ID: &str = "authentication.kubernetes.io/credential-id";
 
 impl Authenticator {
-    /// Authenticates certificates of `client_ca` (none without one); `webhook` is the client for
-    /// TokenReviews and their cache TTL, `None` without the webhook.
-    pub fn new(
-        anonymous: bool,
-        client_ca: Option<ClientCa>,
-        webhook: Option<(Client, Duration)>,
-    ) -> Self {
+    /// Authenticates no certificate until [`Self::set_certificate_authenticators`]; `webhook` is the
+    /// client for TokenReviews and their cache TTL, `None` without the webhook.
+    pub fn new(anonymous: bool, webhook: Option<(Client, Duration)>) -> Self {
         Self {
             anonymous,
-            request_header: None,
-            client_ca,
+            certificates: RwLock::default(),
             webhook,
             tokens: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Tries the front proxy's headers first, as upstream's delegating authenticator does.
-    pub fn with_request_header(mut self, request_header: RequestHeaderAuthenticator) -> Self {
-        self.request_header = Some(request_header);
-        self
+    /// Judges client certificates by `client_ca` and, first (as upstream's delegating authenticator),
+    /// by the front proxy's `request_header` from now on.
+    pub fn set_certificate_authenticators(
+        &self,
+        client_ca: Option<ClientCa>,
+        request_header: Option<RequestHeaderAuthenticator>,
+    ) {
+        *self.certificates.write().unwrap_or_else(|e| e.into_inner()) = CertificateAuthenticators {
+            request_header: request_header.map(Arc::new),
+            client_ca,
+        };
     }
 
     /// The request's user, or `None` for a 401; an error reaching the apiserver is logged and answered 401
@@ -114,15 +122,20 @@ impl Authenticator {
         headers: &HeaderMap,
     ) -> Result<Option<UserInfo>, kube::Error> {
         let chain = certificates.map_or(&[][..], PeerCertificates::chain);
+        let authenticators = self
+            .certificates
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut errors = Vec::new();
-        if let Some(request_header) = &self.request_header {
+        if let Some(request_header) = &authenticators.request_header {
             match request_header.authenticate(chain, headers) {
                 Ok(Some(user)) => return Ok(Some(with_authenticated(user))),
                 Ok(None) => {}
                 Err(e) => errors.push(e),
             }
         }
-        if let (Some(client_ca), false) = (&self.client_ca, chain.is_empty()) {
+        if let (Some(client_ca), false) = (&authenticators.client_ca, chain.is_empty()) {
             match client_ca
                 .verify(chain)
                 .and_then(|()| user_of_certificate(&chain[0]))
@@ -286,9 +299,11 @@ mod tests {
             ..RequestHeaderConfig::default()
         })
         .unwrap();
-        let authenticator =
-            Authenticator::new(true, Some(ClientCa::new(&[cluster.root()]).unwrap()), None)
-                .with_request_header(request_header);
+        let authenticator = Authenticator::new(true, None);
+        authenticator.set_certificate_authenticators(
+            Some(ClientCa::new(&[cluster.root()]).unwrap()),
+            Some(request_header),
+        );
         let user = |chain: Vec<CertificateDer<'static>>, pairs: &[(&'static str, &'static str)]| {
             let mut headers = HeaderMap::new();
             for (name, value) in pairs {

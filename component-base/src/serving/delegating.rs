@@ -103,8 +103,8 @@ impl DelegatingAuthorizer {
 
 /// The secure port's authentication and authorization.
 pub struct DelegatingAuth {
-    /// Who is asking.
-    pub authenticator: Authenticator,
+    /// Who is asking (shared with what keeps its CAs current).
+    pub authenticator: Arc<Authenticator>,
     /// May they.
     pub authorizer: DelegatingAuthorizer,
 }

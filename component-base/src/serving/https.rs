@@ -1,10 +1,12 @@
-//! The HTTPS accept loop shared by the kubelet's server and the secure port: TLS handshake, the verified
-//! client certificate handed to the router as a request extension, HTTP/1.1 with upgrades.
+//! The HTTPS accept loop shared by the kubelet's server and the secure port: TLS handshake with the TLS
+//! configuration current when the connection came, the client's certificates handed to the router as a
+//! request extension, HTTP/1.1 with upgrades.
 
 use axum::Router;
 use axum::extract::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -17,12 +19,11 @@ const MAX_HEADER_BYTES: usize = 1 << 20;
 /// Serves `router` on `listener` until `stop`; `server` names it in logs.
 pub async fn serve(
     listener: TcpListener,
-    tls: ServerTls,
+    tls: watch::Receiver<ServerTls>,
     router: Router,
     stop: CancellationToken,
     server: &'static str,
 ) {
-    let acceptor = TlsAcceptor::from(tls.config.clone());
     loop {
         let (stream, peer) = tokio::select! {
             () = stop.cancelled() => return,
@@ -34,10 +35,10 @@ pub async fn serve(
                 }
             },
         };
-        let acceptor = acceptor.clone();
+        let tls = tls.borrow().clone();
+        let acceptor = TlsAcceptor::from(tls.config.clone());
         let router = router.clone();
         let stop = stop.clone();
-        let tls = tls.clone();
         tokio::spawn(async move {
             let stream = match acceptor.accept(stream).await {
                 Ok(stream) => stream,

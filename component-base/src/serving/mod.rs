@@ -4,6 +4,7 @@
 //! shared with the kubelet's server.
 
 pub mod authn;
+pub mod authorities;
 pub mod authz;
 pub mod delegating;
 pub mod https;
@@ -110,12 +111,12 @@ impl Server {
             .map_err(|source| ServingError::Serve { addr, source })
     }
 
-    /// Serves HTTPS with `tls` until `shutdown` is cancelled, every route behind `auth` (the control-plane
-    /// components' `--secure-port`).
+    /// Serves HTTPS with the current `tls` until `shutdown` is cancelled, every route behind `auth` (the
+    /// control-plane components' `--secure-port`).
     pub async fn serve_https(
         self,
         readiness: Readiness,
-        tls: tls::ServerTls,
+        tls: tokio::sync::watch::Receiver<tls::ServerTls>,
         auth: Arc<DelegatingAuth>,
         shutdown: CancellationToken,
     ) {
@@ -159,18 +160,30 @@ pub fn serving_certificate(
     } else {
         alternate_ips.push(flags.bind_address);
     }
-    let files = flags.cert_dir.as_ref().map(|dir| {
-        (
-            dir.join(format!("{pair_name}.crt")),
-            dir.join(format!("{pair_name}.key")),
-        )
-    });
+    let files = serving_files(flags, pair_name);
     tls::ServingCertificate::self_signed_with_ca(
         "localhost",
         &alternate_dns,
         &alternate_ips,
         files.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
     )
+}
+
+/// The files the secure port's certificate is read from, and followed: the given pair, else the
+/// self-signed one under `--cert-dir`; none for a certificate made in memory.
+pub fn serving_files(
+    flags: &crate::flags::ServingFlags,
+    pair_name: &str,
+) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    match (&flags.tls_cert_file, &flags.tls_private_key_file) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        _ => flags.cert_dir.as_ref().map(|dir| {
+            (
+                dir.join(format!("{pair_name}.crt")),
+                dir.join(format!("{pair_name}.key")),
+            )
+        }),
+    }
 }
 
 /// `/metrics`: the default registry in Prometheus text format (also the kubelet server's `/metrics`).

@@ -6,22 +6,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client};
-use rustls::pki_types::CertificateDer;
 
 use super::authn::Authenticator;
+use super::authorities::{self, Authorities, AuthoritySources, ConfigMapData};
 use super::authz::SubjectAccessReviewer;
 use super::delegating::{DelegatingAuth, DelegatingAuthorizer, PathAllowList};
-use super::requestheader::{RequestHeaderAuthenticator, RequestHeaderConfig, RequestHeaderFlags};
-use super::tls::{self, ClientCa, TlsError};
+use super::requestheader::RequestHeaderFlags;
+use super::tls::TlsError;
 use crate::flags::parse_duration;
-
-/// Where the apiserver publishes the client CA and the front proxy's configuration for delegated
-/// authentication.
-const AUTHENTICATION_CONFIGMAP: (&str, &str) =
-    ("kube-system", "extension-apiserver-authentication");
 
 /// The groups upstream's delegating authorizer always allows.
 const ALWAYS_ALLOW_GROUPS: &[&str] = &["system:masters"];
@@ -96,10 +90,14 @@ pub struct AuthorizationFlags {
     pub authorization_webhook_cache_unauthorized_ttl: Duration,
 }
 
-/// What the secure port's TLS and filter need: the CAs to name in the handshake, and the filter.
+/// What the secure port's TLS and filter need, and what keeps them current.
 pub struct Delegation {
-    /// Every CA an authenticator trusts (empty: no client certificate asked for).
-    pub client_cas: Vec<CertificateDer<'static>>,
+    /// The CAs of the certificate authenticators, as loaded at start.
+    pub authorities: Authorities,
+    /// The authentication ConfigMap's data, when it was read.
+    pub configmap: Option<ConfigMapData>,
+    /// The client that reads it (and reviews tokens).
+    pub authentication_client: Option<Client>,
     /// Authentication and authorization of each request.
     pub auth: DelegatingAuth,
 }
@@ -119,20 +117,20 @@ pub async fn delegation(
     let tolerate = authentication
         .authentication_tolerate_lookup_failure
         .unwrap_or(tolerate_default);
-    let (client_ca, request_header) =
-        certificate_authorities(authentication, authn_client.as_ref(), tolerate).await?;
-    let mut client_cas = client_ca.clone();
-    let mut authenticator = Authenticator::new(
+    let (authorities, configmap) = authorities::initial(
+        &AuthoritySources::delegated(authentication),
+        authn_client.as_ref(),
+        tolerate,
+    )
+    .await?;
+    let authenticator = Authenticator::new(
         true,
-        (!client_ca.is_empty())
-            .then(|| ClientCa::new(&client_ca))
-            .transpose()?,
-        authn_client.map(|c| (c, authentication.authentication_token_webhook_cache_ttl)),
+        authn_client
+            .clone()
+            .map(|c| (c, authentication.authentication_token_webhook_cache_ttl)),
     );
-    if let Some(config) = request_header {
-        client_cas.extend(config.client_ca.iter().cloned());
-        authenticator = authenticator.with_request_header(RequestHeaderAuthenticator::new(config)?);
-    }
+    authorities.install(&authenticator)?;
+    let authenticator = std::sync::Arc::new(authenticator);
 
     let authz_client = remote_client(
         authorization.authorization_kubeconfig.as_deref(),
@@ -160,7 +158,9 @@ pub async fn delegation(
         }),
     };
     Ok(Delegation {
-        client_cas,
+        authorities,
+        configmap,
+        authentication_client: authn_client,
         auth: DelegatingAuth {
             authenticator,
             authorizer,
@@ -196,96 +196,6 @@ async fn remote_client(
     Client::try_from(config)
         .map(Some)
         .map_err(|e| error(e.to_string()))
-}
-
-/// The client CA and the front proxy's configuration: from the flags, else (unless
-/// `--authentication-skip-lookup`) from the apiserver's ConfigMap, read once at start. As upstream's, only a
-/// failure to read the front proxy's part is fatal, and only without `tolerate`.
-async fn certificate_authorities(
-    flags: &AuthenticationFlags,
-    client: Option<&Client>,
-    tolerate: bool,
-) -> Result<(Vec<CertificateDer<'static>>, Option<RequestHeaderConfig>), DelegationError> {
-    let client_ca = flags
-        .client_ca_file
-        .as_deref()
-        .map(tls::read_certificates)
-        .transpose()?;
-    let request_header = RequestHeaderConfig::from_flags(&flags.request_header)?;
-    if flags.authentication_skip_lookup || (client_ca.is_some() && request_header.is_some()) {
-        return Ok((client_ca.unwrap_or_default(), request_header));
-    }
-    let (namespace, name) = AUTHENTICATION_CONFIGMAP;
-    let Some(client) = client else {
-        for (missing, key, kind) in [
-            (client_ca.is_none(), "client-ca-file", "client certificate"),
-            (
-                request_header.is_none(),
-                "requestheader-client-ca-file",
-                "request-header client certificate",
-            ),
-        ] {
-            if missing {
-                tracing::warn!(
-                    "No authentication-kubeconfig provided in order to lookup {key} in configmap/{name} in {namespace}, so {kind} authentication won't work."
-                );
-            }
-        }
-        return Ok((client_ca.unwrap_or_default(), request_header));
-    };
-    let only_client_ca = request_header.is_some();
-    let lookup_failed = |reason: String| -> Result<(), DelegationError> {
-        if only_client_ca {
-            // Only the client CA was looked up, which upstream's ConfigMapCAController never fails on.
-            tracing::warn!(%reason, "Unable to load the client CA of configmap/{name} in {namespace}");
-            Ok(())
-        } else if tolerate {
-            tracing::warn!("Error looking up in-cluster authentication configuration: {reason}");
-            tracing::warn!(
-                "Continuing without authentication configuration. This may treat all requests as anonymous."
-            );
-            tracing::warn!(
-                "To require authentication configuration lookup to succeed, set --authentication-tolerate-lookup-failure=false"
-            );
-            Ok(())
-        } else {
-            Err(DelegationError::Lookup(reason))
-        }
-    };
-    let data = match Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
-    {
-        Ok(configmap) => configmap.and_then(|c| c.data),
-        Err(e) => {
-            if matches!(&e, kube::Error::Api(status) if status.code == 403) {
-                tracing::warn!(
-                    "Unable to get configmap/{name} in {namespace}.  Usually fixed by 'kubectl create rolebinding -n {namespace} ROLEBINDING_NAME --role=extension-apiserver-authentication-reader --serviceaccount=YOUR_NS:YOUR_SA'"
-                );
-            }
-            lookup_failed(crate::client::error_message(&e).to_string())?;
-            None
-        }
-    };
-    let data = data.unwrap_or_default();
-    let client_ca = client_ca.unwrap_or_else(|| match data.get("client-ca-file") {
-        Some(pem) => tls::parse_certificates(pem).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "ignoring the client CA of configmap/{name} in {namespace}");
-            Vec::new()
-        }),
-        None => Vec::new(),
-    });
-    let request_header = match request_header {
-        Some(config) => Some(config),
-        None => match RequestHeaderConfig::from_configmap(&data) {
-            Ok(config) => Some(config),
-            Err(reason) => {
-                lookup_failed(reason)?;
-                None
-            }
-        },
-    };
-    Ok((client_ca, request_header))
 }
 
 #[cfg(test)]

@@ -23,10 +23,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use component_base::informer::{ObjectKey, SharedInformer};
+use component_base::serving::authorities::{self, AuthoritySources, Follower};
 use component_base::serving::tls_policy::TlsPolicy;
 use component_base::serving::{https, tls};
 use k8s_openapi::api::core::v1::Pod;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::Runtime;
@@ -128,41 +130,49 @@ pub enum ServerError {
 /// The kubelet's server, bound and ready to serve.
 pub struct KubeletServer {
     listener: TcpListener,
-    tls: tls::ServerTls,
+    tls: watch::Receiver<tls::ServerTls>,
     client_ca: Option<tls::ClientCa>,
+    follower: Follower,
 }
 
 impl KubeletServer {
-    /// Binds `addr` with the serving certificate, so a port in use is a start-up error.
-    /// Client certificates are verified against `client_ca` when given; `policy` is the protocol
-    /// versions and cipher suites offered.
+    /// Binds `addr` with the serving certificate, so a port in use is a start-up error. The certificate
+    /// is followed in `serving_files` when read from there (upstream's ReloadKubeletServerCertificateFile,
+    /// on by default), client certificates are authenticated against `client_ca` (followed too), and
+    /// `policy` is the protocol versions and cipher suites offered.
     pub async fn bind(
         addr: SocketAddr,
-        certificate: &ServingCertificate,
-        client_ca: Option<&std::path::Path>,
-        policy: &TlsPolicy,
+        certificate: ServingCertificate,
+        serving_files: Option<(PathBuf, PathBuf)>,
+        client_ca: Option<PathBuf>,
+        policy: TlsPolicy,
     ) -> Result<Self, ServerError> {
-        let client_ca = match client_ca {
-            Some(path) => tls::read_certificates(path)?,
-            None => Vec::new(),
+        let sources = AuthoritySources::client_ca_file(client_ca);
+        let (authorities, _) = authorities::authorities(&sources, None)?;
+        let tls = tls::server_config(&certificate, &authorities.all_cas(), &policy)?;
+        let (sender, tls) = watch::channel(tls);
+        let client_ca = match authorities.client_ca.as_slice() {
+            [] => None,
+            roots => Some(tls::ClientCa::new(roots)?),
         };
-        let tls = tls::server_config(certificate, &client_ca, policy)?;
-        let client_ca = (!client_ca.is_empty())
-            .then(|| tls::ClientCa::new(&client_ca))
-            .transpose()?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let follower = Follower {
+            serving_files,
+            serving: certificate,
+            policy,
+            sources,
+            client: None,
+            configmap: None,
+            tls: sender,
+        };
         Ok(Self {
             listener,
             tls,
             client_ca,
+            follower,
         })
-    }
-
-    /// The client CA client certificates are authenticated against, when one was given.
-    pub fn client_ca(&self) -> Option<tls::ClientCa> {
-        self.client_ca.clone()
     }
 
     /// The bound address (the port when 0 was asked for).
@@ -170,8 +180,19 @@ impl KubeletServer {
         self.listener.local_addr()
     }
 
-    /// Serves `router` until `stop`; each connection's client certificate goes to the authenticator.
-    pub async fn serve(self, router: Router, stop: CancellationToken) {
+    /// Serves `router` until `stop`; each connection's client certificate goes to `authenticator` (the
+    /// router's), which judges it by the client CA.
+    pub async fn serve(
+        self,
+        router: Router,
+        authenticator: Arc<Authenticator>,
+        stop: CancellationToken,
+    ) {
+        authenticator.set_certificate_authenticators(self.client_ca, None);
+        tokio::spawn(self.follower.run(authenticator, stop.clone()));
         https::serve(self.listener, self.tls, router, stop, "kubelet server").await;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@ use clap::Parser;
 /// A CA for client certificates, and certificates it signs for client authentication.
 pub(crate) struct TestCa {
     root: CertificateDer<'static>,
+    root_pem: String,
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
 }
 
@@ -19,15 +20,20 @@ impl TestCa {
             rcgen::KeyUsagePurpose::KeyCertSign,
         ];
         let key = rcgen::KeyPair::generate().unwrap();
-        let root = params.self_signed(&key).unwrap().der().clone();
+        let root = params.self_signed(&key).unwrap();
         Self {
-            root,
+            root: root.der().clone(),
+            root_pem: root.pem(),
             issuer: rcgen::Issuer::new(params, key),
         }
     }
 
     pub(crate) fn root(&self) -> CertificateDer<'static> {
         self.root.clone()
+    }
+
+    pub(crate) fn root_pem(&self) -> &str {
+        &self.root_pem
     }
 
     /// A client certificate for `common_name` in `organizations`, as its chain (leaf only).

@@ -19,7 +19,7 @@ use super::text;
 /// The request filter's two halves.
 pub struct Auth {
     /// Who is asking.
-    pub authenticator: Authenticator,
+    pub authenticator: Arc<Authenticator>,
     /// May they.
     pub authorizer: Authorizer,
 }
