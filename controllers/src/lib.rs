@@ -151,6 +151,11 @@ async fn run_controllers(
             unimplemented.join(", ")
         );
     }
+    for (flag, controller) in flags.not_run.given() {
+        tracing::warn!(
+            "{flag} is for the {controller} controller, which ferrokube does not run; ignored"
+        );
+    }
     let stop = component.stop.child_token();
     let clients = ClientBuilder::new(
         component.client.clone(),
