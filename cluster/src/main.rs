@@ -70,7 +70,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferrokube: {e:#}");
+            eprintln!("ferrokube: {}", component_base::error::one_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }

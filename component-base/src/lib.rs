@@ -5,6 +5,7 @@
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod error;
 pub mod events;
 pub mod flags;
 pub mod informer;

@@ -13,7 +13,10 @@ fn main() -> ExitCode {
     match runtime.block_on(ferrokube_controllers::run(flags)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferrokube-controller-manager: {e:#}");
+            eprintln!(
+                "ferrokube-controller-manager: {}",
+                component_base::error::one_line(e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

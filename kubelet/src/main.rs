@@ -6,7 +6,10 @@ async fn main() -> ExitCode {
     match ferrokube_kubelet::run(flags).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferrokube-kubelet: {e:#}");
+            eprintln!(
+                "ferrokube-kubelet: {}",
+                component_base::error::one_line(e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

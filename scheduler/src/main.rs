@@ -9,7 +9,10 @@ async fn main() -> ExitCode {
     match ferrokube_scheduler::run(flags, overrides).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferrokube-scheduler: {e:#}");
+            eprintln!(
+                "ferrokube-scheduler: {}",
+                component_base::error::one_line(e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }
