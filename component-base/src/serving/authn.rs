@@ -301,7 +301,7 @@ mod tests {
         .unwrap();
         let authenticator = Authenticator::new(true, None);
         authenticator.set_certificate_authenticators(
-            Some(ClientCa::new(&[cluster.root()]).unwrap()),
+            ClientCa::of(&[cluster.root()]).unwrap(),
             Some(request_header),
         );
         let user = |chain: Vec<CertificateDer<'static>>, pairs: &[(&'static str, &'static str)]| {

@@ -53,10 +53,7 @@ impl Authorities {
 
     /// Makes `authenticator` judge certificates by these authorities.
     pub fn install(&self, authenticator: &Authenticator) -> Result<(), TlsError> {
-        let client_ca = match self.client_ca.as_slice() {
-            [] => None,
-            roots => Some(ClientCa::new(roots)?),
-        };
+        let client_ca = ClientCa::of(&self.client_ca)?;
         let request_header = self
             .request_header
             .clone()

@@ -212,10 +212,7 @@ pub struct RequestHeaderAuthenticator {
 impl RequestHeaderAuthenticator {
     /// Trusts certificates of `config`'s CA.
     pub fn new(config: RequestHeaderConfig) -> Result<Self, TlsError> {
-        let ca = match config.client_ca.as_slice() {
-            [] => None,
-            roots => Some(ClientCa::new(roots)?),
-        };
+        let ca = ClientCa::of(&config.client_ca)?;
         Ok(Self { ca, config })
     }
 

@@ -248,10 +248,13 @@ impl ServerTls {
 pub struct ClientCa(Arc<dyn ClientCertVerifier>);
 
 impl ClientCa {
-    /// Trusts the certificates of `roots`.
-    pub fn new(roots: &[CertificateDer<'static>]) -> Result<Self, TlsError> {
+    /// Trusts the certificates of `roots`; `None` when there are none, since then nothing is trusted.
+    pub fn of(roots: &[CertificateDer<'static>]) -> Result<Option<Self>, TlsError> {
+        if roots.is_empty() {
+            return Ok(None);
+        }
         let verifier = client_verifier(roots, rustls::crypto::ring::default_provider().into())?;
-        Ok(Self(verifier))
+        Ok(Some(Self(verifier)))
     }
 
     /// Whether `chain` (leaf first, then intermediates) leads to one of the roots, now.

@@ -151,10 +151,7 @@ impl KubeletServer {
         let (authorities, _) = authorities::authorities(&sources, None)?;
         let tls = tls::server_config(&certificate, &authorities.all_cas(), &policy)?;
         let (sender, tls) = watch::channel(tls);
-        let client_ca = match authorities.client_ca.as_slice() {
-            [] => None,
-            roots => Some(tls::ClientCa::new(roots)?),
-        };
+        let client_ca = tls::ClientCa::of(&authorities.client_ca)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
