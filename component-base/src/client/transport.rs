@@ -46,6 +46,10 @@ pub fn builder(config: &Config) -> Result<ClientBuilder<TransportService>, Trans
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(config.connect_timeout);
+    // Go sets TCP_NODELAY on every connection. Without it a write whose headers and body leave as two TLS
+    // records holds the second back until the first is acknowledged, and the apiserver delays that ACK by
+    // up to 40 ms: every request with a body took 40 ms longer than client-go's.
+    http.set_nodelay(true);
     let tls = config.rustls_client_config()?;
     let mut https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)

@@ -35,6 +35,11 @@ pub async fn serve(
                 }
             },
         };
+        // As Go's listeners do: a response's headers and body are separate TLS records, and without
+        // TCP_NODELAY the body waits for the client's delayed ACK of the headers.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "{server}: cannot set TCP_NODELAY");
+        }
         let tls = tls.borrow().clone();
         let acceptor = TlsAcceptor::from(tls.config.clone());
         let router = router.clone();

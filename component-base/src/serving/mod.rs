@@ -22,6 +22,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use prometheus::{Encoder, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -105,7 +106,13 @@ impl Server {
         shutdown: CancellationToken,
     ) -> Result<(), ServingError> {
         let addr = self.addr;
-        axum::serve(self.listener, routes(readiness))
+        // TCP_NODELAY as on the secure port (see `https::serve`).
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, routes(readiness))
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .map_err(|source| ServingError::Serve { addr, source })
