@@ -7,6 +7,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::runtime::WatchStreamExt;
@@ -17,6 +18,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use store::{IndexFunc, InformerEvent, ObjectKey, Store, index};
+
+/// How long a controller waits for its own write to reach its informer
+/// ([`SharedInformer::wait_until_replaced`]); far longer than the usual millisecond, short enough that a
+/// watch that has fallen behind costs little.
+pub const OWN_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// A watched resource kind: what an informer can be made for.
 pub trait Watched:
@@ -37,6 +43,8 @@ pub struct SharedInformer<K> {
     store: Arc<RwLock<Store<K>>>,
     handlers: Arc<Mutex<Vec<mpsc::UnboundedSender<InformerEvent<K>>>>>,
     synced: watch::Sender<bool>,
+    /// Bumped after every change to the cache, for [`SharedInformer::wait_until_replaced`].
+    changes: watch::Sender<u64>,
     api: Api<K>,
     config: watcher::Config,
     transform: Option<Transform<K>>,
@@ -48,6 +56,7 @@ impl<K: Clone> Clone for SharedInformer<K> {
             store: self.store.clone(),
             handlers: self.handlers.clone(),
             synced: self.synced.clone(),
+            changes: self.changes.clone(),
             api: self.api.clone(),
             config: self.config.clone(),
             transform: self.transform,
@@ -61,6 +70,7 @@ impl<K: Watched> SharedInformer<K> {
             store: Arc::default(),
             handlers: Arc::default(),
             synced: watch::Sender::new(false),
+            changes: watch::Sender::new(0),
             api,
             config,
             transform,
@@ -107,6 +117,37 @@ impl<K: Watched> SharedInformer<K> {
         let _ = synced.wait_for(|synced| *synced).await;
     }
 
+    /// Waits until the cached object with `key` is no longer the version `replaced` (or is gone), at most
+    /// `timeout`; whether it got there. A controller that just wrote the object calls this so that its
+    /// next sync of the key does not start from the version its write replaced: the write's response
+    /// usually arrives a millisecond before its watch event, and a sync started in between is refused
+    /// with a conflict when it writes (upstream's slower workers rarely get there first).
+    pub async fn wait_until_replaced(
+        &self,
+        key: &ObjectKey,
+        replaced: Option<&str>,
+        timeout: Duration,
+    ) -> bool {
+        let Some(replaced) = replaced else {
+            return true;
+        };
+        // Subscribed before looking, so a change between the look and the wait is not missed.
+        let mut changes = self.changes.subscribe();
+        let caught_up = async {
+            loop {
+                let cached = self.get(key);
+                if cached.is_none_or(|o| o.meta().resource_version.as_deref() != Some(replaced)) {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    // The informer is gone: the cache will not move any more.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, caught_up).await.is_ok()
+    }
+
     /// Events from now on; a late subscriber first gets `Added` for everything cached, as in client-go.
     /// Handlers should only enqueue keys: the informer never waits for them.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<InformerEvent<K>> {
@@ -125,6 +166,7 @@ impl<K: Watched> SharedInformer<K> {
     }
 
     fn dispatch(&self, events: Vec<InformerEvent<K>>) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
         let mut handlers = self.handlers.lock().unwrap_or_else(|e| e.into_inner());
         handlers.retain(|handler| {
             events
@@ -341,6 +383,58 @@ mod tests {
         transform(&mut pod);
         assert_eq!(pod.metadata.name.as_deref(), Some("transformed"));
         assert!(factory.informer::<Node>().transform.is_none());
+    }
+
+    fn pod(name: &str, resource_version: &str) -> Pod {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some(name.into());
+        pod.metadata.namespace = Some("ns".into());
+        pod.metadata.resource_version = Some(resource_version.into());
+        pod
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_writer_waits_until_the_cache_has_replaced_the_version_it_wrote_over() {
+        let informer = factory().informer::<Pod>();
+        let event = informer.write().apply(pod("a", "1"));
+        informer.dispatch(vec![event]);
+        let key = ObjectKey::of(&pod("a", "1"));
+        let long = Duration::from_secs(1);
+
+        assert!(
+            !informer.wait_until_replaced(&key, Some("1"), long).await,
+            "the cache still holds version 1: the wait runs out"
+        );
+        assert!(
+            informer.wait_until_replaced(&key, Some("0"), long).await,
+            "the cache is already past version 0"
+        );
+
+        let waiting = {
+            let informer = informer.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                let caught_up = informer.wait_until_replaced(&key, Some("1"), long).await;
+                (caught_up, started.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let event = informer.write().apply(pod("a", "2"));
+        informer.dispatch(vec![event]);
+        let (caught_up, waited) = waiting.await.unwrap();
+        assert!(caught_up, "version 2 arrived");
+        assert_eq!(
+            waited,
+            Duration::from_millis(3),
+            "woken by the change, not the timeout"
+        );
+
+        let gone = ObjectKey::of(&pod("b", "1"));
+        assert!(
+            informer.wait_until_replaced(&gone, Some("1"), long).await,
+            "an object no longer cached has been replaced"
+        );
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use component_base::client::error_message;
-use component_base::informer::{ObjectKey, index};
+use component_base::informer::{OWN_WRITE_TIMEOUT, ObjectKey, index};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DeleteParams, PostParams};
@@ -103,7 +103,13 @@ impl Controller {
             .replace_status(&name, &PostParams::default(), d)
             .await
             .map_err(api_err("updating status of deployment", &name))?;
-        d.metadata.resource_version = updated.metadata.resource_version;
+        let replaced = std::mem::replace(
+            &mut d.metadata.resource_version,
+            updated.metadata.resource_version,
+        );
+        self.deployments
+            .wait_until_replaced(&ObjectKey::of(d), replaced.as_deref(), OWN_WRITE_TIMEOUT)
+            .await;
         Ok(())
     }
 
@@ -112,10 +118,19 @@ impl Controller {
         rs: &ReplicaSet,
     ) -> Result<ReplicaSet, SyncError> {
         let namespace = rs.metadata.namespace.as_deref().unwrap_or_default();
-        self.rs_api(namespace)
+        let updated = self
+            .rs_api(namespace)
             .replace(util::name(rs), &PostParams::default(), rs)
             .await
-            .map_err(api_err("updating replica set", util::name(rs)))
+            .map_err(api_err("updating replica set", util::name(rs)))?;
+        self.replica_sets
+            .wait_until_replaced(
+                &ObjectKey::of(rs),
+                rs.metadata.resource_version.as_deref(),
+                OWN_WRITE_TIMEOUT,
+            )
+            .await;
+        Ok(updated)
     }
 
     /// Upstream's `syncDeployment`.

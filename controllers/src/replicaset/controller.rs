@@ -13,7 +13,7 @@ use kube::api::PostParams;
 use kube::core::{Selector, SelectorExt};
 use kube::{Api, Client};
 
-use component_base::informer::{IndexFunc, ObjectKey, SharedInformer, index};
+use component_base::informer::{IndexFunc, OWN_WRITE_TIMEOUT, ObjectKey, SharedInformer, index};
 use component_base::workqueue::RateLimitingQueue;
 
 use super::CONTROLLER_UID_INDEX;
@@ -335,7 +335,13 @@ impl<K: ReplicaKind> ReplicaSetController<K> {
                 .replace_status(&name, &PostParams::default(), &object)
                 .await
             {
-                Ok(updated) => return Ok(updated),
+                Ok(updated) => {
+                    let replaced = object.meta().resource_version.as_deref();
+                    self.sets
+                        .wait_until_replaced(&ObjectKey::of(set), replaced, OWN_WRITE_TIMEOUT)
+                        .await;
+                    return Ok(updated);
+                }
                 Err(e) if attempt >= STATUS_UPDATE_RETRIES => return Err(SyncError::Status(e)),
                 Err(e) => {
                     tracing::debug!(kind = K::KIND.kind, %namespace, %name, "status update failed, re-reading: {e}");
