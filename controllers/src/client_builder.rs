@@ -63,11 +63,6 @@ impl ClientBuilder {
         }
     }
 
-    /// The controller-manager's own client (informers, discovery).
-    pub fn root(&self) -> Client {
-        self.root.clone()
-    }
-
     /// Another client as the controller-manager itself, on a connection of its own: for more long-lived
     /// watches than one HTTP/2 connection may carry (the apiserver allows 100 streams at once on each).
     pub fn root_connection(&self) -> Result<Client, ClientBuilderError> {

@@ -118,9 +118,12 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
                 })
                 .ok()
         });
+        // The monitors' lists and watches have a client and rate limit of their own, as upstream's
+        // metadata informers have ("metadata-informers"): at start-up there are dozens of them, and in the
+        // shared informers' queue they held back for seconds the watches the other controllers wait on.
         let mut monitors = Monitors::new(
             &ctx.informers,
-            ctx.clients.root(),
+            ctx.clients.root_connection()?,
             more_clients,
             collector.changes.clone(),
             stop.clone(),
