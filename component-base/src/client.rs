@@ -5,6 +5,7 @@
 mod bearer;
 mod metrics;
 mod transport;
+mod user_agent;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use crate::ratelimit::TokenBucket;
 pub use bearer::{BearerToken, WithBearerToken};
 pub use metrics::{RestClientMetrics, RestClientMetricsLayer};
 pub use transport::TransportError;
+pub use user_agent::{add_user_agent, default_user_agent};
 
 /// `error` as one line: an apiserver refusal as its message and reason, where kube's own message appends
 /// the whole `Status` in debug form.
@@ -106,7 +108,7 @@ pub async fn build_client(options: &ClientOptions) -> Result<Client, ClientError
 }
 
 /// Wraps `config` in a client whose requests pass through a `qps`/`burst` token bucket and are recorded in
-/// the `rest_client_*` metrics.
+/// the `rest_client_*` metrics, with the default user agent unless `config` has one ([`add_user_agent`]).
 pub fn client_from_config(config: Config, qps: f32, burst: u32) -> Result<Client, ClientError> {
     layered_client(config, None, qps, burst)
 }
@@ -124,11 +126,12 @@ pub fn client_with_token(
 }
 
 fn layered_client(
-    config: Config,
+    mut config: Config,
     token: Option<&BearerToken>,
     qps: f32,
     burst: u32,
 ) -> Result<Client, ClientError> {
+    user_agent::ensure_user_agent(&mut config);
     let url = config.cluster_url.to_string();
     let metrics = RestClientMetricsLayer::new(&config.cluster_url);
     let builder =

@@ -63,11 +63,14 @@ impl ClientBuilder {
         }
     }
 
-    /// Another client as the controller-manager itself, on a connection of its own: for more long-lived
+    /// Another client as the controller-manager itself, with a rate limit and a connection of its own: for
+    /// the garbage collector's monitors (upstream's `metadata-informers` client), and for more long-lived
     /// watches than one HTTP/2 connection may carry (the apiserver allows 100 streams at once on each).
     pub fn root_connection(&self) -> Result<Client, ClientBuilderError> {
+        let mut config = self.config.clone();
+        client::add_user_agent(&mut config, "metadata-informers");
         Ok(client::client_from_config(
-            self.config.clone(),
+            config,
             self.options.qps,
             self.options.burst,
         )?)
@@ -108,9 +111,15 @@ impl ClientBuilder {
     ) -> Result<Client, ClientBuilderError> {
         let qps = self.options.qps * qps_factor;
         let burst = self.options.burst.saturating_mul(burst_factor);
+        let mut config = self.config.clone();
         if !self.service_accounts {
-            return Ok(client::client_from_config(self.config.clone(), qps, burst)?);
+            client::add_user_agent(&mut config, account);
+            return Ok(client::client_from_config(config, qps, burst)?);
         }
+        client::add_user_agent(
+            &mut config,
+            &format!("system:serviceaccount:{NAMESPACE}:{account}"),
+        );
         self.ensure_service_account(account).await?;
         let (token, expires_in) = self.request_token(account).await?;
         let bearer = BearerToken::new(&token).map_err(|e| ClientBuilderError::Token {
@@ -121,12 +130,7 @@ impl ClientBuilder {
             self.clone()
                 .renew(account.to_string(), bearer.clone(), expires_in),
         );
-        Ok(client::client_with_token(
-            self.config.clone(),
-            &bearer,
-            qps,
-            burst,
-        )?)
+        Ok(client::client_with_token(config, &bearer, qps, burst)?)
     }
 
     /// Keeps `bearer` current: a new token once 80% of the old one's life has passed.
