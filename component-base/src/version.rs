@@ -11,6 +11,18 @@ pub const METRICS_SERVER_VERSION: &str = env!("FERROKUBE_METRICS_SERVER_VERSION"
 /// The CoreDNS release ferrokube's clusters run, the one kubeadm of the targeted Kubernetes deploys.
 pub const COREDNS_VERSION: &str = env!("FERROKUBE_COREDNS_VERSION");
 
+/// This machine's architecture as Go names it (GOARCH): the spelling of node labels, nodeInfo and
+/// client-go's user agent.
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
 /// The text every binary prints for `--version`.
 pub fn long_version() -> &'static str {
     concat!(

@@ -7,7 +7,7 @@ use http::HeaderValue;
 use http::header::USER_AGENT;
 use kube::Config;
 
-use crate::version::{FERROKUBE_VERSION, KUBERNETES_VERSION};
+use crate::version::{FERROKUBE_VERSION, KUBERNETES_VERSION, go_arch};
 
 /// client-go's `DefaultKubernetesUserAgent`, with ferrokube's version where Go has the git commit:
 /// `ferrokube-controller-manager/v1.36.3 (linux/amd64) ferrokube/0.1.0`.
@@ -22,7 +22,7 @@ pub fn default_user_agent() -> String {
     format!(
         "{command}/{KUBERNETES_VERSION} ({}/{}) ferrokube/{FERROKUBE_VERSION}",
         std::env::consts::OS,
-        go_arch(std::env::consts::ARCH)
+        go_arch()
     )
 }
 
@@ -44,17 +44,6 @@ fn set(config: &mut Config, user_agent: &str) {
     // without a user agent rather than not at all.
     if let Ok(value) = HeaderValue::from_str(user_agent) {
         config.headers.push((USER_AGENT, value));
-    }
-}
-
-/// Go's name for an architecture (GOARCH), as client-go's user agent has it.
-fn go_arch(rust_arch: &str) -> &str {
-    match rust_arch {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
     }
 }
 
@@ -91,11 +80,9 @@ mod tests {
             rest,
             format!(
                 "{KUBERNETES_VERSION} (linux/{}) ferrokube/{FERROKUBE_VERSION}",
-                go_arch(std::env::consts::ARCH)
+                go_arch()
             )
         );
-        assert_eq!(go_arch("x86_64"), "amd64");
-        assert_eq!(go_arch("aarch64"), "arm64");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use component_base::quantity::{format_binary, format_decimal_milli, parse_milli, parse_value};
+use component_base::version::go_arch;
 use k8s_openapi::api::core::v1::{
     ContainerImage, DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints,
     NodeStatus, NodeSystemInfo,
@@ -171,17 +172,6 @@ fn set_node_info(status: &mut NodeStatus, inputs: &StatusInputs) {
         architecture: go_arch().to_string(),
         ..NodeSystemInfo::default()
     });
-}
-
-/// GOARCH for this machine, the spelling the node label and nodeInfo use.
-pub fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
 }
 
 fn images(images: &[ContainerImage], max_images: i32) -> Vec<ContainerImage> {
