@@ -31,6 +31,8 @@ use operations::{OperationError, Operations, RestMapper};
 
 /// Upstream's controller name, also the event source.
 const NAME: &str = "garbage-collector-controller";
+/// The ServiceAccount the collector's clients authenticate as.
+const ACCOUNT: &str = "generic-garbage-collector";
 /// How often resources are re-discovered (upstream's syncPeriod).
 const RESYNC_PERIOD: Duration = Duration::from_secs(30);
 /// How many verified-absent owners are remembered (upstream's absentOwnerCache size).
@@ -87,11 +89,12 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
             tracing::info!("garbage collector disabled by --enable-garbage-collector=false");
             return Ok(());
         }
-        // Upstream doubles the qps of the collector's metadata client, which does all of its writes.
-        let client = ctx
-            .clients
-            .client_scaled("generic-garbage-collector", 2.0, 1)
-            .await?;
+        // Upstream doubles the qps of the collector's metadata client, which makes all of its gets, deletes
+        // and patches.
+        let client = ctx.clients.client_scaled(ACCOUNT, 2.0, 1).await?;
+        // Discovery and events go through another client, as upstream's discovery and typed clients: on
+        // the metadata client's limit each rediscovery would hold back the next deletions.
+        let discovery_client = ctx.clients.client(ACCOUNT).await?;
         let collector = Arc::new(GarbageCollector {
             graph: Mutex::default(),
             absent: Mutex::default(),
@@ -106,7 +109,7 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
             attempt_to_orphan: RateLimitingQueue::with_default_rate_limiter(
                 "garbage_collector_attempt_to_orphan",
             ),
-            recorder: ctx.recorder(client.clone(), NAME),
+            recorder: ctx.recorder(discovery_client.clone(), NAME),
         });
         let stop = ctx.stop.clone();
         let clients = ctx.clients.clone();
@@ -130,7 +133,7 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
         );
         // The first discovery must succeed before anything can be watched.
         loop {
-            if collector.resync(&client, &mut monitors).await {
+            if collector.resync(&discovery_client, &mut monitors).await {
                 break;
             }
             tokio::select! {
@@ -155,7 +158,7 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
                         () = stop.cancelled() => return,
                         () = tokio::time::sleep(RESYNC_PERIOD) => {}
                     }
-                    collector.resync(&client, &mut monitors).await;
+                    collector.resync(&discovery_client, &mut monitors).await;
                 }
             }
         };
