@@ -258,6 +258,15 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     )
     .await;
     assert!(held.metadata.deletion_timestamp.is_none());
+    // A dependent with another, solid owner is kept, without its reference to the deleted owner.
+    let keeper = configmap(&client, &ns.name, "keeper", vec![]).await;
+    configmap(
+        &client,
+        &ns.name,
+        "shared",
+        vec![owner_ref(&owner, true), owner_ref(&keeper, false)],
+    )
+    .await;
     delete_with(&configmaps, "owner", PropagationPolicy::Foreground).await;
     eventually(LIMIT, "the blocking dependent to be deleted", || async {
         let held = configmaps.get("held").await.unwrap();
@@ -287,6 +296,8 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         "the owner to go once its dependents are gone",
     )
     .await;
+    let shared = stays(&configmaps, "shared", Duration::from_secs(1)).await;
+    assert_eq!(owner_uids(&shared), [keeper.metadata.uid.clone().unwrap()]);
 
     // A ReplicaSet owning Pods, deleted in the foreground: pods first, then the ReplicaSet.
     let replicasets = Api::<ReplicaSet>::namespaced(client.clone(), &ns.name);

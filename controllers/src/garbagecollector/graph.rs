@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
+use super::decision::{OwnerState, classify};
+
 /// The finalizer that makes the collector delete an object's dependents before the object.
 pub const FOREGROUND_DELETION: &str = "foregroundDeletion";
 /// The finalizer that makes the collector remove the owner's references from its dependents.
@@ -63,6 +65,8 @@ pub struct ObjectState {
     /// deletionTimestamp is set.
     pub being_deleted: bool,
     pub finalizers: Vec<String>,
+    /// The version observed: the precondition of a delete decided from the graph.
+    pub resource_version: String,
 }
 
 impl ObjectState {
@@ -173,6 +177,21 @@ impl Graph {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// How the owner `reference` of `item` stands by the graph alone (upstream classifyReferences without
+    /// its live GET), if the graph has it as an observed node where the reference points; `None` when it
+    /// must be verified live (not observed, unknown, or in another namespace).
+    pub fn observed_owner_state(
+        &self,
+        reference: &OwnerReference,
+        item: &ObjectState,
+    ) -> Option<OwnerState> {
+        let owner = self.nodes.get(&reference.uid)?;
+        let namespace = &owner.identity().namespace;
+        let points_here = namespace.is_empty() || *namespace == item.identity.namespace;
+        (owner.observed && points_here && owner.identity().matches(reference))
+            .then(|| classify(false, owner.being_deleted, &owner.state.finalizers))
     }
 
     /// Dependents of `uid` whose reference to it has blockOwnerDeletion=true (upstream blockingDependents).

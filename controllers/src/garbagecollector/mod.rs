@@ -19,6 +19,7 @@ use component_base::events::EventRecorder;
 use component_base::workqueue::RateLimitingQueue;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -319,6 +320,19 @@ impl GarbageCollector {
         if item.being_deleted && !item.deleting_dependents {
             return Ok(AttemptOutcome::Done);
         }
+        // Upstream reads the item and each owner live first, with a TODO that only virtual nodes need it.
+        // Here an observed item is decided from the graph when each owner is observed there or known
+        // absent; a delete so decided carries the observed resourceVersion, so the apiserver refuses it if
+        // the item changed since, and `Operations::delete` then re-reads it.
+        if item.observed {
+            if item.deleting_dependents {
+                self.process_deleting_dependents(item).await?;
+                return Ok(AttemptOutcome::Done);
+            }
+            if self.delete_as_graph_decides(item).await? {
+                return Ok(AttemptOutcome::Done);
+            }
+        }
         let ops = &self.operations;
         let latest = match ops.get(item.identity()).await? {
             Some(latest)
@@ -396,21 +410,70 @@ impl GarbageCollector {
         Ok(AttemptOutcome::Done)
     }
 
+    /// Deletes `item` if the graph and the absent owners decide so; false when the live path must decide
+    /// (an owner neither observed nor known absent, or any decision but a plain delete).
+    async fn delete_as_graph_decides(&self, item: &graph::Node) -> Result<bool, SyncError> {
+        if item.owners().is_empty() {
+            return Ok(false);
+        }
+        let decision = {
+            let graph = self.graph.lock().unwrap_or_else(|e| e.into_inner());
+            let owners: Option<Vec<_>> = item
+                .owners()
+                .iter()
+                .map(|reference| {
+                    graph
+                        .observed_owner_state(reference, &item.state)
+                        .or_else(|| {
+                            self.known_absent(reference, item)
+                                .then_some(OwnerState::Dangling)
+                        })
+                        .map(|state| (reference.clone(), state))
+                })
+                .collect();
+            let Some(owners) = owners else {
+                return Ok(false);
+            };
+            let dependents = graph.dependents(&item.identity().uid);
+            decision::decide(
+                &owners,
+                &item.state.finalizers,
+                !dependents.is_empty(),
+                dependents.iter().any(|d| d.deleting_dependents),
+            )
+        };
+        let Decision::Delete {
+            propagation,
+            unblock_first: false,
+        } = decision
+        else {
+            return Ok(false);
+        };
+        tracing::info!(item = %item.identity(), propagation = propagation.as_str(),
+            "garbage collector: deleting object");
+        let resource_version = Some(item.state.resource_version.clone());
+        self.operations
+            .delete(
+                item.identity(),
+                resource_version,
+                item.owners(),
+                propagation,
+            )
+            .await?;
+        Ok(true)
+    }
+
     /// The state of the owner `reference` of `item`, verified with a live GET (upstream isDangling and
     /// classifyReferences): the graph may lag.
     async fn owner_state(
         &self,
-        reference: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+        reference: &OwnerReference,
         item: &graph::Node,
     ) -> Result<OwnerState, OwnerLookup> {
-        let mut owner = Identity::of_reference(reference, "");
-        if self.absent().has(&owner) {
+        if self.known_absent(reference, item) {
             return Ok(OwnerState::Dangling);
         }
-        owner.namespace = item.identity().namespace.clone();
-        if self.absent().has(&owner) {
-            return Ok(OwnerState::Dangling);
-        }
+        let mut owner = Identity::of_reference(reference, &item.identity().namespace);
         let namespaced = self
             .operations
             .namespaced(&reference.api_version, &reference.kind)?;
@@ -433,6 +496,17 @@ impl GarbageCollector {
                 Ok(OwnerState::Dangling)
             }
         }
+    }
+
+    /// Whether the owner `reference` of `item` was verified absent, as a cluster-scoped or a namespaced
+    /// object.
+    fn known_absent(&self, reference: &OwnerReference, item: &graph::Node) -> bool {
+        let absent = self.absent();
+        absent.has(&Identity::of_reference(reference, ""))
+            || absent.has(&Identity::of_reference(
+                reference,
+                &item.identity().namespace,
+            ))
     }
 
     /// An owner deleting in the foreground: finish once no dependent blocks it, else push the blocking

@@ -220,6 +220,7 @@ pub(super) fn state(resource: &ApiResource, meta: &ObjectMeta) -> ObjectState {
         owners: meta.owner_references.clone().unwrap_or_default(),
         being_deleted: meta.deletion_timestamp.is_some(),
         finalizers: meta.finalizers.clone().unwrap_or_default(),
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
     }
 }
 

@@ -368,6 +368,10 @@ impl Operations {
             let Some(live) = api.get_metadata_opt(&identity.name).await.map_err(error)? else {
                 return Ok(());
             };
+            // Another object by that name is not the one to finalize.
+            if live.metadata.uid.as_deref() != Some(identity.uid.as_str()) {
+                return Ok(());
+            }
             let finalizers = live.metadata.finalizers.unwrap_or_default();
             if !finalizers.iter().any(|f| f == finalizer) {
                 return Ok(());

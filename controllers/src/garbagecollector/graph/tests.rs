@@ -261,3 +261,63 @@ fn a_node_holds_the_state_the_monitor_saw_not_a_copy() {
     assert_eq!(Arc::strong_count(&first), 1);
     assert_eq!(graph.get("p").unwrap().owners(), second.owners.as_slice());
 }
+
+#[test]
+fn observed_owners_are_classified_from_the_graph() {
+    let mut graph = Graph::default();
+    let solid = identity("ConfigMap", "ns", "solid", "s");
+    let deleting = identity("ConfigMap", "ns", "deleting", "d");
+    let node = identity("Node", "", "node", "n");
+    upsert(&mut graph, object(&solid, vec![]));
+    let mut foreground = object(&deleting, vec![]);
+    foreground.being_deleted = true;
+    foreground.finalizers = vec![FOREGROUND_DELETION.into()];
+    upsert(&mut graph, foreground);
+    upsert(&mut graph, object(&node, vec![]));
+    let child = object(&identity("ConfigMap", "ns", "child", "c"), vec![]);
+    let state = |owner: &Identity| graph.observed_owner_state(&reference(owner, false), &child);
+    assert_eq!(state(&solid), Some(OwnerState::Solid));
+    assert_eq!(
+        state(&deleting),
+        Some(OwnerState::WaitingForDependentsDeletion)
+    );
+    assert_eq!(
+        state(&node),
+        Some(OwnerState::Solid),
+        "a cluster-scoped owner is observed wherever its dependent is"
+    );
+}
+
+#[test]
+fn an_owner_the_graph_cannot_vouch_for_is_left_to_a_live_lookup() {
+    let mut graph = Graph::default();
+    let observed = identity("ConfigMap", "ns", "observed", "o");
+    upsert(&mut graph, object(&observed, vec![]));
+    let elsewhere = identity("ConfigMap", "other", "elsewhere", "e");
+    upsert(&mut graph, object(&elsewhere, vec![]));
+    let unseen = identity("ConfigMap", "ns", "unseen", "u");
+    // A dependent's reference makes `unseen` a virtual node.
+    upsert(
+        &mut graph,
+        object(
+            &identity("ConfigMap", "ns", "first", "f"),
+            vec![reference(&unseen, false)],
+        ),
+    );
+    let unknown = identity("ConfigMap", "ns", "unknown", "x");
+    let mut renamed = reference(&observed, false);
+    renamed.name = "another".into();
+    let child = object(&identity("ConfigMap", "ns", "child", "c"), vec![]);
+    for owner in [
+        reference(&unseen, false),
+        reference(&unknown, false),
+        reference(&elsewhere, false),
+        renamed,
+    ] {
+        assert_eq!(
+            graph.observed_owner_state(&owner, &child),
+            None,
+            "{owner:?}"
+        );
+    }
+}
