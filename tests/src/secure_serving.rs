@@ -14,6 +14,7 @@ use kube::api::PostParams;
 use kube::config::{AuthInfo, Kubeconfig};
 use serde_json::json;
 
+use crate::ComponentProcess;
 use crate::scheduling::eventually;
 
 /// A port on 127.0.0.1 nothing listens on right now.
@@ -23,6 +24,34 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Starts `binary` as `identity` serving on 127.0.0.1:`port`, delegating to the apiserver with its own
+/// kubeconfig (as kubeadm configures both), with `args` added.
+pub fn start(
+    binary: &'static str,
+    identity: &Identity,
+    name: &str,
+    port: u16,
+    args: &[&str],
+) -> ComponentProcess {
+    let kubeconfig = shared_control_plane()
+        .kubeconfig(identity)
+        .unwrap()
+        .display()
+        .to_string();
+    let port = format!("--secure-port={port}");
+    let authentication = format!("--authentication-kubeconfig={kubeconfig}");
+    let authorization = format!("--authorization-kubeconfig={kubeconfig}");
+    let mut all = vec![
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        port.as_str(),
+        authentication.as_str(),
+        authorization.as_str(),
+    ];
+    all.extend_from_slice(args);
+    ComponentProcess::spawn(binary, identity, name, &all)
 }
 
 /// Who the request is from.

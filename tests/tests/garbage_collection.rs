@@ -4,9 +4,13 @@
 
 use std::time::Duration;
 
+use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::TestNamespace;
 use ferrokube_tests::controllers::ControllerManagerProcess;
 use ferrokube_tests::scheduling::{admin, default_service_account, event_notes, eventually};
+use ferrokube_tests::secure_serving::{
+    Credentials, client as secure_client, free_port, get, start, wait_until_serving,
+};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -316,6 +320,80 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     gone(&pods, "rs-b", "rs-b to be collected").await;
     gone(&replicasets, "rs", "the ReplicaSet to go after its pods").await;
     drop(manager);
+    ns.delete().await;
+}
+
+/// The requests with `method` the process behind `metrics` has made (`rest_client_requests_total`).
+async fn requests(metrics: &Client, method: &str) -> u64 {
+    let (code, _, body) = get(metrics, "/metrics").await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let label = format!("method=\"{method}\"");
+    body.lines()
+        .filter(|l| l.starts_with("rest_client_requests_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn observed_dependents_are_deleted_without_reading_them_first() {
+    const DEPENDENTS: usize = 15;
+    let ns = TestNamespace::new("gc-requests").await;
+    let client = admin().await;
+    let port = free_port();
+    let cert_dir = tempfile::tempdir().unwrap();
+    let cert_dir_flag = format!("--cert-dir={}", cert_dir.path().display());
+    let manager = start(
+        "ferrokube-controller-manager",
+        &Identity::controller_manager(),
+        "gc-requests",
+        port,
+        &[
+            "--use-service-account-credentials=true",
+            "--controllers=garbagecollector",
+            &cert_dir_flag,
+        ],
+    );
+    let metrics = secure_client(port, None, &Credentials::Admin).await;
+    wait_until_serving(&metrics).await;
+    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &ns.name);
+    let mut owners = Vec::new();
+    for owner in ["background", "foreground"] {
+        let owner = configmap(&client, &ns.name, owner, vec![]).await;
+        for i in 0..DEPENDENTS {
+            let name = format!("{}-{i}", owner.name_any());
+            configmap(&client, &ns.name, &name, vec![owner_ref(&owner, true)]).await;
+        }
+        owners.push(owner.name_any());
+    }
+    // Once the collector has seen them all, it reads nothing more to delete them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (gets, deletes) = (
+        requests(&metrics, "GET").await,
+        requests(&metrics, "DELETE").await,
+    );
+    delete_with(&configmaps, "background", PropagationPolicy::Background).await;
+    delete_with(&configmaps, "foreground", PropagationPolicy::Foreground).await;
+    for owner in &owners {
+        for i in 0..DEPENDENTS {
+            gone(
+                &configmaps,
+                &format!("{owner}-{i}"),
+                "a dependent to be collected",
+            )
+            .await;
+        }
+    }
+    gone(&configmaps, "foreground", "the foreground owner to go").await;
+    let deleted = requests(&metrics, "DELETE").await - deletes;
+    assert!(deleted >= 2 * DEPENDENTS as u64, "{deleted} DELETEs");
+    // Upstream reads each dependent first, and each owner it has not verified absent: at least 45 GETs
+    // here. Left are the foreground owner's reads before its finalizer is removed and rediscovery's.
+    let read = requests(&metrics, "GET").await - gets;
+    assert!(
+        read < DEPENDENTS as u64,
+        "{read} GETs: {}",
+        manager.log_tail()
+    );
     ns.delete().await;
 }
 

@@ -10,7 +10,7 @@ use ferrokube_cluster::Identity;
 use ferrokube_cluster::testing::TestNamespace;
 use ferrokube_tests::ComponentProcess;
 use ferrokube_tests::secure_serving::{
-    Credentials, client, free_port, get, get_with_headers, negotiate, service_account_token,
+    Credentials, client, free_port, get, get_with_headers, negotiate, service_account_token, start,
     wait_until_serving,
 };
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
@@ -19,34 +19,6 @@ use kube::api::{DeleteParams, PostParams};
 use rustls::version::{TLS12, TLS13};
 use rustls::{CipherSuite, ProtocolVersion};
 use serde_json::json;
-
-/// Starts `binary` as `identity` serving on 127.0.0.1:`port`, delegating to the apiserver with its own
-/// kubeconfig (as kubeadm configures both), with `args` added.
-fn start(
-    binary: &'static str,
-    identity: &Identity,
-    name: &str,
-    port: u16,
-    args: &[&str],
-) -> ComponentProcess {
-    let kubeconfig = ferrokube_cluster::testing::shared_control_plane()
-        .kubeconfig(identity)
-        .unwrap()
-        .display()
-        .to_string();
-    let port = format!("--secure-port={port}");
-    let authentication = format!("--authentication-kubeconfig={kubeconfig}");
-    let authorization = format!("--authorization-kubeconfig={kubeconfig}");
-    let mut all = vec![
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        port.as_str(),
-        authentication.as_str(),
-        authorization.as_str(),
-    ];
-    all.extend_from_slice(args);
-    ComponentProcess::spawn(binary, identity, name, &all)
-}
 
 /// Every answer the secure port of the component on `port` owes to each kind of client. `own` is the
 /// component's identity, `cert_file` the certificate it serves (certificate then CA).
