@@ -24,6 +24,10 @@ use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(45);
 
+/// Every test's collector acts on all namespaces. A test that counts its collector's requests holds this
+/// alone; the others share it.
+static COLLECTORS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 fn owner_ref<K: Resource<DynamicType = ()>>(owner: &K, block: bool) -> Value {
     json!({
         "apiVersion": K::api_version(&()),
@@ -126,6 +130,7 @@ fn owner_uids<K: Resource>(object: &K) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn background_deletion_and_dangling_references() {
+    let _shared = COLLECTORS.read().await;
     let ns = TestNamespace::new("gc-background").await;
     let client = admin().await;
     default_service_account(&client, &ns.name).await;
@@ -246,6 +251,7 @@ async fn background_deletion_and_dangling_references() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn foreground_deletion_waits_for_blocking_dependents() {
+    let _shared = COLLECTORS.read().await;
     let ns = TestNamespace::new("gc-foreground").await;
     let client = admin().await;
     default_service_account(&client, &ns.name).await;
@@ -336,7 +342,8 @@ async fn requests(metrics: &Client, method: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn observed_dependents_are_deleted_without_reading_them_first() {
-    const DEPENDENTS: usize = 15;
+    let _alone = COLLECTORS.write().await;
+    const DEPENDENTS: usize = 30;
     let ns = TestNamespace::new("gc-requests").await;
     let client = admin().await;
     let port = free_port();
@@ -355,6 +362,14 @@ async fn observed_dependents_are_deleted_without_reading_them_first() {
     );
     let metrics = secure_client(port, None, &Credentials::Admin).await;
     wait_until_serving(&metrics).await;
+    // Until then a monitor of a resource that just went away (another test's CRD) may still retry its list.
+    eventually(LIMIT, "the collector to sync its monitors", || async {
+        std::fs::read_to_string(manager.process.log())
+            .ok()?
+            .contains("proceeding to collect garbage")
+            .then_some(())
+    })
+    .await;
     let configmaps = Api::<ConfigMap>::namespaced(client.clone(), &ns.name);
     let mut owners = Vec::new();
     for owner in ["background", "foreground"] {
@@ -386,7 +401,7 @@ async fn observed_dependents_are_deleted_without_reading_them_first() {
     gone(&configmaps, "foreground", "the foreground owner to go").await;
     let deleted = requests(&metrics, "DELETE").await - deletes;
     assert!(deleted >= 2 * DEPENDENTS as u64, "{deleted} DELETEs");
-    // Upstream reads each dependent first, and each owner it has not verified absent: at least 45 GETs
+    // Upstream reads each dependent first, and each owner it has not verified absent: at least 90 GETs
     // here. Left are the foreground owner's reads before its finalizer is removed and rediscovery's.
     let read = requests(&metrics, "GET").await - gets;
     assert!(
@@ -399,6 +414,7 @@ async fn observed_dependents_are_deleted_without_reading_them_first() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn orphaning_removes_the_owner_reference() {
+    let _shared = COLLECTORS.read().await;
     let ns = TestNamespace::new("gc-orphan").await;
     let client = admin().await;
     let manager = ControllerManagerProcess::start("gc-orphan", "garbagecollector", &[]);
@@ -476,6 +492,7 @@ async fn delete_crd(client: &Client, group: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn custom_resources_of_a_crd_created_later_are_collected() {
+    let _shared = COLLECTORS.read().await;
     let ns = TestNamespace::new("gc-crd").await;
     let client = admin().await;
     let manager = ControllerManagerProcess::start("gc-crd", "garbagecollector", &[]);
@@ -573,6 +590,7 @@ fn condition(namespace: &Namespace, type_: &str) -> Option<(String, String, Stri
 
 #[tokio::test(flavor = "multi_thread")]
 async fn namespace_deletion_removes_all_content() {
+    let _shared = COLLECTORS.read().await;
     let ns = TestNamespace::new("ns-deletion").await;
     let client = admin().await;
     default_service_account(&client, &ns.name).await;

@@ -143,13 +143,10 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
             }
         }
         tokio::spawn(collector.clone().process_graph_changes(stop.clone()));
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            () = monitors.wait_for_sync() => {}
-        }
-        tracing::info!(
-            "garbage collector: all resource monitors have synced, proceeding to collect garbage"
-        );
+        // Rediscovery runs while the monitors sync, as upstream's Sync runs beside its wait: a resource
+        // that went away just after discovery (a CRD being deleted) never lists, and only rediscovery
+        // stops its monitor.
+        let synced = monitors.synced();
         let rediscover = {
             let collector = collector.clone();
             let stop = stop.clone();
@@ -163,40 +160,52 @@ pub fn start(ctx: ControllerContext) -> BoxFuture<'static, Result<(), StartError
                 }
             }
         };
-        let workers = ctx.flags.concurrent_gc_syncs;
-        let deleters = run_workers(
-            NAME,
-            collector.attempt_to_delete.clone(),
-            workers,
-            stop.clone(),
-            {
-                let collector = collector.clone();
-                move |uid: String| {
-                    let collector = collector.clone();
-                    async move { collector.attempt_to_delete_worker(&uid).await }
+        let collect = {
+            let collector = collector.clone();
+            let workers = ctx.flags.concurrent_gc_syncs;
+            async move {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = synced => {}
                 }
-            },
-        );
-        let orphaners = run_workers(
-            NAME,
-            collector.attempt_to_orphan.clone(),
-            workers,
-            stop.clone(),
-            {
-                let collector = collector.clone();
-                move |uid: String| {
-                    let collector = collector.clone();
-                    async move { collector.attempt_to_orphan_worker(&uid).await }
-                }
-            },
-        );
-        tokio::join!(rediscover, deleters, orphaners);
+                tracing::info!(
+                    "garbage collector: all resource monitors have synced, proceeding to collect garbage"
+                );
+                collector.collect(workers, stop).await;
+            }
+        };
+        tokio::join!(rediscover, collect);
         collector.changes.queue.shut_down();
         Ok(())
     })
 }
 
 impl GarbageCollector {
+    /// Runs `workers` attemptToDelete and as many attemptToOrphan workers until `stop`.
+    async fn collect(self: Arc<Self>, workers: usize, stop: CancellationToken) {
+        let deleters = run_workers(
+            NAME,
+            self.attempt_to_delete.clone(),
+            workers,
+            stop.clone(),
+            {
+                let collector = self.clone();
+                move |uid: String| {
+                    let collector = collector.clone();
+                    async move { collector.attempt_to_delete_worker(&uid).await }
+                }
+            },
+        );
+        let orphaners = run_workers(NAME, self.attempt_to_orphan.clone(), workers, stop, {
+            let collector = self.clone();
+            move |uid: String| {
+                let collector = collector.clone();
+                async move { collector.attempt_to_orphan_worker(&uid).await }
+            }
+        });
+        tokio::join!(deleters, orphaners);
+    }
+
     /// Re-discovers resources: refreshes the REST mapper and the set of monitors. Whether discovery
     /// succeeded.
     async fn resync(&self, client: &Client, monitors: &mut Monitors) -> bool {

@@ -195,13 +195,18 @@ impl Monitors {
         }
     }
 
-    /// Waits until every running monitor has listed once, or `stop`.
-    pub async fn wait_for_sync(&self) {
-        for monitor in self.running.values() {
-            let mut synced = monitor.synced.clone();
-            tokio::select! {
-                _ = synced.wait_for(|s| *s) => {}
-                () = self.stop.cancelled() => return,
+    /// Resolves once every monitor running now has listed once or been stopped since (its resource went
+    /// away), or on `stop`. It borrows nothing, so rediscovery can go on meanwhile.
+    pub fn synced(&self) -> impl Future<Output = ()> + Send + 'static {
+        let monitors: Vec<_> = self.running.values().map(|m| m.synced.clone()).collect();
+        let stop = self.stop.clone();
+        async move {
+            for mut synced in monitors {
+                tokio::select! {
+                    // An error is a stopped monitor: nothing to wait for.
+                    _ = synced.wait_for(|s| *s) => {}
+                    () = stop.cancelled() => return,
+                }
             }
         }
     }
@@ -329,6 +334,8 @@ async fn run(
 
 #[cfg(test)]
 pub(super) mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn object(name: &str, uid: &str) -> ObjectState {
@@ -353,6 +360,43 @@ pub(super) mod tests {
             out.push(item.change.as_ref().clone());
         }
         out
+    }
+
+    #[tokio::test]
+    async fn a_monitor_that_never_lists_holds_the_sync_only_until_its_resource_goes_away() {
+        // Nothing listens there: the monitor's list fails and is retried, as for a CRD just deleted.
+        let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let stop = CancellationToken::new();
+        let mut monitors = Monitors::new(
+            &SharedInformerFactory::new(client.clone()),
+            client,
+            Box::new(|| None),
+            GraphChanges::new(),
+            stop.clone(),
+        );
+        let widgets = ApiResource {
+            group: "example.com".into(),
+            version: "v1".into(),
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into(),
+            plural: "widgets".into(),
+        };
+        let resources = BTreeMap::from([("example.com/v1/widgets".to_string(), widgets)]);
+        assert!(monitors.sync(&resources));
+        let synced = monitors.synced();
+        tokio::pin!(synced);
+        let wait = Duration::from_millis(300);
+        assert!(
+            tokio::time::timeout(wait, &mut synced).await.is_err(),
+            "synced before the monitor listed"
+        );
+        // Rediscovery no longer finds the resource: its monitor stops and holds nothing back.
+        assert!(monitors.sync(&BTreeMap::new()));
+        tokio::time::timeout(Duration::from_secs(5), synced)
+            .await
+            .expect("still waiting for a stopped monitor");
+        stop.cancel();
     }
 
     #[tokio::test]
